@@ -1,0 +1,302 @@
+# Copyright (c) 2026 compleat.cloud developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Frozen data model of the fabric engine: the validated input (``Fabric``) and the plan.
+
+This module is the stable contract between the engine (law, plan, whois, non-FRR renderers) and
+the FRR renderer / namespace lab.  Fields listed in ``docs/dev/fabric-contract.md`` never change
+meaning; new fields are only ever appended with a default value.
+
+Ordering is deterministic everywhere: ``Plan.devices`` is ordered spines (by id), then ToRs (by
+rack id, ToR index), then hosts (by rack id, host index); links by (rack, tor, uplink); networks by
+(rack, role order of the fabric file).  Addresses are plain strings: interface and loopback
+addresses in CIDR form (``"10.254.0.1/31"``, ``"10.255.0.1/32"``), router ids and BGP neighbor
+addresses without a prefix length (``"10.254.0.0"``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+ROLE_SPINE = "spine"
+ROLE_TOR = "tor"
+ROLE_HOST = "host"
+
+KIND_LOOPBACK = "loopback"
+KIND_UPLINK = "uplink"
+KIND_DOWNLINK = "downlink"
+KIND_NETWORK = "network"
+
+
+# --------------------------------------------------------------------------------------------------
+# Validated input
+# --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Law constants: capacity of every index space (changing them renumbers the fabric)."""
+
+    max_racks: int
+    tors_per_rack: int
+    uplinks_per_tor: int
+    hosts_per_rack: int
+    spines: int
+
+
+@dataclass(frozen=True, slots=True)
+class Timers:
+    """BGP timers in seconds."""
+
+    keepalive: int
+    hold: int
+
+
+@dataclass(frozen=True, slots=True)
+class BgpOptions:
+    """BGP options (RFC 7938: one ASN shared by all spines, one ASN per ToR / host)."""
+
+    spine_asn: int
+    tor_asn_base: int
+    host_asn_base: int
+    bfd: bool
+    timers: Timers
+    hosts: bool
+    host_network: str = "mgmt"  # rack network role over which hosts peer with their ToRs
+    bfd_interval: int = 300  # BFD transmit/receive interval in milliseconds
+    bfd_multiplier: int = 3  # BFD detect multiplier
+    maximum_paths: int = 64  # ECMP paths per prefix
+
+
+@dataclass(frozen=True, slots=True)
+class OspfOptions:
+    """OSPFv2 options (single area, point-to-point fabric links)."""
+
+    area: str
+    hello: int
+    dead: int
+    bfd: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkSpec:
+    """One per-rack network role: the rack's subnet is the rack-id-th subnet of ``pool``."""
+
+    role: str
+    pool: str
+    prefix_len: int
+    vlan: int
+    mtu: int
+
+
+@dataclass(frozen=True, slots=True)
+class SpineSpec:
+    """A declared spine."""
+
+    id: int
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class RackSpec:
+    """A declared rack (after defaults are applied and compact ranges are expanded).
+
+    ``uplink_spines`` is empty when uplinks are assigned round-robin over the spines; otherwise it
+    names the spine of every uplink (``len(uplink_spines) == uplinks``).
+    """
+
+    id: int
+    pod: int
+    tors: int
+    uplinks: int
+    hosts: int
+    uplink_spines: tuple[str, ...] = ()
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Fabric:
+    """The validated fabric file.  Spines and racks are sorted by id."""
+
+    name: str
+    routing: str  # "bgp" | "ospf"
+    limits: Limits
+    loopback_pool: str
+    link_pool: str
+    unnumbered: bool
+    link_mtu: int
+    networks: tuple[NetworkSpec, ...]
+    spines: tuple[SpineSpec, ...]
+    racks: tuple[RackSpec, ...]
+    bgp: BgpOptions
+    ospf: OspfOptions
+    dhcp_relay_servers: tuple[str, ...]
+    dhcp_relay_networks: tuple[str, ...] = ("mgmt",)
+
+    def network(self, role: str) -> NetworkSpec:
+        """Return the network spec of ``role`` (KeyError when undeclared)."""
+        for net in self.networks:
+            if net.role == role:
+                return net
+        raise KeyError(role)
+
+    def rack(self, rack_id: int) -> RackSpec:
+        """Return the rack spec with id ``rack_id`` (KeyError when undeclared)."""
+        for rack in self.racks:
+            if rack.id == rack_id:
+                return rack
+        raise KeyError(rack_id)
+
+
+# --------------------------------------------------------------------------------------------------
+# Plan
+# --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Interface:
+    """An interface of a device with its address in CIDR form (None when unnumbered)."""
+
+    name: str
+    address: str | None
+    kind: str  # "loopback" | "uplink" | "downlink" | "network"
+    peer_device: str | None
+    peer_interface: str | None
+    mtu: int | None
+    network_role: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class BgpNeighbor:
+    """A BGP session seen from one device; ``address`` None means interface (unnumbered) peering."""
+
+    peer_device: str
+    interface: str
+    address: str | None
+    remote_asn: int
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    """A spine, ToR or host with everything its configuration needs."""
+
+    name: str
+    role: str  # "spine" | "tor" | "host"
+    rack: int | None
+    index: int  # spine id, ToR index t (1-based) or host index h (1-based)
+    loopback: str  # "10.255.0.1/32"
+    router_id: str  # "10.255.0.1"
+    asn: int | None  # None when routing is OSPF, and for hosts without BGP-to-host
+    interfaces: tuple[Interface, ...]
+    bgp_neighbors: tuple[BgpNeighbor, ...]
+    announce: tuple[str, ...]  # prefixes this device originates (loopback /32, rack networks)
+    pod: int | None = None
+
+    def interface(self, name: str) -> Interface:
+        """Return the interface called ``name`` (KeyError when absent)."""
+        for iface in self.interfaces:
+            if iface.name == name:
+                return iface
+        raise KeyError(name)
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One side of a fabric link."""
+
+    device: str
+    interface: str
+    address: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """A point-to-point link between a spine (``a``) and a ToR uplink (``b``)."""
+
+    a: Endpoint  # spine side
+    b: Endpoint  # ToR side
+    prefix: str | None  # "10.254.0.0/31"; None when unnumbered
+    rack: int
+    tor: int
+    uplink: int
+
+
+@dataclass(frozen=True, slots=True)
+class Network:
+    """A rack network; ``device``/``interface`` own the gateway (ToR 1)."""
+
+    rack: int
+    role: str
+    prefix: str
+    gateway: str  # plain address, no prefix length
+    vlan: int
+    mtu: int
+    device: str
+    interface: str
+
+
+@dataclass(frozen=True, slots=True)
+class PoolUsage:
+    """How much of a pool the declared racks use.  ``unit`` says what is counted."""
+
+    name: str
+    prefix: str
+    capacity: int
+    used: int
+    unit: str = "addresses"
+
+    @property
+    def utilisation(self) -> float:
+        """Used share of the capacity in percent (0.0 for an empty pool)."""
+        return 100.0 * self.used / self.capacity if self.capacity else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Every device, link and network derived from a Fabric by the law."""
+
+    fabric: Fabric
+    devices: dict[str, Device]
+    links: tuple[Link, ...]
+    networks: tuple[Network, ...]
+    pools: tuple[PoolUsage, ...]
+    _by_role: dict[str, tuple[Device, ...]] = field(default_factory=dict, compare=False, repr=False)
+    _by_rack: dict[int, tuple[str, ...]] = field(default_factory=dict, compare=False, repr=False)
+
+    def _role(self, role: str) -> tuple[Device, ...]:
+        cached = self._by_role.get(role)
+        if cached is None:
+            cached = tuple(dev for dev in self.devices.values() if dev.role == role)
+            self._by_role[role] = cached
+        return cached
+
+    def spines(self) -> tuple[Device, ...]:
+        """Spines ordered by id."""
+        return self._role(ROLE_SPINE)
+
+    def tors(self) -> tuple[Device, ...]:
+        """ToRs ordered by (rack, index)."""
+        return self._role(ROLE_TOR)
+
+    def hosts(self) -> tuple[Device, ...]:
+        """Hosts ordered by (rack, index)."""
+        return self._role(ROLE_HOST)
+
+    def routers(self) -> tuple[Device, ...]:
+        """Devices that get an FRR configuration: spines, ToRs and, with BGP-to-host, hosts."""
+        routers = self.spines() + self.tors()
+        if self.fabric.routing == "bgp" and self.fabric.bgp.hosts:
+            routers += self.hosts()
+        return routers
+
+    def fabric_prefixes(self) -> tuple[str, ...]:
+        """Aggregate pools the fabric may announce: the loopback pool and every network pool.
+
+        Link /31s are never announced.
+        """
+        return (self.fabric.loopback_pool,) + tuple(net.pool for net in self.fabric.networks)
+
+    def rack_prefixes(self, rack: int) -> tuple[str, ...]:
+        """The rack's network prefixes in the fabric file's role order (empty for unknown racks)."""
+        if not self._by_rack and self.networks:
+            grouped: dict[int, list[str]] = {}
+            for net in self.networks:
+                grouped.setdefault(net.rack, []).append(net.prefix)
+            self._by_rack.update((key, tuple(value)) for key, value in grouped.items())
+        return self._by_rack.get(rack, ())

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# The test pipeline behind `make test` / `make test-quick`. Every stage prints its wall time and
+# the summary at the end lists them all. Exit code 0 only when every stage passed.
+#   scripts/test.sh full|quick|lint|units|fabric-lab|molecule
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+cd "$COMPLEAT_ROOT"
+export PATH="$COMPLEAT_ROOT/.venv/bin:$PATH"
+export ANSIBLE_CONFIG="$COMPLEAT_ROOT/ansible.cfg"
+export ANSIBLE_FORCE_COLOR=0 PY_COLORS=0
+mode="${1:-full}"
+failed=()
+
+run() { stage "$@" || failed+=("$1"); }
+
+ruff_check() { ruff check . && ruff format --check .; }
+ansible_lint() { ansible-lint --profile production --offline; }
+units() {
+  # pytest exits 5 when it collects nothing: that is a failure here, never a pass.
+  python -m pytest -q -p no:cacheprovider tests/unit
+}
+fabric_lab() { python -m pytest -q -p no:cacheprovider -m lab tests/lab; }
+molecule_all() {
+  local scenarios rc=0 s
+  scenarios="${MOLECULE_SCENARIOS:-$(find molecule -mindepth 2 -maxdepth 2 -name molecule.yml \
+    -not -path 'molecule/_*' -printf '%h\n' | xargs -r -n1 basename | sort)}"
+  [ -n "$scenarios" ] || { log "no molecule scenarios found"; return 1; }
+  for s in $scenarios; do
+    stage "molecule:$s" molecule test -s "$s" || rc=1
+  done
+  return "$rc"
+}
+
+: > "$STAGE_FILE" 2>/dev/null || mkdir -p "$(dirname "$STAGE_FILE")"
+: > "$STAGE_FILE"
+run bootstrap bash scripts/bootstrap.sh
+if [ "${#failed[@]}" -ne 0 ]; then die "bootstrap failed; nothing else can run"; fi
+
+case "$mode" in
+  full|quick)
+    run ruff ruff_check
+    run ansible-lint ansible_lint
+    run sanity bash scripts/sanity.sh
+    run units units
+    if [ "$mode" = full ]; then
+      run images bash scripts/images/build-all.sh
+      run fabric-lab fabric_lab
+      run molecule molecule_all
+    fi
+    ;;
+  lint) run ruff ruff_check; run ansible-lint ansible_lint ;;
+  units) run units units ;;
+  fabric-lab) run fabric-lab fabric_lab ;;
+  molecule) run images bash scripts/images/build-all.sh; run molecule molecule_all ;;
+  *) die "unknown mode $mode (full|quick|lint|units|fabric-lab|molecule)" ;;
+esac
+
+echo
+echo "== stage timings =="
+cat "$STAGE_FILE"
+if [ "${#failed[@]}" -ne 0 ]; then
+  echo "FAILED stages: ${failed[*]}"
+  exit 1
+fi
+echo "all stages passed"
