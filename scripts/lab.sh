@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# `make lab` / `make lab-down`: the one-machine lab cloud from inventories/lab/.
+#   up:   bootstrap, base images, render the lab fabric, bring it up in network namespaces with
+#         FRR, start the lab containers, converge playbooks/site.yml, print where to look.
+#   down: remove every container, namespace, VM and daemon the lab started, then check.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+cd "$COMPLEAT_ROOT"
+export PATH="$COMPLEAT_ROOT/.venv/bin:$PATH"
+export ANSIBLE_CONFIG="$COMPLEAT_ROOT/ansible.cfg"
+LAB_OUT="$COMPLEAT_ROOT/build/lab"
+INVENTORY=inventories/lab
+
+lab_up() {
+  bash scripts/bootstrap.sh
+  bash scripts/images/build-all.sh
+  mkdir -p "$LAB_OUT"
+  log "rendering the lab fabric into $LAB_OUT/fabric"
+  ansible-playbook playbooks/fabric_render.yml \
+    -e fabric_file="$COMPLEAT_ROOT/$INVENTORY/fabric.yml" -e fabric_out="$LAB_OUT/fabric"
+  log "bringing the fabric up in network namespaces"
+  python -m lab.fabric_lab up "$LAB_OUT/fabric"
+  log "starting lab containers"
+  ansible-playbook -i "$INVENTORY" playbooks/lab_containers.yml -e lab_state=started
+  log "converging playbooks/site.yml"
+  ansible-playbook -i "$INVENTORY" playbooks/site.yml
+  summary
+}
+
+summary() {
+  cat <<MSG
+
+The lab is up. Where to look:
+  fabric plan and docs:   $LAB_OUT/fabric/  (fabric.md, racks/, plan.csv, fabric.svg, topology.json)
+  fabric state:           python -m lab.fabric_lab status $LAB_OUT/fabric
+  a ToR's routes:         python -m lab.fabric_lab vtysh $LAB_OUT/fabric r001-tor1 'show ip route'
+  live intent check:      ansible-playbook playbooks/fabric_validate.yml -e fabric_out=$LAB_OUT/fabric
+  lab hosts:              podman ps --filter label=compleat.lab
+  time service:           podman exec lab-client1 chronyc -n sources
+  tear down:              make lab-down
+MSG
+}
+
+lab_down() {
+  local left=""
+  if [ -x .venv/bin/ansible-playbook ] && [ -f playbooks/lab_containers.yml ]; then
+    ansible-playbook -i "$INVENTORY" playbooks/lab_containers.yml -e lab_state=absent || true
+  fi
+  # Belt and braces: anything labelled as ours, even from a crashed run.
+  if command -v podman >/dev/null; then
+    podman ps -aq --filter label=compleat.lab | xargs -r podman rm -f -t 2 >/dev/null || true
+    podman network ls -q --filter label=compleat.lab | xargs -r podman network rm -f >/dev/null || true
+  fi
+  if [ -x .venv/bin/python ]; then
+    python -m lab.fabric_lab down "$LAB_OUT/fabric" || true
+    python -m lab.vm destroy-all 2>/dev/null || true
+  fi
+  if command -v podman >/dev/null; then
+    left+=$(podman ps -a --filter label=compleat.lab --format '{{.Names}} ' 2>/dev/null || true)
+  fi
+  left+=$(ip netns list 2>/dev/null | awk '/^lab-/{printf "%s ", $1}')
+  if [ -n "$left" ]; then die "lab-down left these behind: $left"; fi
+  log "lab is down: no lab containers, namespaces, VMs or daemons remain"
+}
+
+case "${1:-}" in
+  up) lab_up ;;
+  down) lab_down ;;
+  summary) summary ;;
+  *) die "usage: scripts/lab.sh up|down" ;;
+esac
