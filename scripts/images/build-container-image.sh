@@ -64,6 +64,16 @@ HASH="$(recipe_hash "$HERE/build-container-image.sh" "$PACKAGES_FILE")"
 TAGGED="$IMAGE:$HASH"
 ROOTFS="$CACHE/container-rootfs-$HASH"
 
+# podman leaves conmon running for started containers: never let it inherit the lock fd.
+podman() { command podman "$@" 9>&-; }
+
+SELFTEST_NAME="compleat-image-selftest-$$"
+cleanup() {
+  command podman rm -f -t 0 "$SELFTEST_NAME" >/dev/null 2>&1 || true
+  rm -rf "$ROOTFS.tmp"
+}
+trap cleanup EXIT
+
 mkdir -p "$CACHE/debs"
 exec 9>"$CACHE/container-image.lock"
 if ! flock -n 9; then
@@ -125,16 +135,21 @@ UNIT
 
 # Boot the new image once and require systemd to reach "running" (nothing failed).
 selftest() {
-  local name="compleat-image-selftest-$$" state
-  trap 'podman rm -f -t 0 "$name" >/dev/null 2>&1 || true' RETURN
+  local name="$SELFTEST_NAME" state="" i
   podman run -d --name "$name" --systemd=always "$TAGGED" >/dev/null
-  state="$(podman exec "$name" timeout 60 systemctl is-system-running --wait 2>/dev/null || true)"
+  for i in $(seq 1 60); do
+    # Prints nothing until systemd's bus is up; "starting" until boot is done.
+    state="$(podman exec "$name" systemctl is-system-running 2>/dev/null || true)"
+    case "$state" in running|degraded|maintenance|stopping) break ;; esac
+    sleep 1
+  done
   if [ "$state" != "running" ]; then
     podman exec "$name" systemctl --failed --no-legend >&2 || true
-    die "image self-test: systemd state is '${state:-unknown}', want 'running'"
+    log "image self-test: systemd state is '${state:-unknown}' after ${i}s, want 'running'"
+    return 1
   fi
-  podman exec "$name" python3 -c 'import apt' || die "image self-test: python3-apt missing"
-  log "image self-test: systemd running, python3-apt present"
+  podman exec "$name" python3 -c 'import apt' || { log "image self-test: python3-apt missing"; return 1; }
+  log "image self-test: systemd running after ${i}s, python3-apt present"
 }
 
 if [ "$FORCE" -eq 1 ] || [ ! -d "$ROOTFS" ]; then
@@ -146,10 +161,10 @@ tar -C "$ROOTFS" --numeric-owner -cf - . | podman import \
   --change 'STOPSIGNAL SIGRTMIN+3' \
   --change 'ENV container=podman' \
   --change "LABEL org.compleat.recipe=$HASH" \
-  - "$TAGGED" >/dev/null
+  --quiet - "$TAGGED" >/dev/null
 if ! selftest; then
   podman rmi -f "$TAGGED" >/dev/null 2>&1 || true
-  exit 1
+  die "image self-test failed: $TAGGED removed (rootfs kept in $ROOTFS)"
 fi
 tag_latest
 

@@ -10,6 +10,7 @@ one ``FabricValidationError`` carrying all of them.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +29,9 @@ class FabricError:
     def to_dict(self) -> dict[str, Any]:
         """Plain dict form (JSON-safe value) for machine-readable output."""
         value = self.value
-        if not isinstance(value, (str, int, float, bool, type(None), list, dict)):
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError):
             value = repr(value)
         return {"path": self.path, "value": value, "message": self.message}
 

@@ -71,7 +71,9 @@ def tor_loopback_offset(limits: Limits, rack: int, tor: int) -> int:
 
 def host_loopback_offset(limits: Limits, rack: int, host: int) -> int:
     """Loopback offset of host ``h`` of rack ``r``, after every ToR slot of every rack."""
-    return limits.spines + 1 + limits.max_racks * limits.tors_per_rack + rack * limits.hosts_per_rack + host - 1
+    return (
+        limits.spines + 1 + limits.max_racks * limits.tors_per_rack + rack * limits.hosts_per_rack + host - 1
+    )
 
 
 def loopback_capacity(limits: Limits) -> int:

@@ -120,7 +120,7 @@ class Fabric:
     routing: str  # "bgp" | "ospf"
     limits: Limits
     loopback_pool: str
-    link_pool: str
+    link_pool: str  # "" when the fabric is unnumbered and declares no links pool
     unnumbered: bool
     link_mtu: int
     networks: tuple[NetworkSpec, ...]
@@ -290,7 +290,7 @@ class Plan:
 
         Link /31s are never announced.
         """
-        return (self.fabric.loopback_pool,) + tuple(net.pool for net in self.fabric.networks)
+        return (self.fabric.loopback_pool, *(net.pool for net in self.fabric.networks))
 
     def rack_prefixes(self, rack: int) -> tuple[str, ...]:
         """The rack's network prefixes in the fabric file's role order (empty for unknown racks)."""

@@ -111,7 +111,9 @@ SCHEMA = Field(
                 Field("tors_per_rack", "int", "ToR slots per rack.", 2, minimum=1, maximum=9),
                 Field("uplinks_per_tor", "int", "Uplink slots per ToR.", 4, minimum=1, maximum=64),
                 Field("hosts_per_rack", "int", "Host slots per rack.", 48, minimum=1, maximum=4096),
-                Field("spines", "int", "Spine id slots (spine ids are 1..spines).", 16, minimum=1, maximum=1024),
+                Field(
+                    "spines", "int", "Spine id slots (spine ids are 1..spines).", 16, minimum=1, maximum=1024
+                ),
             ),
         ),
         Field(
@@ -120,7 +122,9 @@ SCHEMA = Field(
             "Fabric address pools (IPv4).",
             fields=(
                 Field("loopbacks", "cidr", "Router ids / loopback /32s of spines, ToRs and hosts.", REQUIRED),
-                Field("links", "cidr", "Point-to-point /31s of spine-ToR links (unused when unnumbered).", None),
+                Field(
+                    "links", "cidr", "Point-to-point /31s of spine-ToR links (unused when unnumbered).", None
+                ),
                 Field("unnumbered", "bool", "Links carry no IPv4 address (BGP/OSPF unnumbered).", False),
             ),
         ),
@@ -134,8 +138,22 @@ SCHEMA = Field(
             max_len=15,
             fields=(
                 Field("pool", "cidr", "Pool; rack r gets the r-th subnet of `prefix_len`.", REQUIRED),
-                Field("prefix_len", "int", "Prefix length of each rack's subnet.", REQUIRED, minimum=8, maximum=28),
-                Field("vlan", "int", "VLAN id of the network (unique per fabric).", REQUIRED, minimum=1, maximum=4094),
+                Field(
+                    "prefix_len",
+                    "int",
+                    "Prefix length of each rack's subnet.",
+                    REQUIRED,
+                    minimum=8,
+                    maximum=28,
+                ),
+                Field(
+                    "vlan",
+                    "int",
+                    "VLAN id of the network (unique per fabric).",
+                    REQUIRED,
+                    minimum=1,
+                    maximum=4094,
+                ),
                 Field("mtu", "int", "MTU of the network.", 1500, minimum=68, maximum=9216),
             ),
         ),
@@ -147,7 +165,9 @@ SCHEMA = Field(
             min_items=1,
             fields=(
                 Field("id", "int", "Spine id, 1..`limits.spines`.", REQUIRED, minimum=1),
-                Field("name", "str", "Spine name; default `spine{id:02d}`.", None, pattern=DNS_LABEL, max_len=63),
+                Field(
+                    "name", "str", "Spine name; default `spine{id:02d}`.", None, pattern=DNS_LABEL, max_len=63
+                ),
             ),
         ),
         Field(
@@ -157,11 +177,19 @@ SCHEMA = Field(
             "sharing the same shape.",
             [],
             fields=(
-                Field("id", "int", "Rack id, 1..`limits.max_racks`-1.  Give `id` or `range`.", None, minimum=1),
-                Field("range", "range", "`[first, last]`: every rack id of the inclusive range.", None, minimum=1),
+                Field(
+                    "id", "int", "Rack id, 1..`limits.max_racks`-1.  Give `id` or `range`.", None, minimum=1
+                ),
+                Field(
+                    "range",
+                    "range",
+                    "`[first, last]`: every rack id of the inclusive range.",
+                    None,
+                    minimum=1,
+                ),
                 Field("name", "str", "Free label shown in docs (single racks only).", None, max_len=63),
-            )
-            + tuple(_rack_field(field) for field in _RACK_SHAPE),
+                *(_rack_field(field) for field in _RACK_SHAPE),
+            ),
         ),
         Field("defaults", "map", "Per-rack defaults for keys a rack entry omits.", fields=_RACK_SHAPE),
         Field(
@@ -187,7 +215,14 @@ SCHEMA = Field(
                     maximum=4294967295,
                 ),
                 Field("bfd", "bool", "BFD on every fabric session.", True),
-                Field("bfd_interval", "int", "BFD tx/rx interval in milliseconds.", 300, minimum=10, maximum=60000),
+                Field(
+                    "bfd_interval",
+                    "int",
+                    "BFD tx/rx interval in milliseconds.",
+                    300,
+                    minimum=10,
+                    maximum=60000,
+                ),
                 Field("bfd_multiplier", "int", "BFD detect multiplier.", 3, minimum=2, maximum=255),
                 Field("maximum_paths", "int", "ECMP paths per prefix.", 64, minimum=1, maximum=256),
                 Field(
@@ -196,7 +231,9 @@ SCHEMA = Field(
                     "Session timers in seconds.",
                     fields=(
                         Field("keepalive", "int", "Keepalive interval.", 3, minimum=1, maximum=21845),
-                        Field("hold", "int", "Hold time (greater than keepalive).", 9, minimum=3, maximum=65535),
+                        Field(
+                            "hold", "int", "Hold time (greater than keepalive).", 9, minimum=3, maximum=65535
+                        ),
                     ),
                 ),
                 Field("hosts", "bool", "BGP-to-host: hosts peer with their rack's ToRs.", False),
@@ -210,7 +247,14 @@ SCHEMA = Field(
             fields=(
                 Field("area", "area", "Area id (dotted quad or integer).", "0.0.0.0"),
                 Field("hello", "int", "Hello interval in seconds.", 1, minimum=1, maximum=65535),
-                Field("dead", "int", "Dead interval in seconds (greater than hello).", 4, minimum=2, maximum=65535),
+                Field(
+                    "dead",
+                    "int",
+                    "Dead interval in seconds (greater than hello).",
+                    4,
+                    minimum=2,
+                    maximum=65535,
+                ),
                 Field("bfd", "bool", "BFD on OSPF links.", False),
             ),
         ),
@@ -258,10 +302,10 @@ def _join(path: str, key: str) -> str:
 def _normalize_map(field: Field, raw: dict[Any, Any], path: str, errors: list[FabricError]) -> dict[str, Any]:
     """Normalize a fixed-key mapping: unknown keys, required keys, defaults, child values."""
     known = {child.name: child for child in field.fields}
-    for key in raw:
+    for key, value in raw.items():
         if key not in known:
             hint = _suggest(str(key), known)
-            errors.append(FabricError(_join(path, str(key)), raw[key], f"unknown key{hint}"))
+            errors.append(FabricError(_join(path, str(key)), value, f"unknown key{hint}"))
     out: dict[str, Any] = {}
     for child in field.fields:
         child_path = _join(path, child.name)
@@ -296,25 +340,25 @@ def _suggest(key: str, known: dict[str, Field]) -> str:
 
 def _normalize_value(field: Field, value: Any, path: str, errors: list[FabricError]) -> Any:
     """Dispatch on the declared type; returns the normalized value or None on error."""
-    kind = field.type
-    if kind == "map":
-        if not isinstance(value, dict):
-            errors.append(FabricError(path, value, "must be a mapping"))
-            return _normalize_map(field, {}, path, [])
-        return _normalize_map(field, value, path, errors)
-    if kind == "list[map]":
-        return _normalize_list_of_maps(field, value, path, errors)
-    if kind == "dict[map]":
-        return _normalize_dict_of_maps(field, value, path, errors)
-    if kind == "list":
-        return _normalize_list(field, value, path, errors)
-    if kind == "count|names":
-        if isinstance(value, list):
-            return _normalize_list(Field(field.name, "list", field.doc, items="str", min_items=1), value, path, errors)
-        return _check_scalar(field, "int", value, path, errors)
-    if kind == "range":
-        return _normalize_range(field, value, path, errors)
-    return _check_scalar(field, kind, value, path, errors)
+    handler = _COMPOSITES.get(field.type)
+    if handler is not None:
+        return handler(field, value, path, errors)
+    return _check_scalar(field, field.type, value, path, errors)
+
+
+def _normalize_submap(field: Field, value: Any, path: str, errors: list[FabricError]) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        errors.append(FabricError(path, value, "must be a mapping"))
+        return _normalize_map(field, {}, path, [])
+    return _normalize_map(field, value, path, errors)
+
+
+def _normalize_count_or_names(field: Field, value: Any, path: str, errors: list[FabricError]) -> Any:
+    """An int count, or a non-empty list of names."""
+    if isinstance(value, list):
+        names = Field(field.name, "list", field.doc, items="str", min_items=1)
+        return _normalize_list(names, value, path, errors)
+    return _check_scalar(field, "int", value, path, errors)
 
 
 def _normalize_list_of_maps(field: Field, value: Any, path: str, errors: list[FabricError]) -> list[Any]:
@@ -341,7 +385,10 @@ def _normalize_dict_of_maps(field: Field, value: Any, path: str, errors: list[Fa
     out = {}
     for key, item in value.items():
         item_path = _join(path, str(key))
-        if not isinstance(key, str) or not _name_ok(field, key, item_path, errors):
+        if not isinstance(key, str):
+            errors.append(FabricError(item_path, key, "name must be a string"))
+            continue
+        if not _name_ok(field, key, item_path, errors):
             continue
         if not isinstance(item, dict):
             errors.append(FabricError(item_path, item, "must be a mapping"))
@@ -371,7 +418,10 @@ def _normalize_list(field: Field, value: Any, path: str, errors: list[FabricErro
     if len(value) < field.min_items:
         errors.append(FabricError(path, value, f"needs at least {field.min_items} item(s)"))
     item_field = Field(field.name, field.items or "str", field.doc, pattern=field.pattern)
-    out = [_check_scalar(item_field, item_field.type, item, f"{path}[{i}]", errors) for i, item in enumerate(value)]
+    out = [
+        _check_scalar(item_field, item_field.type, item, f"{path}[{i}]", errors)
+        for i, item in enumerate(value)
+    ]
     return out
 
 
@@ -390,34 +440,44 @@ def _normalize_range(field: Field, value: Any, path: str, errors: list[FabricErr
     return [first, last]
 
 
+_COMPOSITES = {
+    "map": _normalize_submap,
+    "list[map]": _normalize_list_of_maps,
+    "dict[map]": _normalize_dict_of_maps,
+    "list": _normalize_list,
+    "count|names": _normalize_count_or_names,
+    "range": _normalize_range,
+}
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _check_scalar(field: Field, kind: str, value: Any, path: str, errors: list[FabricError]) -> Any:
     """Type-check and constrain a scalar; returns the (possibly canonicalized) value or None."""
-    checker = _SCALARS[kind]
-    result, message = checker(value)
+    result, message = _SCALARS[kind](value)
+    message = message or next(_violations(field, kind, result), "")
     if message:
         errors.append(FabricError(path, value, message))
         return None
+    return result
+
+
+def _violations(field: Field, kind: str, result: Any) -> Iterator[str]:
+    """Constraint violations of a well-typed scalar (the first one is reported)."""
     if kind == "int":
         if field.minimum is not None and result < field.minimum:
-            errors.append(FabricError(path, value, f"must be >= {field.minimum}"))
-            return None
+            yield f"must be >= {field.minimum}"
         if field.maximum is not None and result > field.maximum:
-            errors.append(FabricError(path, value, f"must be <= {field.maximum}"))
-            return None
+            yield f"must be <= {field.maximum}"
     if field.choices and result not in field.choices:
-        errors.append(FabricError(path, value, f"must be one of: {', '.join(field.choices)}"))
-        return None
-    if field.max_len is not None and len(result) > field.max_len:
-        errors.append(FabricError(path, value, f"must be at most {field.max_len} characters"))
-        return None
-    if field.pattern and not re.match(field.pattern, result):
-        errors.append(FabricError(path, value, f"must match {field.pattern}"))
-        return None
-    return result
+        yield f"must be one of: {', '.join(field.choices)}"
+    if isinstance(result, str):
+        if field.max_len is not None and len(result) > field.max_len:
+            yield f"must be at most {field.max_len} characters"
+        if field.pattern and not re.match(field.pattern, result):
+            yield f"must match {field.pattern}"
 
 
 def _check_str(value: Any) -> tuple[Any, str]:
@@ -485,7 +545,7 @@ def _resolve_inherited(data: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------------------------------
 # Documentation
 # --------------------------------------------------------------------------------------------------
-_DOC_PATH_SUFFIX = {"list[map]": "[]", "dict[map]": ".<name>"}
+_DOC_PATH_SUFFIX = {"list[map]": "[]", "dict[map]": ".<role>"}
 
 
 def iter_keys(field: Field = SCHEMA, path: str = "") -> Iterator[tuple[str, Field]]:
@@ -494,26 +554,26 @@ def iter_keys(field: Field = SCHEMA, path: str = "") -> Iterator[tuple[str, Fiel
         child_path = _join(path, child.name)
         yield child_path, child
         if child.fields:
-            suffix = _DOC_PATH_SUFFIX.get(child.type, "")
-            if child.type == "dict[map]":
-                suffix = ".<role>"
-            yield from iter_keys(child, child_path + suffix)
+            yield from iter_keys(child, child_path + _DOC_PATH_SUFFIX.get(child.type, ""))
 
 
 def _doc_default(field: Field) -> str:
-    if field.default is REQUIRED:
-        return "**required**"
-    if isinstance(field.default, Inherit):
-        return f"`{field.default.source}`"
-    if field.type in ("map",):
+    default = field.default
+    if field.type == "map":
         return ""
-    if field.default is None:
+    if default is REQUIRED:
+        return "**required**"
+    if default is None:
         return "—"
-    if isinstance(field.default, bool):
-        return f"`{str(field.default).lower()}`"
-    if isinstance(field.default, (list, dict)):
-        return f"`{_yaml_inline(field.default)}`"
-    return f"`{field.default}`"
+    if isinstance(default, Inherit):
+        text = default.source
+    elif isinstance(default, bool):
+        text = str(default).lower()
+    elif isinstance(default, (list, dict)):
+        text = _yaml_inline(default)
+    else:
+        text = str(default)
+    return f"`{text}`"
 
 
 def _yaml_inline(value: Any) -> str:
@@ -554,9 +614,9 @@ def markdown_table() -> str:
         "| --- | --- | --- | --- | --- |",
     ]
     for path, field in iter_keys():
+        doc = field.doc.replace("|", "\\|")
         lines.append(
-            f"| `{path}` | {_doc_type(field)} | {_doc_default(field)} | {_doc_constraints(field)} | "
-            f"{field.doc.replace('|', '\\|')} |"
+            f"| `{path}` | {_doc_type(field)} | {_doc_default(field)} | {_doc_constraints(field)} | {doc} |"
         )
     return "\n".join(lines) + "\n"
 

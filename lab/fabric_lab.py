@@ -1,0 +1,390 @@
+"""A whole rendered fabric in network namespaces, running only the generated FRR configurations.
+
+Input is a render output directory (``fabric_out``): ``topology.json`` plus ``<device>/frr.conf``.
+
+- one namespace per spine, ToR and host (``<prefix><device>``);
+- one veth per fabric link, named as in the plan (``up1`` on the ToR, ``r1t1u1`` on the spine),
+  MTU ``fabric.link_mtu``; no addresses: the FRR configuration adds them;
+- every rack network is a Linux bridge called after the role (``mgmt``, ``storage``, ...) in the
+  namespace of the ToR that owns the gateway; the bridge is that ToR's L3 interface.  Hosts and
+  further ToRs of the rack attach with a veth whose far end carries the role name.  A stub port
+  keeps the bridge's carrier up in racks without hosts;
+- hosts without FRR (no BGP-to-host) get their planned addresses, a default route via the
+  gateway of their first network (``mgmt`` when present) and, per other network, routes to that
+  network's prefixes in the other racks via their own gateway on it;
+- FRR (zebra, staticd/bfdd as needed, bgpd or ospfd) per router, started empty and then loaded
+  with ``vtysh -f <device>/frr.conf``.
+
+Convergence is checked with the intent module (the same code as ``playbooks/fabric_validate.yml``):
+sessions, prefixes and ECMP path counts in FRR's RIB and in the kernel FIB, with bounded polling.
+
+CLI (root)::
+
+    python -m lab.fabric_lab up OUTDIR [--prefix P] [--timeout S] [--inventory FILE]
+    python -m lab.fabric_lab status OUTDIR [--prefix P]
+    python -m lab.fabric_lab down OUTDIR [--prefix P]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .frr import FrrNode, daemons_for_config
+from .netns import NETNS_DIR, Netns, cleanup, wait_for
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "plugins" / "module_utils"))
+from fabric import intent as fabric_intent  # noqa: E402  (plain package, no Ansible needed)
+
+DEFAULT_TIMEOUT = 90.0
+
+
+@dataclass(frozen=True)
+class Topology:
+    """The parts of ``topology.json`` the lab uses."""
+
+    outdir: Path
+    data: dict[str, Any]
+    devices: dict[str, dict[str, Any]]
+    links: list[dict[str, Any]]
+    networks: list[dict[str, Any]]
+
+    @property
+    def name(self) -> str:
+        """Fabric name."""
+        return str(self.data.get("fabric", {}).get("name", "fabric"))
+
+    @property
+    def routing(self) -> str:
+        """``bgp`` or ``ospf``."""
+        return str(self.data.get("fabric", {}).get("routing", "bgp"))
+
+    @property
+    def link_mtu(self) -> int | None:
+        """MTU of fabric links (None: kernel default)."""
+        value = self.data.get("fabric", {}).get("link_mtu")
+        return int(value) if value else None
+
+    def config(self, device: str) -> Path | None:
+        """The device's rendered frr.conf, None when it has none."""
+        rel = self.devices[device].get("config")
+        if not rel:
+            return None
+        path = Path(rel) if Path(rel).is_absolute() else self.outdir / rel
+        return path if path.exists() else None
+
+    def routers(self) -> list[str]:
+        """Devices that run FRR (have a rendered config), in topology order."""
+        return [name for name in self.devices if self.config(name) is not None]
+
+    def hosts(self) -> list[str]:
+        """Host devices, in topology order."""
+        return [name for name, dev in self.devices.items() if dev.get("role") == "host"]
+
+
+def load_topology(outdir: str | Path) -> Topology:
+    """Read ``OUTDIR/topology.json``."""
+    out = Path(outdir).resolve()
+    data = json.loads((out / "topology.json").read_text(encoding="utf-8"))
+    devices = {dev["name"]: dev for dev in data.get("devices", [])}
+    return Topology(out, data, devices, list(data.get("links", [])), list(data.get("networks", [])))
+
+
+def default_prefix(topology: Topology) -> str:
+    """Namespace prefix of a fabric's lab: ``ccf-<name>-`` (name cut to stay short)."""
+    name = re.sub(r"[^a-z0-9-]", "-", topology.name.lower())[:12].strip("-") or "fabric"
+    return f"ccf-{name}-"
+
+
+@dataclass
+class FabricLab:
+    """Bring a rendered fabric up in namespaces, query it, fail links, tear it down."""
+
+    outdir: Path
+    prefix: str = ""
+    keep: bool = False
+    topology: Topology = field(init=False)
+    netns: Netns = field(init=False)
+    nodes: dict[str, FrrNode] = field(init=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.topology = load_topology(self.outdir)
+        if not self.prefix:
+            self.prefix = default_prefix(self.topology)
+        self.netns = Netns(self.prefix, keep=self.keep)
+        self.intent = fabric_intent.intent_from_topology(self.topology.data)
+        for name in self.topology.routers():
+            self.nodes[name] = self._node(name)
+
+    def _node(self, name: str) -> FrrNode:
+        config = self.topology.config(name)
+        text = config.read_text(encoding="utf-8") if config else ""
+        return FrrNode(self.netns, name, daemons_for_config(text))
+
+    def __enter__(self) -> FabricLab:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.down()
+
+    # -- bring-up -------------------------------------------------------------------------------
+    def up(self, *, timeout: float = DEFAULT_TIMEOUT, wait: bool = True) -> float:
+        """Build namespaces and links, start FRR with the rendered configs; return seconds taken.
+
+        With ``wait`` it also waits until :meth:`differences` is empty.
+        """
+        started = time.monotonic()
+        topo = self.topology
+        for name in topo.devices:
+            self.netns.add(name)
+        for link in topo.links:
+            a, b = link["a"], link["b"]
+            self.netns.veth(a["device"], a["interface"], b["device"], b["interface"], mtu=topo.link_mtu)
+        self._rack_networks()
+        self._plain_hosts()
+        # routers start and load in parallel: bgpd on a spine retries a refused connection only
+        # after its connect timer, so bringing every peer up together converges fastest
+        with ThreadPoolExecutor(max_workers=max(1, len(self.nodes))) as pool:
+            for future in [pool.submit(self._start_node, name) for name in self.nodes]:
+                future.result()
+        if wait:
+            self.wait_converged(timeout=max(1.0, timeout - (time.monotonic() - started)))
+        return time.monotonic() - started
+
+    def _start_node(self, name: str) -> None:
+        node = self.nodes[name]
+        config = self.topology.config(name)
+        if config is None:
+            raise FileNotFoundError(f"{name}: rendered frr.conf missing")
+        node.start()
+        node.load(config)
+
+    def _rack_networks(self) -> None:
+        """Bridges per rack network in the gateway ToR; other ToRs and hosts attach by veth."""
+        topo = self.topology
+        by_rack: dict[int, list[str]] = {}
+        for name, dev in topo.devices.items():
+            if dev.get("role") in ("tor", "host") and dev.get("rack") is not None:
+                by_rack.setdefault(int(dev["rack"]), []).append(name)
+        for index, net in enumerate(topo.networks):
+            owner, bridge, mtu = net["device"], net["interface"], net.get("mtu")
+            self.netns.bridge(owner, bridge, mtu=mtu)
+            stub_a, stub_b = f"stub{index}a", f"stub{index}b"
+            self.netns.veth(owner, stub_a, owner, stub_b, mtu=mtu)
+            self.netns.attach(owner, stub_a, bridge)
+            for member in by_rack.get(int(net["rack"]), []):
+                if member == owner:
+                    continue
+                dev = topo.devices[member]
+                port = f"{'t' if dev['role'] == 'tor' else 'h'}{dev.get('index', 0)}n{index}"
+                self.netns.veth(owner, port, member, net["role"], mtu=mtu)
+                self.netns.attach(owner, port, bridge)
+
+    def _plain_hosts(self) -> None:
+        """Hosts without FRR: planned addresses, a default route via the gateway of their first
+        network (``mgmt`` when present) and, for every other network, routes to that network in
+        the other racks via its own gateway (storage traffic stays on the storage network)."""
+        topo = self.topology
+        gateways = {(int(n["rack"]), n["role"]): n["gateway"] for n in topo.networks}
+        by_role: dict[str, list[tuple[int, str]]] = {}
+        for net in topo.networks:
+            by_role.setdefault(net["role"], []).append((int(net["rack"]), net["prefix"]))
+        for name in topo.hosts():
+            if name in self.nodes:
+                continue
+            dev = topo.devices[name]
+            rack = int(dev["rack"])
+            roles: list[str] = []
+            for iface in dev.get("interfaces", []):
+                if iface.get("address"):
+                    self.netns.addr(name, iface["name"], iface["address"])
+                if iface.get("kind") == "network":
+                    roles.append(iface.get("network") or iface["name"])
+            if not roles:
+                continue
+            default_role = "mgmt" if "mgmt" in roles else roles[0]
+            commands = []
+            for role in roles:
+                gateway = gateways.get((rack, role))
+                if gateway is None:
+                    continue
+                if role == default_role:
+                    commands.append(f"route replace default via {gateway}")
+                    continue
+                commands.extend(
+                    f"route replace {prefix} via {gateway}" for other, prefix in by_role[role] if other != rack
+                )
+            self.netns.batch(name, commands)
+
+    # -- state ----------------------------------------------------------------------------------
+    def observe(self, device: str, *, kernel: bool = True) -> dict[str, Any]:
+        """FRR JSON (and the kernel FIB) of one router, as the intent module expects it."""
+        node = self.nodes[device]
+        observed: dict[str, Any] = {"routes": node.json("show ip route json")}
+        if self.topology.routing == "bgp":
+            observed["bgp_summary"] = node.json("show bgp vrf default ipv4 unicast summary json")
+        else:
+            observed["ospf_neighbors"] = node.json("show ip ospf neighbor json")
+        if kernel:
+            observed["kernel_routes"] = node.kernel_routes()
+        return observed
+
+    def differences(self, devices: Iterable[str] | None = None) -> list[fabric_intent.Difference]:
+        """Every difference between intent and the running lab (empty when converged)."""
+        diffs: list[fabric_intent.Difference] = []
+        for name in devices if devices is not None else self.nodes:
+            if name in self.intent:
+                diffs.extend(fabric_intent.compare(self.intent[name], self.observe(name)))
+        return diffs
+
+    def wait_converged(self, *, timeout: float = DEFAULT_TIMEOUT, settle: float = 1.5) -> float:
+        """Poll until the lab matches intent and keeps matching for ``settle`` seconds.
+
+        Returns the seconds waited.  The settle time catches link-state protocols that match
+        intent for a moment while LSAs are still flooding.  Raises TimeoutError with the
+        remaining differences.
+        """
+        started = time.monotonic()
+        last: list[fabric_intent.Difference] = []
+        since: list[float] = []
+
+        def converged() -> bool:
+            last[:] = self.differences()
+            now = time.monotonic()
+            if last:
+                since.clear()
+                return False
+            if not since:
+                since.append(now)
+            return now - since[0] >= settle
+
+        try:
+            wait_for(converged, timeout=timeout, interval=0.2, what="fabric convergence")
+        except TimeoutError as exc:
+            detail = "\n".join(f"  {diff}" for diff in last[:40])
+            raise TimeoutError(f"{exc}; {len(last)} differences left:\n{detail}") from exc
+        return time.monotonic() - started
+
+    def route_paths(self, device: str, prefix: str) -> dict[str, list[str]]:
+        """Next hops of ``prefix`` on ``device``: FRR's RIB (installed) and the kernel FIB."""
+        observed = self.observe(device)
+        return {
+            "rib": fabric_intent.rib_nexthops(observed["routes"], prefix),
+            "fib": fabric_intent.fib_nexthops(observed["kernel_routes"], prefix),
+        }
+
+    def set_link(self, device: str, interface: str, *, up: bool) -> None:
+        """Administratively fail or restore one interface (the veth peer loses carrier)."""
+        self.netns.link_set(device, interface, up=up)
+
+    def ping(self, src: str, dst_address: str, *, count: int = 1) -> bool:
+        """Ping from namespace ``src``."""
+        return self.netns.ping(src, dst_address, count=count)
+
+    def host_address(self, host: str, role: str = "mgmt") -> str:
+        """Planned address (no prefix length) of ``host`` on network ``role``."""
+        for iface in self.topology.devices[host].get("interfaces", []):
+            if (iface.get("network") or iface["name"]) == role and iface.get("address"):
+                return str(iface["address"]).partition("/")[0]
+        raise KeyError(f"{host} has no address on {role}")
+
+    def status(self) -> dict[str, Any]:
+        """Per router: sessions/neighbors summary and the number of differences from intent."""
+        report: dict[str, Any] = {}
+        for name in self.nodes:
+            if not (NETNS_DIR / self.netns.ns(name)).exists():
+                report[name] = {"state": "absent"}
+                continue
+            try:
+                diffs = self.differences([name])
+            except Exception as exc:  # noqa: BLE001 - status must report, not crash
+                report[name] = {"state": "error", "error": str(exc).splitlines()[0]}
+                continue
+            report[name] = {"state": "ok" if not diffs else "differs", "differences": [str(d) for d in diffs]}
+        return report
+
+    def inventory(self) -> dict[str, Any]:
+        """An Ansible inventory of the lab routers for ``playbooks/fabric_validate.yml``.
+
+        Local connection; each host runs vtysh against its node's socket directory and
+        ``ip -n NS`` for the kernel FIB.
+        """
+        hosts: dict[str, Any] = {}
+        for name, node in self.nodes.items():
+            hosts[name] = {
+                "ansible_connection": "local",
+                "ansible_python_interpreter": "{{ ansible_playbook_python }}",
+                "fabric_device": name,
+                "fabric_vtysh": node.vtysh_argv(),
+                "fabric_ip": ["ip", "-n", self.netns.ns(name)],
+            }
+        return {
+            "all": {
+                "children": {"fabric_routers": {"hosts": hosts}},
+                "vars": {"fabric_out": str(self.topology.outdir)},
+            }
+        }
+
+    def write_inventory(self, path: str | Path) -> Path:
+        """Write :meth:`inventory` as JSON (a valid YAML inventory file)."""
+        target = Path(path)
+        target.write_text(json.dumps(self.inventory(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        return target
+
+    def logs(self) -> str:
+        """Daemon log tails of every router (for failure reports)."""
+        return "\n".join(node.logs() for node in self.nodes.values())
+
+    # -- teardown -------------------------------------------------------------------------------
+    def down(self) -> None:
+        """Stop FRR and remove every namespace and run directory of this lab (idempotent)."""
+        for node in self.nodes.values():
+            node.stop()
+        self.netns.close()
+
+
+# ------------------------------------------------------------------------------------ CLI
+def main(argv: list[str] | None = None) -> int:
+    """``python -m lab.fabric_lab up|down|status OUTDIR``."""
+    parser = argparse.ArgumentParser(prog="python -m lab.fabric_lab", description=__doc__.split("\n")[0])
+    parser.add_argument("action", choices=("up", "down", "status"))
+    parser.add_argument("outdir", type=Path, help="render output directory (topology.json, <device>/frr.conf)")
+    parser.add_argument("--prefix", default="", help="namespace prefix (default ccf-<fabric>-)")
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="convergence timeout (s)")
+    parser.add_argument("--inventory", type=Path, help="with up: write an Ansible inventory of the lab here")
+    args = parser.parse_args(argv)
+
+    lab = FabricLab(args.outdir, prefix=args.prefix, keep=True)
+    if args.action == "down":
+        removed = cleanup(lab.prefix)
+        print(f"removed {len(removed)} namespaces with prefix {lab.prefix}")
+        return 0
+    if args.action == "status":
+        report = lab.status()
+        print(json.dumps(report, indent=2, sort_keys=True))
+        return 0 if all(item.get("state") == "ok" for item in report.values()) else 1
+    leftovers = cleanup(lab.prefix)
+    if leftovers:
+        print(f"removed {len(leftovers)} leftover namespaces of a previous run")
+    try:
+        seconds = lab.up(timeout=args.timeout)
+    except BaseException:
+        print(lab.logs(), file=sys.stderr)
+        lab.down()
+        raise
+    print(f"fabric {lab.topology.name}: {len(lab.topology.devices)} namespaces, converged in {seconds:.1f}s")
+    if args.inventory:
+        print(f"inventory: {lab.write_inventory(args.inventory)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,30 @@
+# Copyright (c) 2026 compleat.cloud developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Attribute definitions shared by compleat.cloud modules (``compleat.cloud.attributes``)."""
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    """Descriptions of the check_mode/diff_mode (default) and platform attributes.
+
+    Modules set ``support`` (and ``platforms``) for each attribute in their own ``attributes``.
+    """
+
+    DOCUMENTATION = r"""
+options: {}
+attributes:
+  check_mode:
+    description: Can run in check mode and report what would change without changing anything.
+  diff_mode:
+    description: Reports what changed (or would change in check mode) when run with C(--diff).
+"""
+
+    PLATFORM = r"""
+options: {}
+attributes:
+  platform:
+    description: Target operating systems the module can run against.
+    support: N/A
+"""

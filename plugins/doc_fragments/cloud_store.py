@@ -1,0 +1,29 @@
+# Copyright (c) 2026 compleat.cloud developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Options of the cloud-stack metadata store (``compleat.cloud.cloud_store``)."""
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    """The store every cloud-stack module reads and writes."""
+
+    DOCUMENTATION = r"""
+options:
+  store:
+    description:
+      - Path of the SQLite metadata store (created, in WAL mode, by the first module that writes).
+      - Ignored when O(store_dsn) is set.
+    type: path
+    default: /var/lib/compleat-cloud/cloud.db
+  store_dsn:
+    description:
+      - libpq connection string of a PostgreSQL database holding the same schema, for controllers
+        where several runs write at once (AWX), for example C(host=db1 dbname=cloud user=cloud).
+      - Needs the C(psycopg) (3.x) Python package. The value is never logged.
+    type: str
+notes:
+  - The store is the source of truth of the cloud stack; libvirt is made to agree with it. Its schema
+    is migrated forward automatically by modules that write (never in check mode).
+"""

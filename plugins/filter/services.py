@@ -1,0 +1,194 @@
+# Copyright (c) 2026 compleat.cloud developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Service views of the fabric plan for the ``dns``, ``dhcp`` and ``dhcp_relay`` roles.
+
+- ``fabric_dns_zones(fabric, ...)``: the forward zone and every reverse zone (records + file text);
+- ``fabric_dns_acl(fabric)``: the fabric's prefixes (who may use the recursive resolver);
+- ``fabric_kea_subnets(fabric, ...)``: Kea ``subnet4`` entries for every relayed rack network;
+- ``kea_pxe_client_classes(options)``: Kea ``client-classes`` for PXE / iPXE;
+- ``fabric_dhcp_relay(fabric, device)``: what one ToR relays, and to which servers.
+
+The computation lives in the fabric engine (``module_utils/fabric/render/dns.py`` and
+``dhcp.py``); these functions only resolve the *fabric* argument (a mapping, the path of a fabric
+YAML file, or an engine ``Plan``), cache its plan and turn ``ValueError`` into filter errors.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.errors import FabricValidationError
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.model import Plan
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.plan import (
+    build_plan,
+    load_fabric,
+    read_fabric_file,
+)
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render import dhcp, dns
+
+_CACHE_SIZE = 4
+_plans: OrderedDict[str, Plan] = OrderedDict()
+
+
+def _plain(value: Any) -> Any:
+    """Deep copy into builtin types (Ansible hands over tagged/lazy containers and strings)."""
+    if isinstance(value, Mapping):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    for kind in (bool, int, float, str):  # bool first: it is an int
+        if isinstance(value, kind):
+            return kind(value)
+    return value
+
+
+def _is_plan(value: Any) -> bool:
+    """An engine Plan (also one built by the engine imported under another package name)."""
+    return isinstance(value, Plan) or (type(value).__name__ == "Plan" and hasattr(value, "routers"))
+
+
+def plan_of(fabric: Any, filter_name: str) -> Plan:
+    """The (cached) plan of a fabric mapping, fabric file path or Plan."""
+    if _is_plan(fabric):
+        return fabric
+    try:
+        data = read_fabric_file(str(fabric)) if isinstance(fabric, str) else fabric
+    except FabricValidationError as exc:
+        raise AnsibleFilterError(f"{filter_name}: {exc}") from exc
+    if not isinstance(data, Mapping):
+        raise AnsibleFilterError(
+            f"{filter_name}: expected a fabric definition (mapping) or file path, got {type(fabric).__name__}"
+        )
+    if "devices" in data and "spines" not in data:
+        raise AnsibleFilterError(f"{filter_name}: pass the fabric definition, not the plan data")
+    data = _plain(data)
+    key = json.dumps(data, sort_keys=True, default=str)
+    plan = _plans.get(key)
+    if plan is None:
+        try:
+            plan = build_plan(load_fabric(data))
+        except FabricValidationError as exc:
+            raise AnsibleFilterError(f"{filter_name}: {exc}") from exc
+        _plans[key] = plan
+        while len(_plans) > _CACHE_SIZE:
+            _plans.popitem(last=False)
+    _plans.move_to_end(key)
+    return plan
+
+
+def _list(value: Any) -> list[Any]:
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return list(_plain(value))
+
+
+def fabric_dns_zones(
+    fabric: Any,
+    *,
+    domain: str = dns.DEFAULT_DOMAIN,
+    nameservers: Any = None,
+    hostmaster: str = "hostmaster",
+    ttl: int = dns.DEFAULT_TTL,
+    soa: Any = None,
+    primary_network: str = dns.DEFAULT_PRIMARY_NETWORK,
+    extra_records: Any = None,
+    rfc2317_parents: bool = True,
+) -> list[dict[str, Any]]:
+    """Forward and reverse zones of the fabric (see ``render/dns.py``)."""
+    plan = plan_of(fabric, "fabric_dns_zones")
+    try:
+        return dns.render_dns_dicts(
+            plan,
+            domain=str(domain),
+            nameservers=_list(nameservers),
+            hostmaster=str(hostmaster),
+            ttl=int(ttl),
+            soa=_plain(soa) or None,
+            primary_network=str(primary_network),
+            extra_records=_list(extra_records),
+            rfc2317_parents=bool(rfc2317_parents),
+        )
+    except ValueError as exc:
+        raise AnsibleFilterError(f"fabric_dns_zones: {exc}") from exc
+
+
+def fabric_dns_acl(fabric: Any) -> list[str]:
+    """Every prefix of the fabric: loopback pool, link pool (when numbered), network pools."""
+    return dns.fabric_acl(plan_of(fabric, "fabric_dns_acl"))
+
+
+def fabric_kea_subnets(
+    fabric: Any,
+    *,
+    reservations: Any = None,
+    dns_servers: Any = None,
+    domain_name: str = "",
+    domain_search: Any = None,
+    ntp_servers: Any = None,
+    networks: Any = None,
+) -> list[dict[str, Any]]:
+    """Kea ``subnet4`` entries of every relayed rack network (see ``render/dhcp.py``)."""
+    plan = plan_of(fabric, "fabric_kea_subnets")
+    try:
+        return dhcp.kea_subnets(
+            plan,
+            reservations=_plain(reservations) or {},
+            dns_servers=[str(item) for item in _list(dns_servers)],
+            domain_name=str(domain_name or ""),
+            domain_search=[str(item) for item in _list(domain_search)],
+            ntp_servers=[str(item) for item in _list(ntp_servers)],
+            networks=None if networks is None else [str(item) for item in _list(networks)],
+        )
+    except ValueError as exc:
+        raise AnsibleFilterError(f"fabric_kea_subnets: {exc}") from exc
+
+
+def kea_pxe_client_classes(options: Any) -> list[dict[str, Any]]:
+    """Kea ``client-classes`` for PXE from ``{next_server, bios_file, uefi_file, ipxe_script_url, ...}``."""
+    opts = _plain(options) or {}
+    if not isinstance(opts, dict):
+        raise AnsibleFilterError("kea_pxe_client_classes: expected a mapping of PXE options")
+    known = {"next_server", "bios_file", "uefi_file", "ipxe_script_url", "bios_arches", "uefi_arches"}
+    unknown = sorted(set(opts) - known - {"enabled"})
+    if unknown:
+        raise AnsibleFilterError(f"kea_pxe_client_classes: unknown options {', '.join(unknown)}")
+    if not opts.get("enabled", True):
+        return []
+    kwargs = {key: value for key, value in opts.items() if key in known and value not in (None, "")}
+    for key in ("bios_arches", "uefi_arches"):
+        if key in kwargs:
+            kwargs[key] = [int(item) for item in _list(kwargs[key])]
+    return dhcp.kea_pxe_client_classes(**kwargs)
+
+
+def fabric_dhcp_relay(fabric: Any, device: str, *, networks: Any = None) -> dict[str, Any]:
+    """What ToR ``device`` relays: its addresses on the relayed networks and the DHCP servers."""
+    plan = plan_of(fabric, "fabric_dhcp_relay")
+    try:
+        return dhcp.relay_config(
+            plan, str(device), networks=None if networks is None else [str(item) for item in _list(networks)]
+        )
+    except ValueError as exc:
+        raise AnsibleFilterError(f"fabric_dhcp_relay: {exc}") from exc
+
+
+class FilterModule:
+    """compleat.cloud service filters (DNS, DHCP, DHCP relay)."""
+
+    def filters(self) -> dict[str, Any]:
+        """Filter name -> function."""
+        return {
+            "fabric_dns_zones": fabric_dns_zones,
+            "fabric_dns_acl": fabric_dns_acl,
+            "fabric_kea_subnets": fabric_kea_subnets,
+            "kea_pxe_client_classes": kea_pxe_client_classes,
+            "fabric_dhcp_relay": fabric_dhcp_relay,
+        }

@@ -1,0 +1,148 @@
+# Copyright (c) 2026 compleat.cloud developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Plumbing every cloud module shares: store options, check mode, diff, actionable failures."""
+
+from __future__ import annotations
+
+import os
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from .errors import CloudError
+from .overlay import Runner
+from .store import DEFAULT_STORE_PATH, HAS_PSYCOPG, PSYCOPG_IMPORT_ERROR, Store
+from .virt import HAS_LIBVIRT, LIBVIRT_IMPORT_ERROR
+
+STORE_OPTIONS: dict[str, dict[str, Any]] = {
+    "store": {"type": "path", "default": DEFAULT_STORE_PATH},
+    "store_dsn": {"type": "str", "no_log": True},
+}
+VOLATILE = frozenset({"created_at", "updated_at", "id"})
+
+
+def new_module(argument_spec: dict[str, Any], **kwargs: Any) -> AnsibleModule:
+    """An AnsibleModule with the store options added; check mode is supported by every module."""
+    spec = dict(argument_spec)
+    spec.update(STORE_OPTIONS)
+    kwargs.setdefault("supports_check_mode", True)
+    return AnsibleModule(argument_spec=spec, **kwargs)
+
+
+def require(module: AnsibleModule, libvirt: bool = False) -> None:
+    """Fail early, with the install hint, when a needed Python library is missing."""
+    if libvirt and not HAS_LIBVIRT:
+        module.fail_json(
+            msg=missing_required_lib("libvirt-python (Debian: python3-libvirt)"),
+            exception=str(LIBVIRT_IMPORT_ERROR),
+        )
+    if module.params.get("store_dsn") and not HAS_PSYCOPG:
+        module.fail_json(
+            msg=missing_required_lib("psycopg (3.x) for store_dsn"), exception=str(PSYCOPG_IMPORT_ERROR)
+        )
+
+
+def open_store(module: AnsibleModule, write: bool = True) -> Store:
+    """Open the store the module's options name.
+
+    Writers create and migrate it, except in check mode: a missing SQLite store is then replaced
+    by an empty in-memory one, so check mode predicts the first run without creating a file.
+    """
+    dsn = module.params.get("store_dsn")
+    path = module.params.get("store") or DEFAULT_STORE_PATH
+    if not dsn and module.check_mode and write and not os.path.exists(path):
+        return Store.open(":memory:")
+    writable = write and not module.check_mode
+    return Store.open(path=path, dsn=dsn, create=writable, migrate=writable)
+
+
+def runner(module: AnsibleModule) -> Runner:
+    """``module.run_command`` as a Runner."""
+
+    def run(argv: list[str]) -> tuple[int, str, str]:
+        rc, out, err = module.run_command(argv)
+        return rc, out, err
+
+    return run
+
+
+def public(row: dict[str, Any] | None, drop: frozenset[str] = VOLATILE) -> dict[str, Any]:
+    """A row without volatile columns (ids, timestamps): stable output for diff and results."""
+    if not row:
+        return {}
+    return {k: row[k] for k in sorted(row) if k not in drop}
+
+
+def make_diff(before: Any, after: Any, header: str = "") -> dict[str, Any]:
+    """An Ansible ``diff`` entry."""
+    out: dict[str, Any] = {"before": before, "after": after}
+    if header:
+        out["before_header"] = header
+        out["after_header"] = header
+    return out
+
+
+def ensure_row(
+    store: Store,
+    table: str,
+    key: dict[str, Any],
+    desired: dict[str, Any],
+    check_mode: bool,
+    *,
+    nullable: frozenset[str] = frozenset(),
+) -> tuple[bool, dict[str, Any], dict[str, Any]]:
+    """Insert or update the row of ``table`` identified by ``key``; returns (changed, before, after).
+
+    Only the columns in ``desired`` are compared and written; None means "keep", except for the
+    columns in ``nullable``, where None is written.
+    """
+    wanted = {k: v for k, v in desired.items() if v is not None or k in nullable}
+    with store.transaction(write=not check_mode):
+        current = store.get(table, **key)
+        if current is None:
+            after = {**key, **wanted}
+            if not check_mode:
+                after = store.insert(table, after)
+            return True, {}, after
+        changes = {k: v for k, v in wanted.items() if current.get(k) != v}
+        if not changes:
+            return False, current, current
+        if not check_mode:
+            store.update(table, current["id"], changes)
+        return True, current, {**current, **changes}
+
+
+def delete_row(
+    store: Store,
+    table: str,
+    key: dict[str, Any],
+    check_mode: bool,
+    guard: Callable[[dict[str, Any]], None] | None = None,
+) -> tuple[bool, dict[str, Any]]:
+    """Delete the row identified by ``key`` (``guard`` may raise Conflict); returns (changed, before)."""
+    with store.transaction(write=not check_mode):
+        current = store.get(table, **key)
+        if current is None:
+            return False, {}
+        if guard:
+            guard(current)
+        if not check_mode:
+            store.delete(table, id=current["id"])
+        return True, current
+
+
+def run_module(
+    module: AnsibleModule, handler: Callable[[AnsibleModule], dict[str, Any]], libvirt: bool = False
+) -> None:
+    """Run ``handler`` and exit: its dict on success, an actionable failure on CloudError."""
+    require(module, libvirt=libvirt)
+    try:
+        result = handler(module)
+    except CloudError as exc:
+        module.fail_json(**exc.as_result())
+    except Exception as exc:  # a bug or an unexpected environment: keep the traceback for -vvv
+        module.fail_json(msg=f"Unexpected error: {exc}", exception=traceback.format_exc())
+    module.exit_json(**result)

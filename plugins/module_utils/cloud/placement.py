@@ -1,0 +1,344 @@
+# Copyright (c) 2026 compleat.cloud developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Placement: filter the hosts that can take an instance, weigh them, allocate atomically.
+
+The pure part (``filter_hosts``, ``weigh``, ``select_host``, ``place_many``) works on immutable
+``HostState`` values.  Capacity is what the store records as *committed*: the sum of vCPU/RAM of
+every instance row that names the host, whatever its power state, so a stopped instance keeps its
+slot.  Limits apply overcommit to the host's capacity minus its reservation::
+
+    vcpu_limit = floor((vcpus - reserved_vcpus) * cpu_ratio)
+    ram_limit  = floor((ram_mb - reserved_ram_mb) * ram_ratio)
+
+Weights use normalisers computed from the whole host list (largest limits), never from the
+filtered set, so a host's score only changes when its own allocations change.  That makes the
+heap-based ``place_many`` give exactly the answers of repeated ``select_host`` calls.
+
+``allocate`` reads the hosts and the committed usage and writes the allocation in ONE write
+transaction (SQLite ``BEGIN IMMEDIATE``; PostgreSQL ``SELECT ... FOR UPDATE`` on the host rows),
+so two concurrent runs can never both take the last slot.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import heapq
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import NoCapacity
+from .store import Store
+
+REASONS = ("excluded", "not_up", "hypervisor", "anti_affinity", "vcpu", "ram")
+_REASON_TEXT = {
+    "excluded": "excluded",
+    "not_up": "not up",
+    "hypervisor": "other hypervisor type",
+    "anti_affinity": "anti-affinity group already there",
+    "vcpu": "not enough vCPU",
+    "ram": "not enough RAM",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class HostState:
+    """A host's capacity and what is committed on it."""
+
+    name: str
+    state: str
+    hypervisor: str
+    vcpus: int
+    ram_mb: int
+    reserved_vcpus: int = 0
+    reserved_ram_mb: int = 0
+    cpu_ratio: float = 1.0
+    ram_ratio: float = 1.0
+    used_vcpus: int = 0
+    used_ram_mb: int = 0
+    instances: int = 0
+    groups: frozenset[str] = frozenset()
+    host_id: int | None = None
+
+    @property
+    def vcpu_limit(self) -> int:
+        """vCPUs that may be committed (overcommit applied)."""
+        return max(0, math.floor((self.vcpus - self.reserved_vcpus) * self.cpu_ratio + 1e-9))
+
+    @property
+    def ram_limit_mb(self) -> int:
+        """RAM (MiB) that may be committed (overcommit applied)."""
+        return max(0, math.floor((self.ram_mb - self.reserved_ram_mb) * self.ram_ratio + 1e-9))
+
+    @property
+    def free_vcpus(self) -> int:
+        """Uncommitted vCPUs."""
+        return self.vcpu_limit - self.used_vcpus
+
+    @property
+    def free_ram_mb(self) -> int:
+        """Uncommitted RAM in MiB."""
+        return self.ram_limit_mb - self.used_ram_mb
+
+    def with_allocation(self, request: Request) -> HostState:
+        """This host after committing ``request``."""
+        groups = self.groups | {request.anti_affinity_group} if request.anti_affinity_group else self.groups
+        return dataclasses.replace(
+            self,
+            used_vcpus=self.used_vcpus + request.vcpus,
+            used_ram_mb=self.used_ram_mb + request.ram_mb,
+            instances=self.instances + 1,
+            groups=frozenset(groups),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """What an instance needs.  Empty ``hypervisors`` accepts any; ``only`` pins the candidates."""
+
+    vcpus: int
+    ram_mb: int
+    hypervisors: frozenset[str] = frozenset()
+    anti_affinity_group: str | None = None
+    exclude: frozenset[str] = frozenset()
+    only: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class Weights:
+    """Multipliers of the normalised weighers; positive values spread instances out."""
+
+    ram: float = 1.0
+    vcpu: float = 0.5
+    instances: float = 0.25
+
+
+DEFAULT_WEIGHTS = Weights()
+
+
+@dataclass(frozen=True, slots=True)
+class Normalisers:
+    """Largest limits over the whole host list (never zero)."""
+
+    ram_mb: float
+    vcpus: float
+
+
+# ------------------------------------------------------------------------------------------------
+# Pure filter and weigh
+# ------------------------------------------------------------------------------------------------
+def rejection(host: HostState, request: Request) -> str | None:  # noqa: PLR0911 - one return per filter
+    """Why ``host`` cannot take ``request`` (one of ``REASONS``), or None when it can."""
+    if host.name in request.exclude or (request.only and host.name not in request.only):
+        return "excluded"
+    if host.state != "up":
+        return "not_up"
+    if request.hypervisors and host.hypervisor not in request.hypervisors:
+        return "hypervisor"
+    if request.anti_affinity_group and request.anti_affinity_group in host.groups:
+        return "anti_affinity"
+    if host.free_vcpus < request.vcpus:
+        return "vcpu"
+    if host.free_ram_mb < request.ram_mb:
+        return "ram"
+    return None
+
+
+def filter_hosts(
+    hosts: Iterable[HostState], request: Request
+) -> tuple[list[HostState], dict[str, list[str]]]:
+    """Hosts that can take ``request`` and, per reason, the names of the ones that cannot."""
+    passed: list[HostState] = []
+    rejected: dict[str, list[str]] = {}
+    for host in hosts:
+        reason = rejection(host, request)
+        if reason is None:
+            passed.append(host)
+        else:
+            rejected.setdefault(reason, []).append(host.name)
+    return passed, rejected
+
+
+def normalisers(hosts: Sequence[HostState]) -> Normalisers:
+    """Normalisers of a host list."""
+    return Normalisers(
+        ram_mb=float(max((h.ram_limit_mb for h in hosts), default=0) or 1),
+        vcpus=float(max((h.vcpu_limit for h in hosts), default=0) or 1),
+    )
+
+
+def score(host: HostState, weights: Weights, norm: Normalisers) -> float:
+    """Higher is better: free RAM, free vCPU, fewer instances."""
+    return (
+        weights.ram * host.free_ram_mb / norm.ram_mb
+        + weights.vcpu * host.free_vcpus / norm.vcpus
+        - weights.instances * host.instances / norm.vcpus
+    )
+
+
+def _key(host: HostState, weights: Weights, norm: Normalisers) -> tuple[float, str]:
+    """Sort key, best first; ties go to the lower name so results are deterministic."""
+    return (-score(host, weights, norm), host.name)
+
+
+def weigh(hosts: Iterable[HostState], weights: Weights, norm: Normalisers) -> list[HostState]:
+    """Hosts ordered best first."""
+    return sorted(hosts, key=lambda h: _key(h, weights, norm))
+
+
+def explain(request: Request, rejected: dict[str, list[str]]) -> str:
+    """One line that says why no host fits, by reason, with a few host names each."""
+    if not rejected:
+        return "no hosts are registered in the store"
+    parts = []
+    for reason in REASONS:
+        names = rejected.get(reason)
+        if names:
+            shown = ", ".join(names[:5]) + (f" (+{len(names) - 5} more)" if len(names) > 5 else "")
+            parts.append(f"{len(names)} {_REASON_TEXT[reason]} [{shown}]")
+    return (
+        f"no host can take {request.vcpus} vCPU / {request.ram_mb} MiB"
+        f"{' in anti-affinity group ' + request.anti_affinity_group if request.anti_affinity_group else ''}"
+        f": {'; '.join(parts)}"
+    )
+
+
+def select_host(
+    hosts: Sequence[HostState], request: Request, weights: Weights = DEFAULT_WEIGHTS
+) -> HostState:
+    """The best host for ``request``; raises NoCapacity (with the reasons) when none fits."""
+    passed, rejected = filter_hosts(hosts, request)
+    if not passed:
+        text = explain(request, rejected)
+        raise NoCapacity(
+            text[0].upper() + text[1:] + ".",
+            "Add or bring up a host (compleat.cloud.host), raise its overcommit ratios, free capacity, "
+            "or choose a smaller offering.",
+            rejected=rejected,
+        )
+    norm = normalisers(hosts)
+    return min(passed, key=lambda h: _key(h, weights, norm))
+
+
+def place_many(
+    hosts: Sequence[HostState], requests: Iterable[Request], weights: Weights = DEFAULT_WEIGHTS
+) -> tuple[list[str | None], list[HostState]]:
+    """Place requests one after another (same answers as repeated ``select_host``), fast.
+
+    Returns the chosen host name per request (None when nothing fits) and the final host states.
+    A max-heap keyed on the score holds every host; a request pops hosts until one passes the
+    filter, and pushes the skipped ones back unchanged.
+    """
+    norm = normalisers(hosts)
+    states = list(hosts)
+    heap = [(*_key(h, weights, norm), i) for i, h in enumerate(states)]
+    heapq.heapify(heap)
+    out: list[str | None] = []
+    for request in requests:
+        skipped = []
+        chosen: int | None = None
+        while heap:
+            entry = heapq.heappop(heap)
+            if rejection(states[entry[2]], request) is None:
+                chosen = entry[2]
+                break
+            skipped.append(entry)
+        for entry in skipped:
+            heapq.heappush(heap, entry)
+        if chosen is None:
+            out.append(None)
+            continue
+        states[chosen] = states[chosen].with_allocation(request)
+        heapq.heappush(heap, (*_key(states[chosen], weights, norm), chosen))
+        out.append(states[chosen].name)
+    return out, states
+
+
+# ------------------------------------------------------------------------------------------------
+# Store-backed
+# ------------------------------------------------------------------------------------------------
+def host_state(row: dict[str, Any], usage: dict[str, Any] | None, groups: Iterable[str]) -> HostState:
+    """A ``HostState`` from a ``hosts`` row, its usage aggregate and its anti-affinity groups."""
+    usage = usage or {}
+    return HostState(
+        name=row["name"],
+        state=row["state"],
+        hypervisor=row["hypervisor"],
+        vcpus=int(row["vcpus"]),
+        ram_mb=int(row["ram_mb"]),
+        reserved_vcpus=int(row["reserved_vcpus"]),
+        reserved_ram_mb=int(row["reserved_ram_mb"]),
+        cpu_ratio=float(row["cpu_ratio"]),
+        ram_ratio=float(row["ram_ratio"]),
+        used_vcpus=int(usage.get("vcpus") or 0),
+        used_ram_mb=int(usage.get("ram_mb") or 0),
+        instances=int(usage.get("n") or 0),
+        groups=frozenset(groups),
+        host_id=int(row["id"]),
+    )
+
+
+def load_hosts(store: Store, lock: bool = False, ignore_instance: int | None = None) -> list[HostState]:
+    """Every host with its committed usage; ``lock`` locks the host rows (PostgreSQL).
+
+    ``ignore_instance`` leaves one instance row out of the usage (resize, evacuation).
+    """
+    rows = store.select("hosts", order_by="name", lock=lock)
+    extra, params = ("", []) if ignore_instance is None else (" AND id <> ?", [ignore_instance])
+    usage = {
+        r["host_id"]: r
+        for r in store.query(
+            "SELECT host_id, SUM(vcpus) AS vcpus, SUM(ram_mb) AS ram_mb, COUNT(*) AS n FROM instances"
+            " WHERE host_id IS NOT NULL" + extra + " GROUP BY host_id",
+            params,
+        )
+    }
+    groups: dict[int, set[str]] = {}
+    for r in store.query(
+        "SELECT DISTINCT host_id, anti_affinity_group AS g FROM instances WHERE host_id IS NOT NULL"
+        " AND anti_affinity_group IS NOT NULL" + extra,
+        params,
+    ):
+        groups.setdefault(r["host_id"], set()).add(r["g"])
+    return [host_state(r, usage.get(r["id"]), groups.get(r["id"], ())) for r in rows]
+
+
+def plan(
+    store: Store, request: Request, ignore_instance: int | None = None, weights: Weights = DEFAULT_WEIGHTS
+) -> HostState:
+    """Where ``request`` would go now, without writing anything (check mode)."""
+    with store.transaction():
+        return select_host(load_hosts(store, ignore_instance=ignore_instance), request, weights)
+
+
+def allocate(
+    store: Store,
+    request: Request,
+    *,
+    new_row: dict[str, Any] | None = None,
+    instance_id: int | None = None,
+    changes: dict[str, Any] | None = None,
+    weights: Weights = DEFAULT_WEIGHTS,
+) -> tuple[HostState, dict[str, Any]]:
+    """Choose a host and write the allocation in one write transaction.
+
+    Either insert ``new_row`` into ``instances`` or move/resize the existing ``instance_id``
+    (``changes`` are written with it).  Returns the chosen host and the stored instance row.
+    """
+    with store.transaction(write=True):
+        hosts = load_hosts(store, lock=True, ignore_instance=instance_id)
+        chosen = select_host(hosts, request, weights)
+        alloc = {
+            "host_id": chosen.host_id,
+            "vcpus": request.vcpus,
+            "ram_mb": request.ram_mb,
+            "anti_affinity_group": request.anti_affinity_group,
+        }
+        if instance_id is None:
+            row = store.insert("instances", {**(new_row or {}), **alloc})
+        else:
+            store.update("instances", instance_id, {**(changes or {}), **alloc})
+            row = store.get("instances", id=instance_id) or {}
+    return chosen, row

@@ -1,0 +1,308 @@
+# Copyright (c) 2026 compleat.cloud developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Load a fabric file and derive the plan from it by the law.
+
+``load_fabric`` reads YAML/JSON (or takes a dict), validates the whole document and returns the
+frozen ``Fabric``; ``build_plan`` turns it into every device, link and network.  The builder works
+on integers (one ``int_to_ip`` per address, no ``ipaddress`` objects), so 1000 racks of 40 hosts
+plan in a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from . import law
+from .errors import FabricError, FabricValidationError
+from .model import (
+    KIND_DOWNLINK,
+    KIND_LOOPBACK,
+    KIND_NETWORK,
+    KIND_UPLINK,
+    ROLE_HOST,
+    ROLE_SPINE,
+    ROLE_TOR,
+    BgpNeighbor,
+    Device,
+    Endpoint,
+    Fabric,
+    Interface,
+    Link,
+    Network,
+    Plan,
+    PoolUsage,
+    RackSpec,
+)
+from .util import paused_gc
+from .validate import validate
+
+ip = law.int_to_ip
+
+
+# ------------------------------------------------------------------------------------ loading
+def read_fabric_file(path: str | os.PathLike[str]) -> Any:
+    """Parse a YAML (or JSON) fabric file; syntax errors and duplicate keys become FabricErrors."""
+    import yaml
+
+    class _StrictLoader(yaml.SafeLoader):
+        """SafeLoader that records duplicate mapping keys instead of silently keeping the last."""
+
+    problems: list[FabricError] = []
+
+    def construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            if not isinstance(key, (str, int)):
+                continue
+            if key in seen:
+                line = key_node.start_mark.line + 1
+                problems.append(FabricError(f"line {line}", key, "duplicate key in the same mapping"))
+            seen.add(key)
+        return loader.construct_mapping(node, deep=deep)
+
+    _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = yaml.load(handle, Loader=_StrictLoader)
+    except OSError as exc:
+        raise FabricValidationError(
+            [FabricError("", str(path), f"cannot read the fabric file: {exc.strerror}")]
+        ) from exc
+    except yaml.YAMLError as exc:
+        raise FabricValidationError([FabricError("", str(path), f"not valid YAML: {exc}")]) from exc
+    if problems:
+        raise FabricValidationError(problems)
+    return data
+
+
+def load_fabric(source: str | os.PathLike[str] | dict[str, Any]) -> Fabric:
+    """Read (when given a path) and validate a fabric; raise ``FabricValidationError`` listing all errors."""
+    data = source if isinstance(source, dict) else read_fabric_file(source)
+    return validate(data)
+
+
+# ------------------------------------------------------------------------------------ plan
+class _Context:
+    """Per-plan constants shared by the device builders (pools as ints, spine list, flags)."""
+
+    def __init__(self, fabric: Fabric) -> None:
+        self.fabric = fabric
+        self.limits = fabric.limits
+        self.lo_start = law.parse_cidr(fabric.loopback_pool)[0]
+        self.numbered = not fabric.unnumbered
+        self.link_start = law.parse_cidr(fabric.link_pool)[0] if self.numbered else 0
+        self.bgp = fabric.routing == "bgp"
+        self.host_bgp = self.bgp and fabric.bgp.hosts
+        self.spine_names = tuple(spine.name for spine in fabric.spines)
+        self.nets = tuple(
+            (spec, law.parse_cidr(spec.pool)[0], law.block_size(spec.prefix_len)) for spec in fabric.networks
+        )
+        self.host_net_index = next(
+            (i for i, spec in enumerate(fabric.networks) if spec.role == fabric.bgp.host_network), -1
+        )
+        # accumulated while the ToRs are built: the spine side of every link
+        self.spine_ifaces: dict[str, list[Interface]] = {name: [] for name in self.spine_names}
+        self.spine_peers: dict[str, list[BgpNeighbor]] = {name: [] for name in self.spine_names}
+        self.links: list[Link] = []
+
+
+def build_plan(fabric: Fabric) -> Plan:
+    """Derive every device, link and network of a validated fabric (deterministic order)."""
+    with paused_gc():
+        return _build_plan(fabric)
+
+
+def _build_plan(fabric: Fabric) -> Plan:
+    """``build_plan`` body (runs with the cyclic GC paused)."""
+    ctx = _Context(fabric)
+    tors: list[Device] = []
+    hosts: list[Device] = []
+    networks: list[Network] = []
+    for rack in fabric.racks:
+        rack_nets = _rack_networks(ctx, rack)
+        networks.extend(rack_nets)
+        announce = tuple(net.prefix for net in rack_nets)
+        for tor in range(1, rack.tors + 1):
+            tors.append(_tor(ctx, rack, tor, announce))
+        for host in range(1, rack.hosts + 1):
+            hosts.append(_host(ctx, rack, host))
+    spines = [_spine(ctx, spine.id, spine.name) for spine in fabric.spines]
+    devices = {device.name: device for group in (spines, tors, hosts) for device in group}
+    return Plan(
+        fabric=fabric,
+        devices=devices,
+        links=tuple(ctx.links),
+        networks=tuple(networks),
+        pools=pool_usage(fabric, len(devices), len(ctx.links)),
+    )
+
+
+def _loopback(ctx: _Context, offset: int) -> tuple[str, str]:
+    """(``a.b.c.d/32``, ``a.b.c.d``) of a loopback offset."""
+    addr = ip(ctx.lo_start + offset)
+    return f"{addr}/32", addr
+
+
+def _spine(ctx: _Context, spine_id: int, name: str) -> Device:
+    """A spine: loopback plus one downlink per ToR uplink that lands on it (built by ``_tor``)."""
+    loopback, router_id = _loopback(ctx, law.spine_loopback_offset(spine_id))
+    lo = Interface("lo", loopback, KIND_LOOPBACK, None, None, None, None)
+    return Device(
+        name=name,
+        role=ROLE_SPINE,
+        rack=None,
+        index=spine_id,
+        loopback=loopback,
+        router_id=router_id,
+        asn=ctx.fabric.bgp.spine_asn if ctx.bgp else None,
+        interfaces=(lo, *ctx.spine_ifaces[name]),
+        bgp_neighbors=tuple(ctx.spine_peers[name]),
+        announce=(loopback,),
+    )
+
+
+def _rack_networks(ctx: _Context, rack: RackSpec) -> list[Network]:
+    """The rack's networks (gateway owned by ToR 1) in the fabric file's role order."""
+    tor1 = law.tor_name(rack.id, 1)
+    out = []
+    for spec, start, size in ctx.nets:
+        net = start + rack.id * size
+        out.append(
+            Network(
+                rack=rack.id,
+                role=spec.role,
+                prefix=f"{ip(net)}/{spec.prefix_len}",
+                gateway=ip(net + law.GATEWAY_OFFSET),
+                vlan=spec.vlan,
+                mtu=spec.mtu,
+                device=tor1,
+                interface=spec.role,
+            )
+        )
+    return out
+
+
+def _tor(ctx: _Context, rack: RackSpec, tor: int, announce: tuple[str, ...]) -> Device:
+    """A ToR with its uplinks (and the matching spine downlinks/links) and rack network interfaces."""
+    limits, r = ctx.limits, rack.id
+    name = law.tor_name(r, tor)
+    loopback, router_id = _loopback(ctx, law.tor_loopback_offset(limits, r, tor))
+    asn = law.tor_asn(ctx.fabric.bgp.tor_asn_base, limits, r, tor) if ctx.bgp else None
+    spine_asn = ctx.fabric.bgp.spine_asn
+    mtu = ctx.fabric.link_mtu
+    ifaces = [Interface("lo", loopback, KIND_LOOPBACK, None, None, None, None)]
+    peers: list[BgpNeighbor] = []
+    for uplink in range(1, rack.uplinks + 1):
+        spine = law.uplink_spine(ctx.spine_names, uplink, rack.uplink_spines)
+        port, up = law.spine_port_ifname(r, tor, uplink), law.uplink_ifname(uplink)
+        spine_ip = tor_ip = spine_cidr = tor_cidr = None
+        if ctx.numbered:
+            base = ctx.link_start + 2 * law.link_index(limits, r, tor, uplink)
+            spine_ip, tor_ip = ip(base), ip(base + 1)
+            spine_cidr, tor_cidr = f"{spine_ip}/31", f"{tor_ip}/31"
+        ifaces.append(Interface(up, tor_cidr, KIND_UPLINK, spine, port, mtu, None))
+        ctx.spine_ifaces[spine].append(Interface(port, spine_cidr, KIND_DOWNLINK, name, up, mtu, None))
+        ctx.links.append(
+            Link(Endpoint(spine, port, spine_cidr), Endpoint(name, up, tor_cidr), spine_cidr, r, tor, uplink)
+        )
+        if asn is not None:
+            peers.append(BgpNeighbor(spine, up, spine_ip, spine_asn))
+            ctx.spine_peers[spine].append(BgpNeighbor(name, port, tor_ip, asn))
+    gw_offset = law.gateway_offset(tor)
+    for spec, start, size in ctx.nets:
+        addr = ip(start + r * size + gw_offset)
+        ifaces.append(
+            Interface(spec.role, f"{addr}/{spec.prefix_len}", KIND_NETWORK, None, None, spec.mtu, spec.role)
+        )
+    if ctx.host_bgp:
+        peers.extend(_tor_host_peers(ctx, rack))
+    return Device(
+        name=name,
+        role=ROLE_TOR,
+        rack=r,
+        index=tor,
+        loopback=loopback,
+        router_id=router_id,
+        asn=asn,
+        interfaces=tuple(ifaces),
+        bgp_neighbors=tuple(peers),
+        announce=(loopback, *announce),
+        pod=rack.pod,
+    )
+
+
+def _tor_host_peers(ctx: _Context, rack: RackSpec) -> list[BgpNeighbor]:
+    """BGP-to-host sessions of a ToR: every host of the rack, over the host network."""
+    spec, start, size = ctx.nets[ctx.host_net_index]
+    net = start + rack.id * size
+    base = ctx.fabric.bgp.host_asn_base
+    return [
+        BgpNeighbor(
+            law.host_name(rack.id, host),
+            spec.role,
+            ip(net + law.host_offset(host)),
+            law.host_asn(base, ctx.limits, rack.id, host),
+        )
+        for host in range(1, rack.hosts + 1)
+    ]
+
+
+def _host(ctx: _Context, rack: RackSpec, host: int) -> Device:
+    """A host: loopback plus one NIC per rack network (peering with every ToR under BGP-to-host)."""
+    limits, r = ctx.limits, rack.id
+    loopback, router_id = _loopback(ctx, law.host_loopback_offset(limits, r, host))
+    ifaces = [Interface("lo", loopback, KIND_LOOPBACK, None, None, None, None)]
+    offset = law.host_offset(host)
+    for spec, start, size in ctx.nets:
+        addr = ip(start + r * size + offset)
+        ifaces.append(
+            Interface(spec.role, f"{addr}/{spec.prefix_len}", KIND_NETWORK, None, None, spec.mtu, spec.role)
+        )
+    asn = None
+    peers: tuple[BgpNeighbor, ...] = ()
+    if ctx.host_bgp:
+        asn = law.host_asn(ctx.fabric.bgp.host_asn_base, limits, r, host)
+        spec, start, size = ctx.nets[ctx.host_net_index]
+        peers = tuple(
+            BgpNeighbor(
+                law.tor_name(r, tor),
+                spec.role,
+                ip(start + r * size + law.gateway_offset(tor)),
+                law.tor_asn(ctx.fabric.bgp.tor_asn_base, limits, r, tor),
+            )
+            for tor in range(1, rack.tors + 1)
+        )
+    return Device(
+        name=law.host_name(r, host),
+        role=ROLE_HOST,
+        rack=r,
+        index=host,
+        loopback=loopback,
+        router_id=router_id,
+        asn=asn,
+        interfaces=tuple(ifaces),
+        bgp_neighbors=peers,
+        announce=(loopback,),
+        pod=rack.pod,
+    )
+
+
+def pool_usage(fabric: Fabric, devices: int, links: int) -> tuple[PoolUsage, ...]:
+    """Capacity and use of every pool: loopback addresses, link /31s, rack subnets per network."""
+    lo_len = law.parse_cidr(fabric.loopback_pool)[1]
+    usage = [PoolUsage("loopbacks", fabric.loopback_pool, law.block_size(lo_len), devices, "addresses")]
+    if not fabric.unnumbered:
+        link_len = law.parse_cidr(fabric.link_pool)[1]
+        usage.append(PoolUsage("links", fabric.link_pool, law.block_size(link_len) // 2, links, "/31 links"))
+    racks = len(fabric.racks)
+    for spec in fabric.networks:
+        pool_len = law.parse_cidr(spec.pool)[1]
+        usage.append(
+            PoolUsage(
+                spec.role, spec.pool, 1 << (spec.prefix_len - pool_len), racks, f"/{spec.prefix_len} subnets"
+            )
+        )
+    return tuple(usage)

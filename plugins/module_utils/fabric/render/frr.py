@@ -1,0 +1,367 @@
+# Copyright (c) 2026 compleat.cloud developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""FRR 8.4 configuration of one fabric device (spine, ToR, or host with BGP-to-host).
+
+``render_frr(plan, device_name)`` returns a self-contained integrated ``frr.conf``: every address
+the device owns is in its ``interface`` stanzas (loopback on ``lo``, /31 link addresses, the rack
+network gateways on a ToR), so loading the file on a box whose interfaces carry the planned names
+is enough.  The output depends only on the plan and is byte-for-byte deterministic.
+
+Design (see ``docs/fabric-frr.md``):
+
+- BGP follows RFC 7938: eBGP only, every spine shares one ASN, every ToR has its own (4-byte
+  private) ASN, ``bgp bestpath as-path multipath-relax`` and ``maximum-paths`` for ECMP, BFD when
+  enabled (profile ``fabric``), timers from the plan, peer-groups ``SPINE``/``TOR``/``HOST``.
+  ``bgp ebgp-requires-policy`` is kept on and every session has explicit prefix-list route-maps:
+  a ToR announces only its own prefixes (loopback, rack networks, its hosts' loopbacks) and accepts
+  only fabric prefixes; a spine accepts from a rack only that rack's prefixes and sends only
+  fabric prefixes.  Link /31s are never announced.
+- OSPFv2: one area (the plan's), point-to-point fabric links with equal explicit cost (ECMP does
+  not depend on detected link speed), rack networks and loopback in the area as passive
+  interfaces, optional BFD.
+- Unnumbered fabrics: links carry no address of their own; they borrow the device loopback /32
+  (what OSPF unnumbered point-to-point needs, and what keeps DHCP relay replies working); BGP
+  peers by interface (IPv6 link-local, RFC 5549 next hops).
+- FRR has no interface MTU command: MTUs are set by the host's network configuration and are
+  recorded in the interface descriptions here.
+
+Pure string building: no template engine, no ipaddress objects, O(size of the device) per call.
+"""
+
+from __future__ import annotations
+
+from ..model import (
+    KIND_DOWNLINK,
+    KIND_LOOPBACK,
+    KIND_NETWORK,
+    KIND_UPLINK,
+    ROLE_HOST,
+    ROLE_SPINE,
+    ROLE_TOR,
+    BgpNeighbor,
+    Device,
+    Interface,
+    Plan,
+)
+
+FRR_VERSION = "8.4"
+BFD_PROFILE = "fabric"
+OSPF_LINK_COST = 10
+GROUP_OF_ROLE = {ROLE_SPINE: "SPINE", ROLE_TOR: "TOR", ROLE_HOST: "HOST"}
+LINK_KINDS = (KIND_UPLINK, KIND_DOWNLINK)
+
+
+class FrrRenderError(ValueError):
+    """The device cannot get an FRR configuration (unknown, or a host without BGP-to-host)."""
+
+
+# ------------------------------------------------------------------------------------ helpers
+def _host_address(cidr: str) -> str:
+    """``10.255.0.1/32`` -> ``10.255.0.1``."""
+    return cidr.partition("/")[0]
+
+
+def _prefix_len(cidr: str) -> int:
+    return int(cidr.partition("/")[2] or 32)
+
+
+def fabric_prefix_entries(plan: Plan) -> list[str]:
+    """``permit`` clauses of the FABRIC prefix-list: loopback /32s and rack networks at their length.
+
+    Only exact-length routes out of the fabric pools match (``ge``/``le``), so neither a pool
+    aggregate, nor a link /31, nor anything foreign is ever accepted or re-advertised.
+    """
+    fabric = plan.fabric
+    entries = [_range_clause(fabric.loopback_pool, 32)]
+    for net in fabric.networks:
+        entries.append(_range_clause(net.pool, net.prefix_len))
+    return entries  # host loopbacks live in the loopback pool: already covered
+
+
+def _range_clause(pool: str, length: int) -> str:
+    pool_len = _prefix_len(pool)
+    if length == pool_len:
+        return pool
+    if length == 32:
+        return f"{pool} ge 32"
+    return f"{pool} ge {length} le {length}"
+
+
+def _prefix_list(name: str, clauses: list[str] | tuple[str, ...], out: list[str]) -> None:
+    seq = 10
+    for clause in clauses:
+        out.append(f"ip prefix-list {name} seq {seq} permit {clause}")
+        seq += 10
+    if not clauses:  # an empty list would match nothing anyway; say so explicitly
+        out.append(f"ip prefix-list {name} seq 10 deny any")
+
+
+def _route_map(name: str, prefix_list: str, out: list[str]) -> None:
+    out.append(f"route-map {name} permit 10")
+    out.append(f" match ip address prefix-list {prefix_list}")
+    out.append("exit")
+    out.append("!")
+
+
+def _dedupe(items: list[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+def _describe(iface: Interface, vlans: dict[str, int]) -> str:
+    """Interface description: what it is, where it goes, its VLAN and MTU (FRR cannot set MTUs)."""
+    if iface.kind == KIND_UPLINK:
+        text = f"uplink to {iface.peer_device} {iface.peer_interface}"
+    elif iface.kind == KIND_DOWNLINK:
+        text = f"downlink to {iface.peer_device} {iface.peer_interface}"
+    elif iface.kind == KIND_NETWORK:
+        role = iface.network_role or iface.name
+        text = f"rack network {role}"
+        if role in vlans:
+            text += f" vlan {vlans[role]}"
+    else:
+        text = "loopback"
+    if iface.mtu:
+        text += f", mtu {iface.mtu}"
+    return text
+
+
+# ------------------------------------------------------------------------------------ sections
+def _header(device: Device, out: list[str]) -> None:
+    out.append(f"frr version {FRR_VERSION}")
+    out.append("frr defaults datacenter")
+    out.append(f"hostname {device.name}")
+    out.append("log syslog informational")
+    out.append("service integrated-vtysh-config")
+    # zebra writes the forwarding sysctl: routers forward, hosts do not
+    out.append("no ip forwarding" if device.role == ROLE_HOST else "ip forwarding")
+    # FRR 8.4 with kernel nexthop groups leaves the kernel's ECMP group short of the restored
+    # member after a link flap (RIB 3 paths, FIB 2); per-route multipath stays in sync
+    out.append("no zebra nexthop kernel enable")
+    out.append("!")
+
+
+def _interfaces(plan: Plan, device: Device, out: list[str]) -> None:
+    fabric = plan.fabric
+    ospf = fabric.routing == "ospf"
+    area = str(fabric.ospf.area)
+    ospf_bfd = ospf and fabric.ospf.bfd
+    vlans = {net.role: net.vlan for net in fabric.networks}
+    for iface in device.interfaces:
+        out.append(f"interface {iface.name}")
+        if iface.kind != KIND_LOOPBACK:
+            out.append(f" description {_describe(iface, vlans)}")
+        address = iface.address
+        if address is None and iface.kind in LINK_KINDS:
+            address = device.loopback  # unnumbered: borrow the loopback /32
+        if address:
+            out.append(f" ip address {address}")
+        if ospf:
+            out.append(f" ip ospf area {area}")
+            if iface.kind in LINK_KINDS:
+                out.append(" ip ospf network point-to-point")
+                out.append(f" ip ospf cost {OSPF_LINK_COST}")
+                out.append(f" ip ospf hello-interval {fabric.ospf.hello}")
+                out.append(f" ip ospf dead-interval {fabric.ospf.dead}")
+                if ospf_bfd:
+                    out.append(" ip ospf bfd")
+                    out.append(f" ip ospf bfd profile {BFD_PROFILE}")
+            else:
+                out.append(" ip ospf passive")
+        out.append("exit")
+        out.append("!")
+
+
+def _bfd(plan: Plan, out: list[str]) -> None:
+    bgp = plan.fabric.bgp
+    out.append("bfd")
+    out.append(f" profile {BFD_PROFILE}")
+    out.append(f"  detect-multiplier {bgp.bfd_multiplier}")
+    out.append(f"  receive-interval {bgp.bfd_interval}")
+    out.append(f"  transmit-interval {bgp.bfd_interval}")
+    out.append(" exit")
+    out.append("exit")
+    out.append("!")
+
+
+def _neighbor_groups(plan: Plan, device: Device) -> dict[str, list[BgpNeighbor]]:
+    """Neighbors grouped by the peer's role, groups in SPINE, TOR, HOST order."""
+    groups: dict[str, list[BgpNeighbor]] = {}
+    devices = plan.devices
+    for nbr in device.bgp_neighbors:
+        peer = devices.get(nbr.peer_device)
+        role = peer.role if peer is not None else ROLE_TOR
+        groups.setdefault(GROUP_OF_ROLE[role], []).append(nbr)
+    return {name: groups[name] for name in ("SPINE", "TOR", "HOST") if name in groups}
+
+
+def _peer_id(nbr: BgpNeighbor) -> str:
+    return nbr.address if nbr.address else nbr.interface
+
+
+def _bgp_policies(
+    plan: Plan, device: Device, groups: dict[str, list[BgpNeighbor]], out: list[str]
+) -> tuple[dict[str, tuple[str | None, str]], dict[str, str]]:
+    """Prefix-lists and route-maps; returns {group: (in-map or None, out-map)} and {peer: in-map}."""
+    devices = plan.devices
+    group_maps: dict[str, tuple[str | None, str]] = {}
+    member_in: dict[str, str] = {}
+    _prefix_list("FABRIC", fabric_prefix_entries(plan), out)
+
+    if device.role == ROLE_SPINE:
+        # per rack: exactly what the rack's ToRs (and their BGP hosts) originate
+        racks: dict[int, list[str]] = {}
+        seen: set[str] = set()
+        for nbr in groups.get("TOR", ()):
+            tor = devices[nbr.peer_device]
+            rack = tor.rack if tor.rack is not None else 0
+            member_in[_peer_id(nbr)] = f"FROM-RACK{rack:03d}"
+            if tor.name not in seen:
+                seen.add(tor.name)
+                racks.setdefault(rack, []).extend(_tor_originates(plan, tor))
+        for rack in sorted(racks):
+            _prefix_list(f"RACK{rack:03d}", _dedupe(racks[rack]), out)
+        out.append("!")
+        for rack in sorted(racks):
+            _route_map(f"FROM-RACK{rack:03d}", f"RACK{rack:03d}", out)
+        _route_map("TO-TOR", "FABRIC", out)
+        group_maps["TOR"] = (None, "TO-TOR")
+        return group_maps, member_in
+
+    if device.role == ROLE_TOR:
+        _prefix_list("LOCAL", _dedupe(_tor_originates(plan, device)), out)
+        host_groups = groups.get("HOST", ())
+        if host_groups:
+            host_los = _dedupe([p for nbr in host_groups for p in devices[nbr.peer_device].announce])
+            _prefix_list("HOSTS", host_los, out)
+        out.append("!")
+        _route_map("FROM-SPINE", "FABRIC", out)
+        _route_map("TO-SPINE", "LOCAL", out)
+        group_maps["SPINE"] = ("FROM-SPINE", "TO-SPINE")
+        if host_groups:
+            _route_map("FROM-HOST", "HOSTS", out)
+            _route_map("TO-HOST", "FABRIC", out)
+            group_maps["HOST"] = ("FROM-HOST", "TO-HOST")
+        return group_maps, member_in
+
+    # host with BGP-to-host: announce its own prefixes, accept fabric prefixes
+    _prefix_list("LOCAL", list(device.announce), out)
+    out.append("!")
+    _route_map("FROM-TOR", "FABRIC", out)
+    _route_map("TO-TOR", "LOCAL", out)
+    group_maps["TOR"] = ("FROM-TOR", "TO-TOR")
+    return group_maps, member_in
+
+
+def _tor_originates(plan: Plan, tor: Device) -> list[str]:
+    """What a ToR sends upstream: its own prefixes plus the loopbacks of its BGP hosts."""
+    prefixes = list(tor.announce)
+    devices = plan.devices
+    for nbr in tor.bgp_neighbors:
+        peer = devices.get(nbr.peer_device)
+        if peer is not None and peer.role == ROLE_HOST:
+            prefixes.extend(peer.announce)
+    return prefixes
+
+
+def _peer_group(
+    group: str, members: list[BgpNeighbor], ifaces: dict[str, Interface], bfd: bool, out: list[str]
+) -> None:
+    """A peer-group and its members; a remote-as shared by every member goes on the group."""
+    out.append(f" neighbor {group} peer-group")
+    asns = {nbr.remote_asn for nbr in members}
+    shared_asn = asns.pop() if len(asns) == 1 and group != "TOR" else None
+    if shared_asn is not None:
+        out.append(f" neighbor {group} remote-as {shared_asn}")
+    out.append(f" neighbor {group} description fabric {group.lower()}s")
+    if bfd:
+        out.append(f" neighbor {group} bfd")
+        out.append(f" neighbor {group} bfd profile {BFD_PROFILE}")
+    for nbr in members:
+        peer = _peer_id(nbr)
+        if nbr.address:
+            if shared_asn is None:
+                out.append(f" neighbor {peer} remote-as {nbr.remote_asn}")
+            out.append(f" neighbor {peer} peer-group {group}")
+        else:
+            out.append(f" neighbor {peer} interface peer-group {group}")
+            if shared_asn is None:
+                out.append(f" neighbor {peer} remote-as {nbr.remote_asn}")
+        local = ifaces.get(nbr.interface)
+        where = nbr.peer_device
+        if local is not None and local.peer_interface:
+            where += f" {local.peer_interface}"
+        out.append(f" neighbor {peer} description {where}")
+
+
+def _router_bgp(plan: Plan, device: Device, out: list[str]) -> None:
+    fabric = plan.fabric
+    bgp = fabric.bgp
+    groups = _neighbor_groups(plan, device)
+    group_maps, member_in = _bgp_policies(plan, device, groups, out)
+    ifaces = {iface.name: iface for iface in device.interfaces}
+
+    out.append(f"router bgp {device.asn}")
+    out.append(f" bgp router-id {device.router_id}")
+    out.append(" bgp log-neighbor-changes")
+    out.append(" bgp ebgp-requires-policy")
+    out.append(" bgp bestpath as-path multipath-relax")
+    out.append(f" timers bgp {bgp.timers.keepalive} {bgp.timers.hold}")
+    for group, members in groups.items():
+        _peer_group(group, members, ifaces, bgp.bfd, out)
+    out.append(" !")
+    out.append(" address-family ipv4 unicast")
+    for prefix in device.announce:
+        out.append(f"  network {prefix}")
+    for group in groups:
+        in_map, out_map = group_maps[group]
+        out.append(f"  neighbor {group} activate")
+        if in_map:
+            out.append(f"  neighbor {group} route-map {in_map} in")
+        out.append(f"  neighbor {group} route-map {out_map} out")
+    for nbr in groups.get("TOR", ()) if device.role == ROLE_SPINE else ():
+        peer = _peer_id(nbr)
+        out.append(f"  neighbor {peer} route-map {member_in[peer]} in")
+    out.append(f"  maximum-paths {bgp.maximum_paths}")
+    out.append(" exit-address-family")
+    out.append("exit")
+    out.append("!")
+
+
+def _router_ospf(plan: Plan, device: Device, out: list[str]) -> None:
+    out.append("router ospf")
+    out.append(f" ospf router-id {device.router_id}")
+    out.append(" log-adjacency-changes")
+    out.append(f" maximum-paths {plan.fabric.bgp.maximum_paths}")
+    out.append("exit")
+    out.append("!")
+
+
+# ------------------------------------------------------------------------------------ entry point
+def render_frr(plan: Plan, device_name: str) -> str:
+    """The complete FRR 8.4 ``frr.conf`` of ``device_name`` (spine, ToR, or BGP host)."""
+    device = plan.devices.get(device_name)
+    if device is None:
+        raise FrrRenderError(f"unknown device {device_name!r}")
+    fabric = plan.fabric
+    routing = fabric.routing
+    if device.role == ROLE_HOST and not (routing == "bgp" and fabric.bgp.hosts):
+        raise FrrRenderError(f"{device_name}: hosts get an FRR configuration only with BGP-to-host")
+    if routing not in ("bgp", "ospf"):
+        raise FrrRenderError(f"unknown routing protocol {routing!r}")
+
+    out: list[str] = []
+    _header(device, out)
+    _interfaces(plan, device, out)
+    if (routing == "bgp" and fabric.bgp.bfd and device.bgp_neighbors) or (
+        routing == "ospf" and fabric.ospf.bfd
+    ):
+        _bfd(plan, out)
+    if routing == "bgp":
+        if device.asn is None:
+            raise FrrRenderError(f"{device_name}: no ASN in the plan")
+        _router_bgp(plan, device, out)
+    else:
+        _router_ospf(plan, device, out)
+    out.append("end")
+    return "\n".join(out) + "\n"

@@ -1,0 +1,457 @@
+# Copyright (c) 2026 compleat.cloud developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Whole-file validation: collect every problem (with key path and value), then build ``Fabric``.
+
+``schema.normalize`` checks each key on its own (types, ranges, unknown keys); this module checks
+what spans keys: pool overlaps (sort + adjacent scan, O(n log n)), pool capacity against the law's
+limits, duplicate ids and names, ASN ranges, rack shapes against limits, interface name lengths.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import pairwise
+from typing import Any
+
+from . import law
+from .errors import FabricError, FabricValidationError
+from .model import BgpOptions, Fabric, Limits, NetworkSpec, OspfOptions, RackSpec, SpineSpec, Timers
+from .schema import normalize
+
+RESERVED_IFNAMES = ("lo",)
+
+
+@dataclass(frozen=True, slots=True)
+class _Pool:
+    """A declared pool as an inclusive integer interval, with its key path."""
+
+    start: int
+    end: int
+    path: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class _RackEntry:
+    """One entry of ``racks`` with the rack ids it declares."""
+
+    index: int
+    path: str
+    ids: range
+    data: dict[str, Any]
+
+
+def validate(raw: Any) -> Fabric:
+    """Validate a raw fabric document; return the ``Fabric`` or raise ``FabricValidationError``."""
+    fabric, errors = check(raw)
+    if errors or fabric is None:
+        raise FabricValidationError(errors)
+    return fabric
+
+
+def check(raw: Any) -> tuple[Fabric | None, list[FabricError]]:
+    """Return ``(fabric, [])`` for a valid document, else ``(None, every error found)``."""
+    data, errors = normalize(raw)
+    if not data:
+        return None, errors
+    limits = _limits(data)
+    spines = _check_spines(data, limits, errors)
+    entries = _rack_entries(data, errors)
+    _check_racks(data, entries, limits, {spine.name for spine in spines}, errors)
+    pools = _declared_pools(data, errors)
+    _check_overlaps(pools, errors)
+    if limits is not None:
+        _check_capacity(data, limits, errors)
+        _check_asns(data, limits, errors)
+        _check_ifnames(data, limits, errors)
+    _check_networks(data, errors)
+    _check_protocols(data, errors)
+    if errors or limits is None:
+        return None, errors
+    return _build(data, limits, spines, entries), []
+
+
+# ------------------------------------------------------------------------------------ pieces
+def _limits(data: dict[str, Any]) -> Limits | None:
+    """Limits when every limit is valid (capacity checks need all of them)."""
+    raw = data["limits"]
+    if any(value is None for value in raw.values()):
+        return None
+    return Limits(**raw)
+
+
+def _check_spines(data: dict[str, Any], limits: Limits | None, errors: list[FabricError]) -> list[SpineSpec]:
+    """Spine ids within limits and unique, names unique and not colliding with derived names."""
+    spines: list[SpineSpec] = []
+    seen_ids: dict[int, str] = {}
+    seen_names: dict[str, str] = {}
+    for index, spine in enumerate(data.get("spines") or []):
+        if not spine or spine["id"] is None:
+            continue
+        path = f"spines[{index}]"
+        spine_id = spine["id"]
+        if limits is not None and spine_id > limits.spines:
+            errors.append(
+                FabricError(f"{path}.id", spine_id, f"spine id must be <= limits.spines ({limits.spines})")
+            )
+        if spine_id in seen_ids:
+            errors.append(
+                FabricError(f"{path}.id", spine_id, f"duplicate spine id (also {seen_ids[spine_id]})")
+            )
+            continue
+        seen_ids[spine_id] = f"{path}.id"
+        name = spine["name"] or law.spine_name(spine_id)
+        if name in seen_names:
+            errors.append(
+                FabricError(f"{path}.name", name, f"duplicate device name (also {seen_names[name]})")
+            )
+            continue
+        if law.parse_device_name(name):
+            errors.append(
+                FabricError(f"{path}.name", name, "collides with ToR/host naming r<rack>-tor<t>/-h<h>")
+            )
+        seen_names[name] = f"{path}.name"
+        spines.append(SpineSpec(spine_id, name))
+    return sorted(spines, key=lambda spine: spine.id)
+
+
+def _rack_entries(data: dict[str, Any], errors: list[FabricError]) -> list[_RackEntry]:
+    """Expand ``racks`` entries (single ``id`` or ``range``) into id ranges."""
+    entries = []
+    for index, rack in enumerate(data.get("racks") or []):
+        if not rack:
+            continue
+        path = f"racks[{index}]"
+        has_id, has_range = rack["id"] is not None, rack["range"] is not None
+        if has_id and has_range:
+            errors.append(
+                FabricError(
+                    path, {"id": rack["id"], "range": rack["range"]}, "give 'id' or 'range', not both"
+                )
+            )
+            continue
+        if not has_id and not has_range:
+            if not _invalid(errors, f"{path}.") & {"id", "range"}:
+                errors.append(FabricError(path, None, "give exactly one of 'id' or 'range'"))
+            continue
+        if has_range and rack["name"] is not None:
+            errors.append(
+                FabricError(f"{path}.name", rack["name"], "a name needs a single rack ('id'), not a range")
+            )
+        ids = range(rack["id"], rack["id"] + 1) if has_id else range(rack["range"][0], rack["range"][1] + 1)
+        entries.append(_RackEntry(index, path, ids, rack))
+    return entries
+
+
+def _check_racks(
+    data: dict[str, Any],
+    entries: list[_RackEntry],
+    limits: Limits | None,
+    spine_names: set[str],
+    errors: list[FabricError],
+) -> None:
+    """Rack ids below max_racks and unique; shapes within limits; uplink spines known."""
+    owner: dict[int, int] = {}
+    reported: set[tuple[int, int]] = set()
+    names: dict[str, str] = {}
+    for entry in entries:
+        key = "id" if entry.data["id"] is not None else "range"
+        if limits is not None and entry.ids[-1] >= limits.max_racks:
+            errors.append(
+                FabricError(
+                    f"{entry.path}.{key}",
+                    entry.data[key],
+                    f"rack ids must be < limits.max_racks ({limits.max_racks})",
+                )
+            )
+        for rack_id in entry.ids:
+            first = owner.setdefault(rack_id, entry.index)
+            if first != entry.index and (first, entry.index) not in reported:
+                reported.add((first, entry.index))
+                errors.append(
+                    FabricError(
+                        f"{entry.path}.{key}", rack_id, f"duplicate rack id (also declared by racks[{first}])"
+                    )
+                )
+        name = entry.data["name"]
+        if name is not None:
+            if name in names:
+                errors.append(
+                    FabricError(f"{entry.path}.name", name, f"duplicate rack name (also {names[name]})")
+                )
+            names[name] = f"{entry.path}.name"
+        if limits is not None:
+            _check_rack_shape(entry, limits, spine_names, errors)
+
+
+def _check_rack_shape(
+    entry: _RackEntry, limits: Limits, spine_names: set[str], errors: list[FabricError]
+) -> None:
+    """tors/uplinks/hosts within the limits; explicit uplink spines must be declared spines."""
+    data, path = entry.data, entry.path
+    for key, limit_key in (("tors", "tors_per_rack"), ("hosts", "hosts_per_rack")):
+        value, limit = data[key], getattr(limits, limit_key)
+        if value is not None and value > limit:
+            errors.append(FabricError(f"{path}.{key}", value, f"must be <= limits.{limit_key} ({limit})"))
+    uplinks = data["uplinks"]
+    if uplinks is None:
+        return
+    count = len(uplinks) if isinstance(uplinks, list) else uplinks
+    if count > limits.uplinks_per_tor:
+        errors.append(
+            FabricError(
+                f"{path}.uplinks",
+                uplinks,
+                f"{count} uplinks exceed limits.uplinks_per_tor ({limits.uplinks_per_tor})",
+            )
+        )
+    if isinstance(uplinks, list):
+        for index, name in enumerate(uplinks):
+            if name is not None and name not in spine_names:
+                errors.append(FabricError(f"{path}.uplinks[{index}]", name, "uplink names an unknown spine"))
+
+
+def _declared_pools(data: dict[str, Any], errors: list[FabricError]) -> list[_Pool]:
+    """Every valid pool of the file as an integer interval."""
+    pools: list[_Pool] = []
+    raw_pools = data["pools"]
+    if (
+        raw_pools["links"] is None
+        and not raw_pools["unnumbered"]
+        and "links" not in _invalid(errors, "pools.")
+    ):
+        errors.append(FabricError("pools.links", None, "required unless pools.unnumbered is true"))
+    candidates = [("pools.loopbacks", raw_pools["loopbacks"]), ("pools.links", raw_pools["links"])]
+    candidates += [(f"networks.{role}.pool", net["pool"]) for role, net in data["networks"].items()]
+    for path, text in candidates:
+        if text is None:
+            continue
+        start, plen = law.parse_cidr(text)
+        pools.append(_Pool(start, start + law.block_size(plen) - 1, path, text))
+    return pools
+
+
+def _invalid(errors: list[FabricError], prefix: str) -> set[str]:
+    """Last path components of errors already reported under ``prefix``."""
+    return {error.path[len(prefix) :] for error in errors if error.path.startswith(prefix)}
+
+
+def _check_overlaps(pools: list[_Pool], errors: list[FabricError]) -> None:
+    """Report overlapping pools: sort by start, scan neighbours keeping the farthest end seen."""
+    ordered = sorted(pools, key=lambda pool: (pool.start, pool.end, pool.path))
+    reach: _Pool | None = None
+    for pool in ordered:
+        if reach is not None and pool.start <= reach.end:
+            errors.append(FabricError(pool.path, pool.text, f"overlaps {reach.path} ({reach.text})"))
+        if reach is None or pool.end > reach.end:
+            reach = pool
+
+
+def _too_small(path: str, text: str, need: int, what: str) -> FabricError:
+    return FabricError(
+        path,
+        text,
+        f"pool too small: {what} needs {need} addresses (a /{law.smallest_prefix_for(need)} or larger); "
+        f"it holds {law.block_size(law.parse_cidr(text)[1])}",
+    )
+
+
+def _check_capacity(data: dict[str, Any], limits: Limits, errors: list[FabricError]) -> None:
+    """Pools must hold every slot the law can hand out, so growth never renumbers."""
+    pools = data["pools"]
+    if pools["loopbacks"] is not None:
+        need = law.loopback_capacity(limits)
+        if law.block_size(law.parse_cidr(pools["loopbacks"])[1]) < need:
+            errors.append(
+                _too_small(
+                    "pools.loopbacks",
+                    pools["loopbacks"],
+                    need,
+                    "spines + 1 + max_racks*(tors_per_rack+hosts_per_rack)",
+                )
+            )
+    if pools["links"] is not None and not pools["unnumbered"]:
+        need = 2 * law.link_capacity(limits)
+        if law.block_size(law.parse_cidr(pools["links"])[1]) < need:
+            errors.append(
+                _too_small("pools.links", pools["links"], need, "2 * max_racks*tors_per_rack*uplinks_per_tor")
+            )
+    for role, net in data["networks"].items():
+        _check_network_capacity(role, net, limits, errors)
+
+
+def _check_network_capacity(
+    role: str, net: dict[str, Any], limits: Limits, errors: list[FabricError]
+) -> None:
+    """The pool holds max_racks subnets, and each subnet holds gateways, every host slot, broadcast."""
+    if net["pool"] is None or net["prefix_len"] is None:
+        return
+    path = f"networks.{role}"
+    pool_len = law.parse_cidr(net["pool"])[1]
+    prefix_len = net["prefix_len"]
+    if prefix_len < pool_len:
+        errors.append(
+            FabricError(f"{path}.prefix_len", prefix_len, f"must be >= the pool's prefix length ({pool_len})")
+        )
+        return
+    subnets = 1 << (prefix_len - pool_len)
+    if subnets < limits.max_racks:
+        errors.append(
+            FabricError(
+                f"{path}.pool",
+                net["pool"],
+                f"pool too small: holds {subnets} /{prefix_len} subnets, limits.max_racks needs "
+                f"{limits.max_racks} (a /{prefix_len - (limits.max_racks - 1).bit_length()} or larger)",
+            )
+        )
+    need = law.rack_network_min_size(limits)
+    if law.block_size(prefix_len) < need:
+        errors.append(
+            FabricError(
+                f"{path}.prefix_len",
+                prefix_len,
+                f"a /{prefix_len} is too small for limits.hosts_per_rack ({limits.hosts_per_rack}): "
+                f"needs {need} addresses (/{law.smallest_prefix_for(need)} or shorter)",
+            )
+        )
+
+
+def _check_asns(data: dict[str, Any], limits: Limits, errors: list[FabricError]) -> None:
+    """Spine ASN and the derived ToR/host ranges in 4200000000..4294967294 and disjoint."""
+    bgp = data["bgp"]
+    ranges: list[tuple[int, int, str]] = []
+    if bgp["spine_asn"] is not None:
+        ranges.append((bgp["spine_asn"], bgp["spine_asn"], "bgp.spine_asn"))
+    if bgp["tor_asn_base"] is not None:
+        ranges.append((*law.tor_asn_range(bgp["tor_asn_base"], limits), "bgp.tor_asn_base"))
+    if bgp["host_asn_base"] is not None:
+        ranges.append((*law.host_asn_range(bgp["host_asn_base"], limits), "bgp.host_asn_base"))
+    valid = []
+    for first, last, path in ranges:
+        value = bgp[path.split(".")[1]]
+        if first < law.PRIVATE_ASN_MIN or last > law.PRIVATE_ASN_MAX:
+            derived = "" if first == last else f" (derived range {first}..{last} from the limits)"
+            errors.append(
+                FabricError(
+                    path,
+                    value,
+                    f"ASN out of the private range {law.PRIVATE_ASN_MIN}..{law.PRIVATE_ASN_MAX}{derived}",
+                )
+            )
+        else:
+            valid.append((first, last, path))
+    valid.sort()
+    for (_, last_a, path_a), (first_b, last_b, path_b) in pairwise(valid):
+        if first_b <= last_a:
+            errors.append(
+                FabricError(
+                    path_b, bgp[path_b.split(".")[1]], f"ASN range {first_b}..{last_b} overlaps {path_a}"
+                )
+            )
+
+
+def _check_ifnames(data: dict[str, Any], limits: Limits, errors: list[FabricError]) -> None:
+    """Derived interface names must fit Linux's 15 characters."""
+    longest = law.longest_spine_port(limits)
+    if len(longest) > law.IFNAME_MAX:
+        errors.append(
+            FabricError(
+                "limits",
+                data["limits"],
+                f"spine interface names reach {len(longest)} characters ({longest}); max 15",
+            )
+        )
+
+
+def _check_networks(data: dict[str, Any], errors: list[FabricError]) -> None:
+    """Role names must not shadow derived interface names; VLANs unique."""
+    vlans: dict[int, str] = {}
+    for role, net in data["networks"].items():
+        if role in RESERVED_IFNAMES or law.parse_uplink(role) is not None or law.parse_spine_port(role):
+            errors.append(
+                FabricError(f"networks.{role}", role, "role name clashes with a derived interface name")
+            )
+        vlan = net["vlan"]
+        if vlan is None:
+            continue
+        if vlan in vlans:
+            errors.append(FabricError(f"networks.{role}.vlan", vlan, f"duplicate VLAN (also {vlans[vlan]})"))
+        else:
+            vlans[vlan] = f"networks.{role}.vlan"
+
+
+def _check_protocols(data: dict[str, Any], errors: list[FabricError]) -> None:
+    """Timer relations and references from bgp/dhcp_relay to declared networks."""
+    bgp, ospf, relay = data["bgp"], data["ospf"], data["dhcp_relay"]
+    timers = bgp["timers"]
+    if (
+        timers["keepalive"] is not None
+        and timers["hold"] is not None
+        and timers["hold"] <= timers["keepalive"]
+    ):
+        errors.append(
+            FabricError("bgp.timers.hold", timers["hold"], "must be greater than bgp.timers.keepalive")
+        )
+    if ospf["hello"] is not None and ospf["dead"] is not None and ospf["dead"] <= ospf["hello"]:
+        errors.append(FabricError("ospf.dead", ospf["dead"], "must be greater than ospf.hello"))
+    roles = data["networks"]
+    if bgp["hosts"] and bgp["host_network"] is not None and bgp["host_network"] not in roles:
+        errors.append(FabricError("bgp.host_network", bgp["host_network"], "names no declared network"))
+    if relay["servers"] and relay["networks"]:
+        for index, role in enumerate(relay["networks"]):
+            if role is not None and role not in roles:
+                errors.append(FabricError(f"dhcp_relay.networks[{index}]", role, "names no declared network"))
+
+
+# ------------------------------------------------------------------------------------ build
+def _build(
+    data: dict[str, Any], limits: Limits, spines: list[SpineSpec], entries: list[_RackEntry]
+) -> Fabric:
+    """Assemble the frozen ``Fabric`` from a document known to be valid."""
+    racks = []
+    for entry in entries:
+        rack = entry.data
+        explicit = tuple(rack["uplinks"]) if isinstance(rack["uplinks"], list) else ()
+        count = len(explicit) if explicit else rack["uplinks"]
+        for rack_id in entry.ids:
+            racks.append(
+                RackSpec(
+                    id=rack_id,
+                    pod=rack["pod"],
+                    tors=rack["tors"],
+                    uplinks=count,
+                    hosts=rack["hosts"],
+                    uplink_spines=explicit,
+                    name=rack["name"] or law.rack_label(rack_id),
+                )
+            )
+    racks.sort(key=lambda rack: rack.id)
+    bgp, ospf, pools = data["bgp"], data["ospf"], data["pools"]
+    return Fabric(
+        name=data["name"],
+        routing=data["routing"],
+        limits=limits,
+        loopback_pool=pools["loopbacks"],
+        link_pool=pools["links"] or "",
+        unnumbered=pools["unnumbered"],
+        link_mtu=data["link_mtu"],
+        networks=tuple(NetworkSpec(role, **net) for role, net in data["networks"].items()),
+        spines=tuple(spines),
+        racks=tuple(racks),
+        bgp=BgpOptions(
+            spine_asn=bgp["spine_asn"],
+            tor_asn_base=bgp["tor_asn_base"],
+            host_asn_base=bgp["host_asn_base"],
+            bfd=bgp["bfd"],
+            timers=Timers(**bgp["timers"]),
+            hosts=bgp["hosts"],
+            host_network=bgp["host_network"],
+            bfd_interval=bgp["bfd_interval"],
+            bfd_multiplier=bgp["bfd_multiplier"],
+            maximum_paths=bgp["maximum_paths"],
+        ),
+        ospf=OspfOptions(**ospf),
+        dhcp_relay_servers=tuple(data["dhcp_relay"]["servers"]),
+        dhcp_relay_networks=tuple(data["dhcp_relay"]["networks"]),
+    )

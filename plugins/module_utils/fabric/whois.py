@@ -1,0 +1,216 @@
+# Copyright (c) 2026 compleat.cloud developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Address -> owner by inverting the law: no table of addresses is ever built.
+
+A bisect over the sorted pools (O(log pools)) finds the pool; integer arithmetic inverts the law
+inside it (O(1)): loopback offset -> spine/ToR/host, /31 index -> (rack, ToR, uplink) and side,
+rack subnet index -> rack and the slot inside it (gateway of ToR t, host h, network, broadcast).
+"""
+
+from __future__ import annotations
+
+import bisect
+import ipaddress
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from . import law
+from .model import Fabric, Plan, RackSpec
+
+ASSIGNED = "assigned"  # a declared device owns the address
+UNASSIGNED = "unassigned"  # a law slot no declared device uses (yet)
+RESERVED = "reserved"  # network/broadcast/reserved addresses of a pool or rack network
+OUTSIDE = "outside"  # in no pool of the fabric
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    """Who owns an address (``status`` says whether a declared device does)."""
+
+    address: str
+    status: str
+    pool: str | None = None  # "loopbacks" | "links" | network role
+    pool_prefix: str | None = None
+    prefix: str | None = None  # the /32, /31 or rack subnet holding the address
+    rack: int | None = None
+    device: str | None = None
+    role: str | None = None  # device role: spine | tor | host
+    interface: str | None = None
+    network: str | None = None  # "loopback" | "link" | network role
+    vlan: int | None = None
+    peer_device: str | None = None
+    peer_interface: str | None = None
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (JSON-safe)."""
+        return asdict(self)
+
+    def describe(self) -> str:
+        """One line for humans."""
+        if self.status == OUTSIDE:
+            return f"{self.address}: outside every fabric pool"
+        where = f"{self.pool} pool {self.pool_prefix}"
+        if self.status == ASSIGNED:
+            text = f"{self.address}: {self.device} {self.interface} ({self.role}"
+            text += f", rack {self.rack})" if self.rack is not None else ")"
+            text += f" in {self.prefix}, {where}"
+            if self.peer_device:
+                text += f"; peer {self.peer_device} {self.peer_interface}"
+            return text
+        return f"{self.address}: {self.status} in {self.prefix or self.pool_prefix}, {where} — {self.note}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Pool:
+    start: int
+    end: int
+    name: str
+    prefix: str
+    kind: str  # "loopbacks" | "links" | "network"
+    prefix_len: int
+    vlan: int | None
+
+
+class WhoisIndex:
+    """Law inversion for one fabric.  Build once, query many addresses."""
+
+    def __init__(self, fabric: Fabric) -> None:
+        self.fabric = fabric
+        self.limits = fabric.limits
+        self.racks: dict[int, RackSpec] = {rack.id: rack for rack in fabric.racks}
+        self.spines: dict[int, str] = {spine.id: spine.name for spine in fabric.spines}
+        self.spine_names = tuple(spine.name for spine in fabric.spines)
+        pools = [_make_pool(fabric.loopback_pool, "loopbacks", "loopbacks", 32, None)]
+        if not fabric.unnumbered and fabric.link_pool:
+            pools.append(_make_pool(fabric.link_pool, "links", "links", 31, None))
+        pools += [
+            _make_pool(net.pool, net.role, "network", net.prefix_len, net.vlan) for net in fabric.networks
+        ]
+        self.pools = sorted(pools, key=lambda pool: pool.start)
+        self.starts = [pool.start for pool in self.pools]
+
+    def lookup(self, address: str) -> Owner:
+        """Owner of one IPv4 address (``ValueError`` when ``address`` is not an IPv4 address)."""
+        text = address.split("/", 1)[0].strip()
+        value = int(ipaddress.IPv4Address(text))
+        text = law.int_to_ip(value)
+        index = bisect.bisect_right(self.starts, value) - 1
+        if index < 0 or value > self.pools[index].end:
+            return Owner(text, OUTSIDE)
+        pool = self.pools[index]
+        offset = value - pool.start
+        if pool.kind == "loopbacks":
+            return self._loopback(text, pool, offset)
+        if pool.kind == "links":
+            return self._link(text, pool, offset)
+        return self._network(text, pool, offset)
+
+    # -------------------------------------------------------------------------------- per pool
+    def _loopback(self, text: str, pool: _Pool, offset: int) -> Owner:
+        base = {"address": text, "pool": pool.name, "pool_prefix": pool.prefix, "network": "loopback"}
+        slot = law.loopback_owner(self.limits, offset)
+        if slot is None:
+            note = "pool network address" if offset == 0 else "beyond the law's loopback slots"
+            return Owner(status=RESERVED, note=note, **base)
+        role, rack, index = slot
+        base.update(prefix=f"{text}/32", rack=rack, role=role, interface="lo")
+        if role == "spine":
+            name = self.spines.get(index)
+            if name is None:
+                return Owner(status=UNASSIGNED, note=f"spine id {index} is not declared", **base)
+            return Owner(status=ASSIGNED, device=name, **base)
+        rack_id = rack or 0  # ToR and host slots always carry a rack
+        declared = self._rack_count(rack_id, "tors" if role == "tor" else "hosts")
+        name = law.tor_name(rack_id, index) if role == "tor" else law.host_name(rack_id, index)
+        if index > declared:
+            return Owner(status=UNASSIGNED, note=f"slot of {name}, not declared", **base)
+        return Owner(status=ASSIGNED, device=name, **base)
+
+    def _link(self, text: str, pool: _Pool, offset: int) -> Owner:
+        index, side = divmod(offset, 2)
+        base: dict[str, Any] = {
+            "address": text,
+            "pool": pool.name,
+            "pool_prefix": pool.prefix,
+            "network": "link",
+        }
+        if index >= law.link_capacity(self.limits):
+            return Owner(status=RESERVED, note="beyond the law's link slots", **base)
+        rack_id, tor, uplink = law.link_from_index(self.limits, index)
+        base.update(prefix=f"{law.int_to_ip(pool.start + 2 * index)}/31", rack=rack_id)
+        rack = self.racks.get(rack_id)
+        port, up, tor_name = (
+            law.spine_port_ifname(rack_id, tor, uplink),
+            law.uplink_ifname(uplink),
+            law.tor_name(rack_id, tor),
+        )
+        if rack is None or tor > rack.tors or uplink > rack.uplinks:
+            return Owner(status=UNASSIGNED, note=f"slot of link {tor_name} {up}, not declared", **base)
+        spine = law.uplink_spine(self.spine_names, uplink, rack.uplink_spines)
+        if side == 0:
+            return Owner(
+                status=ASSIGNED,
+                device=spine,
+                role="spine",
+                interface=port,
+                peer_device=tor_name,
+                peer_interface=up,
+                **base,
+            )
+        return Owner(
+            status=ASSIGNED,
+            device=tor_name,
+            role="tor",
+            interface=up,
+            peer_device=spine,
+            peer_interface=port,
+            **base,
+        )
+
+    def _network(self, text: str, pool: _Pool, offset: int) -> Owner:
+        rack_id, inner = divmod(offset, law.block_size(pool.prefix_len))
+        subnet = pool.start + rack_id * law.block_size(pool.prefix_len)
+        base: dict[str, Any] = {
+            "address": text,
+            "pool": pool.name,
+            "pool_prefix": pool.prefix,
+            "network": pool.name,
+            "vlan": pool.vlan,
+            "prefix": f"{law.int_to_ip(subnet)}/{pool.prefix_len}",
+        }
+        if rack_id >= self.limits.max_racks or rack_id == 0:
+            return Owner(status=RESERVED, note="subnet outside the law's rack ids", **base)
+        base["rack"] = rack_id
+        kind, index = law.network_slot(inner, pool.prefix_len)
+        if kind in ("network", "broadcast"):
+            return Owner(
+                status=RESERVED, note=f"{kind} address of rack {rack_id}'s {pool.name} network", **base
+            )
+        role, limit = (
+            ("tor", self.limits.tors_per_rack) if kind == "gateway" else ("host", self.limits.hosts_per_rack)
+        )
+        if index > limit:
+            note = "reserved for infrastructure" if role == "tor" else "beyond the law's host slots"
+            return Owner(status=RESERVED, note=note, **base)
+        name = law.tor_name(rack_id, index) if role == "tor" else law.host_name(rack_id, index)
+        if index > self._rack_count(rack_id, "tors" if role == "tor" else "hosts"):
+            return Owner(status=UNASSIGNED, note=f"slot of {name}, not declared", **base)
+        return Owner(status=ASSIGNED, device=name, role=role, interface=pool.name, **base)
+
+    def _rack_count(self, rack_id: int, attribute: str) -> int:
+        """Declared ToRs/hosts of a rack (0 for an undeclared rack)."""
+        rack = self.racks.get(rack_id)
+        return getattr(rack, attribute) if rack is not None else 0
+
+
+def _make_pool(prefix: str, name: str, kind: str, prefix_len: int, vlan: int | None) -> _Pool:
+    start, plen = law.parse_cidr(prefix)
+    return _Pool(start, start + law.block_size(plen) - 1, name, prefix, kind, prefix_len, vlan)
+
+
+def whois(source: Fabric | Plan, address: str) -> Owner:
+    """Owner of ``address`` in a fabric (or a plan's fabric).  Builds a throwaway index."""
+    fabric = source.fabric if isinstance(source, Plan) else source
+    return WhoisIndex(fabric).lookup(address)

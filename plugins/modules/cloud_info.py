@@ -1,0 +1,309 @@
+#!/usr/bin/python
+# Copyright (c) 2026 compleat.cloud developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Read the cloud metadata store (and optionally compare it with libvirt on every host)."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: cloud_info
+short_description: Read the cloud metadata store and check it against the hosts
+version_added: "0.1.0"
+description:
+  - Returns what the metadata store records (hosts with their committed capacity, images,
+    offerings, keys, instances, volumes, snapshots, stale definitions), optionally filtered.
+  - With O(check_health=true) it also asks every host's libvirt, with a timeout, whether it
+    answers and whether each instance is defined and in the power state the store records, and
+    lists dead hosts and disagreeing instances (what C(playbooks/health_check.yml) acts on).
+  - Never writes; the store is not created or migrated.
+author:
+  - compleat.cloud developers
+requirements:
+  - libvirt-python, only for O(check_health=true)
+extends_documentation_fragment:
+  - compleat.cloud.attributes
+  - compleat.cloud.attributes.platform
+  - compleat.cloud.cloud_store
+attributes:
+  check_mode:
+    support: full
+    details: Read-only; runs the same in check mode.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+    support: full
+options:
+  gather:
+    description: Sections to return.
+    type: list
+    elements: str
+    choices: [hosts, images, offerings, keys, instances, volumes, snapshots, stale_definitions]
+    default: [hosts, images, offerings, keys, instances, volumes, snapshots, stale_definitions]
+  tenant:
+    description: Only instances, volumes and keys of this tenant.
+    type: str
+  host:
+    description: Only this host and its instances.
+    type: str
+  check_health:
+    description: Compare the store with libvirt on every host (see the description).
+    type: bool
+    default: false
+  health_timeout:
+    description: Seconds to wait for each host's libvirt in O(check_health).
+    type: int
+    default: 10
+"""
+
+EXAMPLES = r"""
+- name: Everything the store knows
+  compleat.cloud.cloud_info:
+  register: cloud
+
+- name: Instances of one tenant
+  compleat.cloud.cloud_info:
+    gather: [instances]
+    tenant: acme
+
+- name: Health of every host and instance
+  compleat.cloud.cloud_info:
+    gather: [hosts]
+    check_health: true
+  register: health
+"""
+
+RETURN = r"""
+schema_version:
+  description: Schema version of the store.
+  returned: always
+  type: int
+hosts:
+  description: Hosts with capacity limits, committed usage and free capacity.
+  returned: when gathered
+  type: list
+  elements: dict
+  sample: [{"name": "hv1", "state": "up", "hypervisor": "kvm", "vcpu_limit": 64, "used_vcpus": 12,
+            "free_vcpus": 52, "ram_limit_mb": 63488, "used_ram_mb": 12288, "free_ram_mb": 51200,
+            "instances": 6}]
+images:
+  description: Registered images and templates.
+  returned: when gathered
+  type: list
+  elements: dict
+offerings:
+  description: Compute offerings.
+  returned: when gathered
+  type: list
+  elements: dict
+keys:
+  description: Stored public keys.
+  returned: when gathered
+  type: list
+  elements: dict
+instances:
+  description: Instances with host, offering and template names.
+  returned: when gathered
+  type: list
+  elements: dict
+volumes:
+  description: Volumes with the name of the instance they are attached to.
+  returned: when gathered
+  type: list
+  elements: dict
+snapshots:
+  description: Internal snapshots and backups.
+  returned: when gathered
+  type: list
+  elements: dict
+stale_definitions:
+  description: Old definitions waiting on evacuated hosts for M(compleat.cloud.evacuate) V(state=cleaned).
+  returned: when gathered
+  type: list
+  elements: dict
+health:
+  description: Result of O(check_health).
+  returned: when check_health is true
+  type: dict
+  contains:
+    hosts:
+      description: Per host, whether libvirt answered and the error if not.
+      type: dict
+    instances:
+      description: Per instance, the store's state, libvirt's state and whether they agree.
+      type: dict
+    dead_hosts:
+      description: Hosts marked V(up) whose libvirt did not answer.
+      type: list
+      elements: str
+    mismatched:
+      description: Instances whose domain is missing or in another power state than the store says.
+      type: list
+      elements: str
+"""
+
+from typing import Any  # noqa: E402
+
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+
+from ansible_collections.compleat.cloud.plugins.module_utils.cloud import placement, virt  # noqa: E402
+from ansible_collections.compleat.cloud.plugins.module_utils.cloud._common import (  # noqa: E402
+    new_module,
+    open_store,
+    public,
+    run_module,
+)
+from ansible_collections.compleat.cloud.plugins.module_utils.cloud.store import Store  # noqa: E402
+
+SECTIONS = ["hosts", "images", "offerings", "keys", "instances", "volumes", "snapshots", "stale_definitions"]
+ARGUMENT_SPEC: dict[str, Any] = {
+    "gather": {"type": "list", "elements": "str", "choices": SECTIONS, "default": SECTIONS},
+    "tenant": {"type": "str"},
+    "host": {"type": "str"},
+    "check_health": {"type": "bool", "default": False},
+    "health_timeout": {"type": "int", "default": 10},
+}
+HIDDEN = frozenset({"id", "created_at", "updated_at"})
+
+
+def names(store: Store, table: str) -> dict[int, str]:
+    """id -> name of a table."""
+    return {r["id"]: r["name"] for r in store.query(f"SELECT id, name FROM {table}")}
+
+
+def hosts_section(store: Store) -> list[dict[str, Any]]:
+    """Host rows with limits and committed usage."""
+    usage = {h.name: h for h in placement.load_hosts(store)}
+    out = []
+    for row in store.select("hosts", order_by="name"):
+        h = usage[row["name"]]
+        out.append(
+            {
+                **public(row, HIDDEN),
+                "vcpu_limit": h.vcpu_limit,
+                "used_vcpus": h.used_vcpus,
+                "free_vcpus": h.free_vcpus,
+                "ram_limit_mb": h.ram_limit_mb,
+                "used_ram_mb": h.used_ram_mb,
+                "free_ram_mb": h.free_ram_mb,
+                "instances": h.instances,
+            }
+        )
+    return out
+
+
+def instances_section(store: Store) -> list[dict[str, Any]]:
+    """Instance rows with names instead of ids."""
+    hosts, offerings, images = names(store, "hosts"), names(store, "offerings"), names(store, "images")
+    out = []
+    for row in store.select("instances", order_by="name"):
+        item = public(row, HIDDEN | {"host_id", "offering_id", "image_id"})
+        item.update(
+            host=hosts.get(row["host_id"]),
+            offering=offerings.get(row["offering_id"]),
+            template=images.get(row["image_id"]),
+        )
+        out.append(item)
+    return out
+
+
+def volumes_section(store: Store) -> list[dict[str, Any]]:
+    """Volume rows with instance and host names."""
+    insts, hosts = names(store, "instances"), names(store, "hosts")
+    out = []
+    for row in store.select("volumes", order_by="name"):
+        item = public(row, HIDDEN | {"host_id"})
+        item.update(attached_to=insts.get(row["attached_to"]), host=hosts.get(row["host_id"]))
+        out.append(item)
+    return out
+
+
+def gather(store: Store, sections: list[str]) -> dict[str, Any]:
+    """Every requested section, unfiltered."""
+    simple = {"images": "name", "offerings": "name", "keys": "name", "snapshots": "instance_name"}
+    out: dict[str, Any] = {}
+    for section in sections:
+        if section == "hosts":
+            out["hosts"] = hosts_section(store)
+        elif section == "instances":
+            out["instances"] = instances_section(store)
+        elif section == "volumes":
+            out["volumes"] = volumes_section(store)
+        elif section == "stale_definitions":
+            hosts = names(store, "hosts")
+            out[section] = [
+                {**public(r, HIDDEN | {"host_id"}), "host": hosts.get(r["host_id"])}
+                for r in store.select(section, order_by="instance_name")
+            ]
+        else:
+            out[section] = [public(r, HIDDEN) for r in store.select(section, order_by=simple[section])]
+    return out
+
+
+def apply_filters(data: dict[str, Any], tenant: str | None, host: str | None) -> dict[str, Any]:
+    """Keep only what belongs to ``tenant`` and/or ``host``."""
+    if tenant:
+        for section in ("instances", "volumes", "keys"):
+            if section in data:
+                data[section] = [r for r in data[section] if r.get("tenant") == tenant]
+    if host:
+        for section in ("hosts",):
+            if section in data:
+                data[section] = [r for r in data[section] if r["name"] == host]
+        for section in ("instances", "stale_definitions", "volumes"):
+            if section in data:
+                data[section] = [r for r in data[section] if r.get("host") == host]
+    if "snapshots" in data and "instances" in data and (tenant or host):
+        keep = {i["uuid"] for i in data["instances"]}
+        data["snapshots"] = [s for s in data["snapshots"] if s["instance_uuid"] in keep]
+    return data
+
+
+def health(store: Store, timeout: float, host_filter: str | None) -> dict[str, Any]:
+    """Ask every host's libvirt about the instances the store puts there."""
+    hosts: dict[str, Any] = {}
+    instances: dict[str, Any] = {}
+    dead, mismatched = [], []
+    host_rows = [
+        h for h in store.select("hosts", order_by="name") if not host_filter or h["name"] == host_filter
+    ]
+    for host in host_rows:
+        conn, error = virt.try_connect(host["uri"], timeout)
+        hosts[host["name"]] = {"state": host["state"], "reachable": conn is not None, "error": error or None}
+        if conn is None and host["state"] == "up":
+            dead.append(host["name"])
+        for inst in store.select("instances", order_by="name", host_id=host["id"]):
+            actual = "unknown" if conn is None else virt.power_state(virt.lookup(conn, inst["uuid"]))
+            agrees = actual == inst["state"]
+            instances[inst["name"]] = {
+                "host": host["name"],
+                "store": inst["state"],
+                "libvirt": actual,
+                "agrees": agrees,
+            }
+            if conn is not None and not agrees:
+                mismatched.append(inst["name"])
+    return {"hosts": hosts, "instances": instances, "dead_hosts": dead, "mismatched": mismatched}
+
+
+def handle(module: AnsibleModule) -> dict[str, Any]:
+    """Read the store."""
+    p = module.params
+    with open_store(module, write=False) as store:
+        data = apply_filters(gather(store, p["gather"]), p["tenant"], p["host"])
+        result: dict[str, Any] = {"changed": False, "schema_version": store.schema_version(), **data}
+        if p["check_health"]:
+            virt.require_libvirt()
+            result["health"] = health(store, p["health_timeout"], p["host"])
+        return result
+
+
+def main() -> None:
+    """Module entry point."""
+    run_module(new_module(ARGUMENT_SPEC), handle)
+
+
+if __name__ == "__main__":
+    main()

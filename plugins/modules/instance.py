@@ -1,0 +1,576 @@
+#!/usr/bin/python
+# Copyright (c) 2026 compleat.cloud developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Create, start, stop and delete cloud instances: qcow2 overlay, NoCloud seed, placement, libvirt domain."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: instance
+short_description: Manage cloud instances (libvirt domains on template overlays with a NoCloud seed)
+version_added: "0.1.0"
+description:
+  - Converges one instance of the cloud stack. The metadata store is the source of truth; the
+    module makes the instance's host agree with it.
+  - A new instance gets a host from placement (filter then weigh, written in the same transaction
+    as the allocation) unless O(host) pins it, a root disk that is a qcow2 overlay on the
+    O(template) (never a full copy), a cloud-init NoCloud seed (ISO labelled C(cidata), or vfat) with
+    a stable instance-id, SSH keys, network config and an optional first-boot script, and a libvirt
+    domain built from the fields the stack owns (name, uuid, memory, vCPUs, disks, NICs, console).
+  - Idempotent. A second run with the same options changes nothing; owned fields that drifted in
+    libvirt are put back. Fields the stack does not own (CPU model, controllers, hand-added
+    devices) are kept.
+  - Changing O(offering) resizes the instance on its host when the host has room (the new size
+    applies at the next boot of a running instance, see RV(restart_required)).
+  - V(stopped) asks the guest to shut down (ACPI) and forces it off after O(stop_timeout) seconds.
+  - V(absent) removes the domain, its overlay and seed; attached volumes are detached and kept.
+author:
+  - compleat.cloud developers
+requirements:
+  - libvirt-python (Debian python3-libvirt)
+  - qemu-img (qemu-utils), and genisoimage or xorriso (or dosfstools and mtools for O(seed_format=vfat))
+    on the machine that runs the module, which must see the host's primary storage directory
+    (run it on the hypervisor, or keep primary storage shared)
+extends_documentation_fragment:
+  - compleat.cloud.attributes
+  - compleat.cloud.attributes.platform
+  - compleat.cloud.cloud_store
+attributes:
+  check_mode:
+    support: full
+    details: Placement is computed but not written; nothing is created, started or stopped.
+  diff_mode:
+    support: full
+    details: Shows the store row and the owned domain fields before and after.
+  platform:
+    platforms: posix
+    support: full
+options:
+  name:
+    description: Instance name (also the libvirt domain name), unique in the store.
+    type: str
+    required: true
+  state:
+    description:
+      - V(present) defines the instance and leaves its power state alone (a new one stays off).
+      - V(running) and V(stopped) also set the power state; V(absent) deletes the instance.
+    type: str
+    choices: [present, running, stopped, absent]
+    default: present
+  template:
+    description: Name of the OS-only template (M(compleat.cloud.image)) of the root overlay. Required to
+      create; immutable.
+    type: str
+  offering:
+    description: Compute offering (M(compleat.cloud.offering)). Required to create; a change resizes the
+      instance.
+    type: str
+  tenant:
+    description: Tenant that owns the instance (usage reports group by it). Immutable; new instances default
+      to V(default).
+    type: str
+  host:
+    description: Pin a new instance to this host (still checked for state and capacity). Without it
+      placement chooses.
+    type: str
+  hypervisor:
+    description: Hypervisor family for placement; V(kvm) means QEMU-based hosts (KVM or TCG), V(xen) libxl
+      hosts.
+    type: str
+    choices: [kvm, xen]
+  anti_affinity_group:
+    description: Instances of the same group never share a host. Immutable.
+    type: str
+  uuid:
+    description: UUID of a new instance (default random). The cloud-init instance-id is C(iid-UUID).
+    type: str
+  networks:
+    description: NICs, in guest order (C(eth0), C(eth1)...). Omitted keeps the current NICs.
+    type: list
+    elements: dict
+    suboptions:
+      type:
+        description: A libvirt network, a host bridge, or user-mode networking (no host setup, for labs).
+        type: str
+        choices: [network, bridge, user]
+        default: network
+      source:
+        description: Network or bridge name.
+        type: str
+        default: default
+      mac:
+        description: MAC address (default derived from the instance UUID and NIC index, so it never changes).
+        type: str
+      model:
+        description: NIC model.
+        type: str
+        default: virtio
+      ip:
+        description: Static address in CIDR form for cloud-init; DHCP when omitted.
+        type: str
+      gateway:
+        description: Default gateway with O(networks[].ip).
+        type: str
+      nameservers:
+        description: DNS servers with O(networks[].ip).
+        type: list
+        elements: str
+  ssh_keys:
+    description: Names of stored keys (M(compleat.cloud.keypair)) to authorise in the guest.
+    type: list
+    elements: str
+  ssh_authorized_keys:
+    description: Literal public key lines to authorise in the guest.
+    type: list
+    elements: str
+  first_boot_script:
+    description: Script (with its C(#!) line) that cloud-init runs once per instance-id. Stored in the
+      metadata store; keep secrets out.
+    type: str
+  packages:
+    description: Packages cloud-init installs at first boot.
+    type: list
+    elements: str
+  hostname:
+    description: Guest hostname (default the instance name).
+    type: str
+  seed_format:
+    description: NoCloud seed as an ISO 9660 CD-ROM or a vfat disk. Immutable.
+    type: str
+    choices: [iso, vfat]
+    default: iso
+  vnc:
+    description: Add a VNC display listening on the host's loopback (the serial console is always there).
+    type: bool
+  stop_timeout:
+    description: Seconds to wait for an ACPI shutdown before forcing the domain off.
+    type: int
+    default: 60
+"""
+
+EXAMPLES = r"""
+- name: A running web server from the Debian template, placed by the stack
+  compleat.cloud.instance:
+    name: web1
+    state: running
+    template: debian-12
+    offering: small
+    tenant: acme
+    anti_affinity_group: web
+    networks:
+      - source: tenant-acme
+    ssh_keys: [ops]
+    first_boot_script: |
+      #!/bin/sh
+      apt-get install -y nginx
+
+- name: Stop it (ACPI first, forced after 30 s)
+  compleat.cloud.instance:
+    name: web1
+    state: stopped
+    stop_timeout: 30
+
+- name: Delete it (volumes stay)
+  compleat.cloud.instance:
+    name: web1
+    state: absent
+"""
+
+RETURN = r"""
+instance:
+  description: The instance as stored, with its host, offering and template names.
+  returned: state is not absent
+  type: dict
+  sample: {"name": "web1", "uuid": "4f0c...", "instance_id": "iid-4f0c...", "tenant": "acme", "host": "hv1",
+           "offering": "small", "template": "debian-12", "vcpus": 1, "ram_mb": 1024, "state": "running",
+           "root_disk": "/var/lib/compleat-cloud/primary/web1.qcow2",
+           "seed_path": "/var/lib/compleat-cloud/primary/web1-seed.iso"}
+console:
+  description: How to reach the console; C(pty) and C(vnc) are set while the domain runs.
+  returned: state is not absent
+  type: dict
+  sample: {"command": "virsh -c qemu+ssh://root@hv1/system console web1", "pty": "/dev/pts/3", "vnc": null}
+actions:
+  description: What was done (or would be done in check mode), in order.
+  returned: always
+  type: list
+  elements: str
+restart_required:
+  description: The definition changed while the domain runs; the change applies at its next boot.
+  returned: state is not absent
+  type: bool
+power_action:
+  description: How the power state changed (V(started), V(graceful), V(forced), V(unchanged)).
+  returned: state is not absent
+  type: str
+"""
+
+import uuid as uuid_mod  # noqa: E402
+from typing import Any  # noqa: E402
+
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+
+from ansible_collections.compleat.cloud.plugins.module_utils.cloud import (  # noqa: E402
+    lifecycle,
+    placement,
+    seed,
+    virt,
+)
+from ansible_collections.compleat.cloud.plugins.module_utils.cloud._common import (  # noqa: E402
+    make_diff,
+    new_module,
+    open_store,
+    public,
+    run_module,
+    runner,
+)
+from ansible_collections.compleat.cloud.plugins.module_utils.cloud.errors import (  # noqa: E402
+    Conflict,
+    NotFound,
+    VirtError,
+)
+from ansible_collections.compleat.cloud.plugins.module_utils.cloud.store import Store  # noqa: E402
+
+NETWORK_SPEC: dict[str, Any] = {
+    "type": {"type": "str", "choices": ["network", "bridge", "user"], "default": "network"},
+    "source": {"type": "str", "default": "default"},
+    "mac": {"type": "str"},
+    "model": {"type": "str", "default": "virtio"},
+    "ip": {"type": "str"},
+    "gateway": {"type": "str"},
+    "nameservers": {"type": "list", "elements": "str"},
+}
+ARGUMENT_SPEC: dict[str, Any] = {
+    "name": {"type": "str", "required": True},
+    "state": {"type": "str", "choices": ["present", "running", "stopped", "absent"], "default": "present"},
+    "template": {"type": "str"},
+    "offering": {"type": "str"},
+    "tenant": {"type": "str"},
+    "host": {"type": "str"},
+    "hypervisor": {"type": "str", "choices": ["kvm", "xen"]},
+    "anti_affinity_group": {"type": "str"},
+    "uuid": {"type": "str"},
+    "networks": {"type": "list", "elements": "dict", "options": NETWORK_SPEC},
+    "ssh_keys": {"type": "list", "elements": "str", "no_log": False},
+    "ssh_authorized_keys": {"type": "list", "elements": "str", "no_log": False},
+    "first_boot_script": {"type": "str"},
+    "packages": {"type": "list", "elements": "str"},
+    "hostname": {"type": "str"},
+    "seed_format": {"type": "str", "choices": ["iso", "vfat"], "default": "iso"},
+    "vnc": {"type": "bool"},
+    "stop_timeout": {"type": "int", "default": 60},
+}
+POWER = {"present": None, "running": "running", "stopped": "stopped"}
+
+
+# ------------------------------------------------------------------------------------------------
+# Desired rows (pure)
+# ------------------------------------------------------------------------------------------------
+def normalise_networks(networks: list[dict[str, Any]], instance_uuid: str) -> list[dict[str, Any]]:
+    """NICs with MACs assigned and empty fields dropped (the stored form)."""
+    out = []
+    for index, net in enumerate(networks):
+        nic = {
+            "type": net.get("type") or "network",
+            "source": net.get("source") or "default",
+            "mac": (net.get("mac") or seed.mac_for(instance_uuid, index)).lower(),
+            "model": net.get("model") or "virtio",
+        }
+        for key in ("ip", "gateway", "nameservers"):
+            if net.get(key):
+                nic[key] = net[key]
+        if nic["type"] == "user":
+            nic["source"] = ""
+        out.append(nic)
+    return out
+
+
+def resolve_keys(store: Store, names: list[str] | None, literal: list[str] | None) -> list[str]:
+    """Public key lines: the named stored keys, then the literal ones, without duplicates."""
+    lines: list[str] = []
+    for name in names or []:
+        row = store.get("keys", name=name)
+        if row is None:
+            raise NotFound(f"Unknown key '{name}'.", "Store it first with compleat.cloud.keypair.")
+        lines.append(row["public_key"])
+    lines.extend(k.strip() for k in literal or [])
+    return list(dict.fromkeys(lines))
+
+
+def desired_cloud_init(params: dict[str, Any], store: Store, current: dict[str, Any]) -> dict[str, Any]:
+    """The stored cloud-init inputs: given options replace, omitted ones keep ``current``."""
+    ci = dict(current)
+    if params["ssh_keys"] is not None or params["ssh_authorized_keys"] is not None:
+        ci["ssh_keys"] = resolve_keys(store, params["ssh_keys"], params["ssh_authorized_keys"])
+    for key in ("first_boot_script", "hostname", "packages", "vnc"):
+        if params[key] is not None:
+            ci[key] = params[key]
+    ci.setdefault("ssh_keys", [])
+    return dict(sorted(ci.items()))
+
+
+def request_for(offering: dict[str, Any], params: dict[str, Any], group: str | None) -> placement.Request:
+    """The placement request of an instance."""
+    family = params["hypervisor"]
+    return placement.Request(
+        vcpus=int(offering["vcpus"]),
+        ram_mb=int(offering["ram_mb"]),
+        hypervisors=virt.HYPERVISOR_FAMILIES[family] if family else frozenset(),
+        anti_affinity_group=group,
+        only=frozenset({params["host"]}) if params["host"] else frozenset(),
+    )
+
+
+def check_immutable(params: dict[str, Any], inst: dict[str, Any], store: Store) -> None:
+    """Refuse changes of fields an existing instance cannot change."""
+    image = store.get("images", id=inst["image_id"]) if inst["image_id"] else None
+    checks = [
+        ("template", params["template"], image["name"] if image else None),
+        ("tenant", params["tenant"], inst["tenant"]),
+        ("anti_affinity_group", params["anti_affinity_group"], inst["anti_affinity_group"]),
+        ("seed_format", params["seed_format"], inst["seed_format"]),
+        ("uuid", params["uuid"], inst["uuid"]),
+    ]
+    if params["host"]:
+        host = store.get("hosts", id=inst["host_id"]) if inst["host_id"] else None
+        checks.append(("host", params["host"], host["name"] if host else None))
+    for option, wanted, current in checks:
+        if wanted is not None and current is not None and wanted != current:
+            raise Conflict(
+                f"Instance {inst['name']} has {option}={current}; it cannot change to {wanted}.",
+                "Delete and recreate the instance (or use compleat.cloud.evacuate to move it).",
+            )
+
+
+# ------------------------------------------------------------------------------------------------
+# Store changes
+# ------------------------------------------------------------------------------------------------
+def create(module: AnsibleModule, store: Store) -> tuple[dict[str, Any], list[str]]:
+    """Place and insert a new instance row (check mode: place only, return the row it would be)."""
+    p = module.params
+    missing = [o for o in ("template", "offering") if not p[o]]
+    if missing:
+        raise NotFound(
+            f"Instance {p['name']} does not exist; creating it needs {' and '.join(missing)}.",
+            "Give template and offering.",
+        )
+    image = lifecycle.need(
+        store, "images", "template", "Register it with compleat.cloud.image.", name=p["template"]
+    )
+    if image["kind"] != "template":
+        raise Conflict(f"Image {image['name']} is an ISO, not a template.", "Give an OS-only template.")
+    offering = lifecycle.need(
+        store, "offerings", "offering", "Define it with compleat.cloud.offering.", name=p["offering"]
+    )
+    if p["host"]:
+        lifecycle.need(store, "hosts", "host", "Register it with compleat.cloud.hypervisor.", name=p["host"])
+    new_uuid = str(uuid_mod.UUID(p["uuid"])) if p["uuid"] else str(uuid_mod.uuid4())
+    row = {
+        "uuid": new_uuid,
+        "name": p["name"],
+        "instance_id": seed.instance_id_for(new_uuid),
+        "tenant": p["tenant"] or "default",
+        "offering_id": offering["id"],
+        "image_id": image["id"],
+        "disk_gb": int(offering["disk_gb"]),
+        "state": "building",
+        "domain_type": "qemu",
+        "seed_format": p["seed_format"],
+        "networks": normalise_networks(p["networks"] or [], new_uuid),
+        "cloud_init": desired_cloud_init(p, store, {}),
+    }
+    req = request_for(offering, p, p["anti_affinity_group"])
+    if module.check_mode:
+        host = placement.plan(store, req)
+        row.update(
+            id=None,
+            host_id=host.host_id,
+            vcpus=req.vcpus,
+            ram_mb=req.ram_mb,
+            anti_affinity_group=req.anti_affinity_group,
+        )
+        return row, [f"place on {host.name}"]
+    host, row = placement.allocate(store, req, new_row=row)
+    store.record_usage("create", row, offering["name"], host.name)
+    return row, [f"place on {host.name}"]
+
+
+def fill_paths(
+    module: AnsibleModule, store: Store, inst: dict[str, Any], host: dict[str, Any]
+) -> dict[str, Any]:
+    """Paths and domain type of an instance on its host (set once, right after placement)."""
+    if inst.get("root_disk"):
+        return inst
+    root, seed_path = lifecycle.instance_paths(host["storage_dir"], inst["name"], inst["seed_format"])
+    changes = {
+        "root_disk": root,
+        "seed_path": seed_path,
+        "domain_type": virt.DOMAIN_TYPES[host["hypervisor"]],
+    }
+    if not module.check_mode and inst.get("id") is not None:
+        store.update("instances", inst["id"], changes)
+    return {**inst, **changes}
+
+
+def update(module: AnsibleModule, store: Store, inst: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """Resize and mutable-field changes of an existing instance."""
+    p = module.params
+    actions: list[str] = []
+    changes: dict[str, Any] = {}
+    if p["networks"] is not None:
+        nets = normalise_networks(p["networks"], inst["uuid"])
+        if nets != inst["networks"]:
+            changes["networks"] = nets
+    ci = desired_cloud_init(p, store, inst["cloud_init"])
+    if ci != inst["cloud_init"]:
+        changes["cloud_init"] = ci
+    if p["offering"]:
+        offering = lifecycle.need(
+            store, "offerings", "offering", "Define it with compleat.cloud.offering.", name=p["offering"]
+        )
+        if offering["id"] != inst["offering_id"]:
+            host = lifecycle.host_of(store, inst)
+            req = placement.Request(
+                vcpus=int(offering["vcpus"]),
+                ram_mb=int(offering["ram_mb"]),
+                anti_affinity_group=inst["anti_affinity_group"],
+                only=frozenset({host["name"]}),
+            )
+            actions.append(f"resize to {offering['name']}")
+            more = {"offering_id": offering["id"], "disk_gb": int(offering["disk_gb"])}
+            if module.check_mode:
+                placement.plan(store, req, ignore_instance=inst["id"])
+                changes.update(more, vcpus=req.vcpus, ram_mb=req.ram_mb)
+            else:
+                _, row = placement.allocate(store, req, instance_id=inst["id"], changes={**changes, **more})
+                store.record_usage("resize", row, offering["name"], host["name"])
+                return row, actions
+    if changes:
+        actions.append("update " + ", ".join(sorted(changes)))
+        if not module.check_mode:
+            store.update("instances", inst["id"], changes)
+    return {**inst, **changes}, actions
+
+
+def absent(module: AnsibleModule, store: Store, inst: dict[str, Any] | None) -> dict[str, Any]:
+    """Delete an instance: domain, overlay, seed, store row (volumes are detached and kept)."""
+    if inst is None:
+        return {"changed": False, "actions": []}
+    env = lifecycle.Env(store, module.check_mode, runner(module))
+    host = store.get("hosts", id=inst["host_id"]) if inst["host_id"] else None
+    stale = False
+    if host is not None:
+        try:
+            dom = virt.lookup(virt.connect(host["uri"]), inst["uuid"])
+        except VirtError:
+            if host["state"] == "up":
+                raise
+            dom, stale = None, True  # dead host: clean up when it returns
+        if dom is not None:
+            env.did(f"undefine domain {inst['name']}")
+            if not module.check_mode:
+                virt.undefine(dom)
+        if not stale:
+            lifecycle.remove_files(env, inst.get("root_disk"), inst.get("seed_path"))
+    env.did("delete from store")
+    if not module.check_mode:
+        with store.transaction(write=True):
+            for vol in store.select("volumes", attached_to=inst["id"]):
+                store.update("volumes", vol["id"], {"attached_to": None, "target_dev": None})
+            store.delete("snapshots", instance_uuid=inst["uuid"], kind="internal")
+            if stale and host is not None:
+                store.insert(
+                    "stale_definitions",
+                    {
+                        "instance_uuid": inst["uuid"],
+                        "instance_name": inst["name"],
+                        "host_id": host["id"],
+                        "root_disk": inst.get("root_disk"),
+                        "seed_path": inst.get("seed_path"),
+                    },
+                )
+            store.record_usage(
+                "delete", inst, lifecycle.offering_name(store, inst), host["name"] if host else None
+            )
+            store.delete("instances", id=inst["id"])
+    return {
+        "changed": True,
+        "actions": env.actions,
+        "diff": make_diff({"store": public(inst)}, {}, inst["name"]),
+    }
+
+
+# ------------------------------------------------------------------------------------------------
+# Module
+# ------------------------------------------------------------------------------------------------
+def describe(store: Store, inst: dict[str, Any], host: dict[str, Any]) -> dict[str, Any]:
+    """The instance for the result: row plus host, offering and template names."""
+    image = store.get("images", id=inst["image_id"]) if inst.get("image_id") else None
+    out = public(inst, frozenset({"created_at", "updated_at", "id", "host_id", "offering_id", "image_id"}))
+    out.update(
+        host=host["name"],
+        offering=lifecycle.offering_name(store, inst),
+        template=image["name"] if image else None,
+    )
+    return out
+
+
+def handle(module: AnsibleModule) -> dict[str, Any]:
+    """Converge the instance."""
+    p = module.params
+    with open_store(module) as store:
+        inst = store.get("instances", name=p["name"])
+        if p["state"] == "absent":
+            return absent(module, store, inst)
+        before_row = public(inst)
+        if inst is None:
+            inst, actions = create(module, store)
+        else:
+            check_immutable(p, inst, store)
+            inst, actions = update(module, store, inst)
+        host = lifecycle.host_of(store, inst)
+        if p["state"] == "running" and host["state"] != "up":
+            raise Conflict(
+                f"Host {host['name']} of instance {p['name']} is {host['state']}.",
+                "Evacuate the host (compleat.cloud.evacuate) or bring it up.",
+            )
+        inst = fill_paths(module, store, inst, host)
+        image = store.get("images", id=inst["image_id"]) if inst.get("image_id") else None
+        env = lifecycle.Env(store, module.check_mode, runner(module), stop_timeout=p["stop_timeout"])
+        env.actions.extend(actions)
+        conn = virt.connect(host["uri"])
+        summary = lifecycle.converge(env, conn, inst, host, image, power=POWER[p["state"]])
+        offering = lifecycle.offering_name(store, inst)
+        state_changes = {"state": summary["state"], "seed_hash": summary["seed_hash"]}
+        if not module.check_mode:
+            with store.transaction(write=True):
+                store.update("instances", inst["id"], state_changes)
+                if summary["power_changed"]:
+                    event = "start" if summary["power_action"] == "started" else "stop"
+                    store.record_usage(event, inst, offering, host["name"])
+        inst = {**inst, **state_changes}
+        changed = bool(actions) or summary["changed"] or before_row.get("state") != inst["state"]
+        return {
+            "changed": changed,
+            "instance": describe(store, inst, host),
+            "actions": env.actions,
+            "console": virt.console_info(host["uri"], summary["dom"], inst["name"]),
+            "restart_required": summary["restart_required"],
+            "power_action": summary["power_action"],
+            "diff": make_diff(
+                {"store": before_row, "domain": summary["before"]},
+                {"store": public(inst), "domain": summary["after"]},
+                p["name"],
+            ),
+        }
+
+
+def main() -> None:
+    """Module entry point."""
+    run_module(new_module(ARGUMENT_SPEC), handle, libvirt=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+# Copyright (c) 2026 compleat.cloud developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Helpers of the fabric engine tests: paths and fabric documents built in code."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+from fabric import build_plan, load_fabric
+from fabric.model import Plan
+
+ROOT = Path(__file__).resolve().parents[3]
+LAB_FILE = ROOT / "inventories" / "lab" / "fabric.yml"
+LAB_OSPF_FILE = ROOT / "inventories" / "lab" / "fabric-ospf.yml"
+EXAMPLE_500 = ROOT / "inventories" / "example" / "fabric-500.yml"
+DOC_FILE = ROOT / "docs" / "fabric.md"
+
+BASE_DOC: dict[str, Any] = {
+    "name": "t1",
+    "routing": "bgp",
+    "limits": {"max_racks": 64, "tors_per_rack": 2, "uplinks_per_tor": 4, "hosts_per_rack": 16, "spines": 4},
+    "pools": {"loopbacks": "10.255.0.0/20", "links": "10.254.0.0/20"},
+    "networks": {
+        "mgmt": {"pool": "10.0.0.0/18", "prefix_len": 24, "vlan": 10},
+        "storage": {"pool": "10.4.0.0/18", "prefix_len": 24, "vlan": 20, "mtu": 9000},
+        "service": {"pool": "10.8.0.0/18", "prefix_len": 24, "vlan": 30},
+        "vm": {"pool": "10.64.0.0/16", "prefix_len": 22, "vlan": 40, "mtu": 9000},
+    },
+    "spines": [{"id": 1}, {"id": 2}],
+    "defaults": {"tors": 1, "uplinks": 2, "hosts": 2},
+    "racks": [{"id": 1, "uplinks": 3}, {"id": 2}, {"id": 3}],
+}
+
+
+def make_doc(**changes: Any) -> dict[str, Any]:
+    """A deep copy of BASE_DOC with top-level keys replaced (None deletes the key)."""
+    doc = copy.deepcopy(BASE_DOC)
+    for key, value in changes.items():
+        if value is None:
+            doc.pop(key, None)
+        else:
+            doc[key] = value
+    return doc
+
+
+def plan_of(doc: dict[str, Any]) -> Plan:
+    """Validate and plan a document."""
+    return build_plan(load_fabric(doc))
+
+
+def scale_doc(
+    racks: int, *, spines: int = 4, uplinks: int = 4, hosts: int = 40, tors: int = 1
+) -> dict[str, Any]:
+    """The benchmark shape: N racks declared as one range."""
+    return {
+        "name": f"scale{racks}",
+        "limits": {
+            "max_racks": 1024,
+            "tors_per_rack": 2,
+            "uplinks_per_tor": 4,
+            "hosts_per_rack": 48,
+            "spines": 16,
+        },
+        "pools": {"loopbacks": "10.255.0.0/16", "links": "10.254.0.0/16"},
+        "networks": {
+            "mgmt": {"pool": "10.0.0.0/14", "prefix_len": 24, "vlan": 10},
+            "storage": {"pool": "10.4.0.0/14", "prefix_len": 24, "vlan": 20, "mtu": 9000},
+            "service": {"pool": "10.8.0.0/14", "prefix_len": 24, "vlan": 30},
+            "vm": {"pool": "10.64.0.0/10", "prefix_len": 22, "vlan": 40, "mtu": 9000},
+        },
+        "spines": [{"id": i} for i in range(1, spines + 1)],
+        "defaults": {"tors": tors, "uplinks": uplinks, "hosts": hosts},
+        "racks": [{"range": [1, racks]}],
+    }
