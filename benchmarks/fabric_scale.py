@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright (c) 2026 compleat.cloud developers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -164,17 +163,16 @@ def worker_ours(racks: int, repeat: int, tmp: str | None) -> dict[str, Any]:
         for index in range(repeat):
             times, plan, result = once(index)
             runs.append(times)
+            devices, files, routers = len(plan.devices), len(result.files), len(plan.routers())
+            del plan, result  # never hold two plans at once
         rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        devices, files = len(plan.devices), len(result.files)
-        routers = len(plan.routers())
         out = work / "sized"
-        render_all(plan, out, frr=frr)
+        render_all(build_plan(load_fabric(source)), out, frr=frr)
         size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
         shutil.rmtree(out)
-        del plan, result
         tracemalloc.start()
         once(repeat + 1)
-        _, traced_peak = tracemalloc.get_traced_memory()
+        traced_peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -207,7 +205,7 @@ def worker_avd(leaves: int, repeat: int) -> dict[str, Any]:
                 total += len(pyavd.get_device_config(structured))
             return total
 
-        _, c_wall, c_cpu = _clock(configs)
+        c_wall, c_cpu = _clock(configs)[1:]
         return {
             "facts_wall": f_wall,
             "facts_cpu": f_cpu,
@@ -217,7 +215,7 @@ def worker_avd(leaves: int, repeat: int) -> dict[str, Any]:
             "total_cpu": f_cpu + c_cpu,
         }
 
-    runs = [once() for _ in range(repeat)]
+    runs = [once() for _run in range(repeat)]
     return {
         "leaves": leaves,
         "devices": len(inputs),

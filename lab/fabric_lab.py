@@ -18,11 +18,13 @@ Input is a render output directory (``fabric_out``): ``topology.json`` plus ``<d
 Convergence is checked with the intent module (the same code as ``playbooks/fabric_validate.yml``):
 sessions, prefixes and ECMP path counts in FRR's RIB and in the kernel FIB, with bounded polling.
 
-CLI (root)::
+CLI (root; ``--prefix P`` before the action overrides the namespace prefix ``ccf-<fabric>-``)::
 
-    python -m lab.fabric_lab up OUTDIR [--prefix P] [--timeout S] [--inventory FILE]
-    python -m lab.fabric_lab status OUTDIR [--prefix P]
-    python -m lab.fabric_lab down OUTDIR [--prefix P]
+    python -m lab.fabric_lab up OUTDIR [--timeout S] [--inventory FILE]
+    python -m lab.fabric_lab status OUTDIR
+    python -m lab.fabric_lab vtysh OUTDIR r001-tor1 'show ip route' ['show bgp summary' ...]
+    python -m lab.fabric_lab inventory OUTDIR [--output FILE]
+    python -m lab.fabric_lab down OUTDIR
 """
 
 from __future__ import annotations
@@ -38,11 +40,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .frr import FrrNode, daemons_for_config
+from .frr import FrrNode, daemons_for_config, stop_pids
 from .netns import NETNS_DIR, Netns, cleanup, wait_for
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "plugins" / "module_utils"))
-from fabric import intent as fabric_intent  # noqa: E402  (plain package, no Ansible needed)
+from fabric import intent as fabric_intent  # plain package, no Ansible needed
 
 DEFAULT_TIMEOUT = 90.0
 
@@ -220,7 +222,9 @@ class FabricLab:
                     commands.append(f"route replace default via {gateway}")
                     continue
                 commands.extend(
-                    f"route replace {prefix} via {gateway}" for other, prefix in by_role[role] if other != rack
+                    f"route replace {prefix} via {gateway}"
+                    for other, prefix in by_role[role]
+                    if other != rack
                 )
             self.netns.batch(name, commands)
 
@@ -305,7 +309,7 @@ class FabricLab:
                 continue
             try:
                 diffs = self.differences([name])
-            except Exception as exc:  # noqa: BLE001 - status must report, not crash
+            except Exception as exc:  # status must report, not crash
                 report[name] = {"state": "error", "error": str(exc).splitlines()[0]}
                 continue
             report[name] = {"state": "ok" if not diffs else "differs", "differences": [str(d) for d in diffs]}
@@ -346,22 +350,40 @@ class FabricLab:
     # -- teardown -------------------------------------------------------------------------------
     def down(self) -> None:
         """Stop FRR and remove every namespace and run directory of this lab (idempotent)."""
-        for node in self.nodes.values():
-            node.stop()
-        self.netns.close()
+        try:
+            stop_pids([pid for node in self.nodes.values() for pid in node.pids()])
+        finally:
+            self.netns.close()
 
 
 # ------------------------------------------------------------------------------------ CLI
 def main(argv: list[str] | None = None) -> int:
-    """``python -m lab.fabric_lab up|down|status OUTDIR``."""
+    """``python -m lab.fabric_lab up|down|status|inventory|vtysh OUTDIR ...``."""
     parser = argparse.ArgumentParser(prog="python -m lab.fabric_lab", description=__doc__.split("\n")[0])
-    parser.add_argument("action", choices=("up", "down", "status"))
-    parser.add_argument("outdir", type=Path, help="render output directory (topology.json, <device>/frr.conf)")
     parser.add_argument("--prefix", default="", help="namespace prefix (default ccf-<fabric>-)")
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="convergence timeout (s)")
-    parser.add_argument("--inventory", type=Path, help="with up: write an Ansible inventory of the lab here")
+    sub = parser.add_subparsers(dest="action", required=True)
+    up = sub.add_parser("up", help="build the lab and wait until it matches intent")
+    up.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="convergence timeout (s)")
+    up.add_argument("--inventory", type=Path, help="also write an Ansible inventory of the lab here")
+    sub.add_parser("down", help="remove every namespace, daemon and run directory of the lab")
+    sub.add_parser("status", help="differences from intent per router (exit 1 if any)")
+    inv = sub.add_parser("inventory", help="print (or write) the Ansible inventory of the lab")
+    inv.add_argument("--output", type=Path, help="write here instead of printing")
+    vty = sub.add_parser("vtysh", help="run vtysh commands on one router of the lab")
+    for name, parsed in sub.choices.items():
+        parsed.add_argument("outdir", type=Path, help="render output (topology.json, <device>/frr.conf)")
+        if name == "vtysh":
+            parsed.add_argument("device")
+            parsed.add_argument("commands", nargs="+")
+    vty.description = "e.g. vtysh OUTDIR r001-tor1 'show ip route'"
     args = parser.parse_args(argv)
 
+    if args.action == "down" and not (args.outdir / "topology.json").exists():
+        if args.prefix:
+            print(f"removed {len(cleanup(args.prefix))} namespaces with prefix {args.prefix}")
+        else:
+            print(f"{args.outdir}/topology.json not found: nothing to tear down")
+        return 0
     lab = FabricLab(args.outdir, prefix=args.prefix, keep=True)
     if args.action == "down":
         removed = cleanup(lab.prefix)
@@ -371,18 +393,34 @@ def main(argv: list[str] | None = None) -> int:
         report = lab.status()
         print(json.dumps(report, indent=2, sort_keys=True))
         return 0 if all(item.get("state") == "ok" for item in report.values()) else 1
+    if args.action == "inventory":
+        if args.output:
+            print(lab.write_inventory(args.output))
+        else:
+            print(json.dumps(lab.inventory(), indent=2, sort_keys=True))
+        return 0
+    if args.action == "vtysh":
+        if args.device not in lab.nodes:
+            parser.error(f"{args.device} is not a router of this fabric ({', '.join(lab.nodes)})")
+        print(lab.nodes[args.device].vtysh(*args.commands), end="")
+        return 0
+    return _up(lab, args.timeout, args.inventory)
+
+
+def _up(lab: FabricLab, timeout: float, inventory: Path | None) -> int:
+    """``up``: remove leftovers of the same lab, build, wait for convergence."""
     leftovers = cleanup(lab.prefix)
     if leftovers:
         print(f"removed {len(leftovers)} leftover namespaces of a previous run")
     try:
-        seconds = lab.up(timeout=args.timeout)
+        seconds = lab.up(timeout=timeout)
     except BaseException:
         print(lab.logs(), file=sys.stderr)
         lab.down()
         raise
     print(f"fabric {lab.topology.name}: {len(lab.topology.devices)} namespaces, converged in {seconds:.1f}s")
-    if args.inventory:
-        print(f"inventory: {lab.write_inventory(args.inventory)}")
+    if inventory:
+        print(f"inventory: {lab.write_inventory(inventory)}")
     return 0
 
 

@@ -14,17 +14,15 @@ the lab runs exactly the generated configuration and nothing else.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import shutil
-import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .netns import IP, Netns, NetnsError, sh, wait_for
+from .netns import IP, Netns, NetnsError, kill_pids, sh, wait_for
 
 FRR_LIBDIR = Path(os.environ.get("FRR_LIBDIR", "/usr/lib/frr"))
 VTYSH = shutil.which("vtysh") or "/usr/bin/vtysh"
@@ -53,6 +51,15 @@ def frr_available() -> bool:
     return (FRR_LIBDIR / "zebra").exists() and Path(VTYSH).exists()
 
 
+def stop_pids(pids: list[int], *, timeout: float = 3.0) -> None:
+    """Stop FRR daemons together: SIGTERM, SIGKILL after ``timeout``.
+
+    FRR daemons can take seconds to exit gracefully (zebra withdraws routes, ospfd flushes its
+    LSAs); signalling every daemon of a lab at once bounds teardown by the slowest one.
+    """
+    kill_pids(pids, timeout=timeout)
+
+
 @dataclass
 class FrrNode:
     """FRR running in one namespace of a :class:`~lab.netns.Netns` lab."""
@@ -69,9 +76,24 @@ class FrrNode:
     def _daemon_argv(self, daemon: str) -> list[str]:
         d = self.directory
         argv = [
-            str(FRR_LIBDIR / daemon), "-d", "-u", FRR_USER, "-g", FRR_GROUP, "-P", "0",
-            "-f", "/dev/null", "-i", str(d / f"{daemon}.pid"), "--vty_socket", str(d),
-            "-z", str(d / "zserv.api"), "--log", f"file:{d / daemon}.log",
+            str(FRR_LIBDIR / daemon),
+            "-d",
+            "-u",
+            FRR_USER,
+            "-g",
+            FRR_GROUP,
+            "-P",
+            "0",
+            "-f",
+            "/dev/null",
+            "-i",
+            str(d / f"{daemon}.pid"),
+            "--vty_socket",
+            str(d),
+            "-z",
+            str(d / "zserv.api"),
+            "--log",
+            f"file:{d / daemon}.log",
         ]
         if daemon == "bfdd":
             argv += ["--bfdctl", str(d / "bfdd.sock")]
@@ -101,23 +123,21 @@ class FrrNode:
                 f"{self.name}: vtysh -f {config} rc={proc.returncode}\n{proc.stdout}{proc.stderr}"
             )
 
-    def stop(self, *, timeout: float = 5.0) -> None:
-        """Stop the daemons (reverse order) by their pid files."""
-        for daemon in reversed(self.daemons):
-            pidfile = self.directory / f"{daemon}.pid"
+    def pids(self) -> list[int]:
+        """PIDs of the running daemons (from their pid files)."""
+        pids = []
+        for daemon in self.daemons:
             try:
-                pid = int(pidfile.read_text().strip())
+                pid = int((self.directory / f"{daemon}.pid").read_text().strip())
             except (OSError, ValueError):
                 continue
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                continue
-            try:
-                wait_for(lambda p=pid: not Path(f"/proc/{p}").exists(), timeout=timeout, what=daemon)
-            except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
+            if Path(f"/proc/{pid}").exists():
+                pids.append(pid)
+        return pids
+
+    def stop(self, *, timeout: float = 3.0) -> None:
+        """Stop the daemons: SIGTERM, then SIGKILL what is still running after ``timeout``."""
+        stop_pids(self.pids(), timeout=timeout)
 
     # -- queries --------------------------------------------------------------------------------
     def vtysh_argv(self, *args: str) -> list[str]:

@@ -111,19 +111,24 @@ def _alive(pid: int) -> bool:
         return True
 
 
-def kill_netns_processes(ns: str, *, timeout: float = 5.0) -> list[int]:
-    """SIGTERM every process inside ``ns``, SIGKILL what is left after ``timeout``; return the PIDs."""
-    pids = netns_pids(ns)
+def kill_pids(pids: list[int], *, timeout: float = 5.0) -> None:
+    """SIGTERM ``pids`` together, SIGKILL the ones still alive after ``timeout``, wait for them."""
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
     try:
-        wait_for(lambda: not any(_alive(p) for p in pids), timeout=timeout, what=f"processes of {ns}")
+        wait_for(lambda: not any(_alive(p) for p in pids), timeout=timeout, what="processes to exit")
     except TimeoutError:
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-        wait_for(lambda: not any(_alive(p) for p in pids), timeout=timeout, what=f"SIGKILL in {ns}")
+        wait_for(lambda: not any(_alive(p) for p in pids), timeout=timeout, what="SIGKILLed processes")
+
+
+def kill_netns_processes(ns: str, *, timeout: float = 5.0) -> list[int]:
+    """Stop every process inside ``ns`` (SIGTERM, then SIGKILL after ``timeout``); return the PIDs."""
+    pids = netns_pids(ns)
+    kill_pids(pids, timeout=timeout)
     return pids
 
 
@@ -144,6 +149,8 @@ def cleanup(prefix: str) -> list[str]:
     if not prefix:
         raise ValueError("cleanup needs a non-empty prefix")
     removed = [ns for ns in netns_list() if ns.startswith(prefix)]
+    # stop the processes of every namespace at once: graceful exits then overlap
+    kill_pids([pid for ns in removed for pid in netns_pids(ns)], timeout=3.0)
     for ns in removed:
         delete_netns(ns)
     if RUN_ROOT.is_dir():
@@ -264,9 +271,7 @@ class Netns:
         if not ifname or len(ifname) > IFNAME_MAX or "/" in ifname or " " in ifname:
             raise ValueError(f"invalid interface name {ifname!r} (1..{IFNAME_MAX} chars)")
 
-    def veth(
-        self, a: str, a_if: str, b: str, b_if: str, *, mtu: int | None = None, up: bool = True
-    ) -> None:
+    def veth(self, a: str, a_if: str, b: str, b_if: str, *, mtu: int | None = None, up: bool = True) -> None:
         """A veth pair ``a:a_if <-> b:b_if`` created directly inside both namespaces.
 
         ``a == b`` is allowed (both ends in one namespace).
@@ -314,8 +319,17 @@ class Netns:
     def ping(self, name: str, dst: str, *, count: int = 1, timeout: float = 2.0) -> bool:
         """True when ``dst`` answers a ping from node ``name``."""
         proc = self.exec(
-            name, "ping", "-n", "-q", "-c", str(count), "-W", str(max(1, int(timeout))), dst,
-            check=False, timeout=timeout * count + 5,
+            name,
+            "ping",
+            "-n",
+            "-q",
+            "-c",
+            str(count),
+            "-W",
+            str(max(1, int(timeout))),
+            dst,
+            check=False,
+            timeout=timeout * count + 5,
         )
         return proc.returncode == 0
 

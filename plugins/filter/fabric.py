@@ -106,7 +106,7 @@ def fabric_validate(fabric: Any) -> list[dict[str, Any]]:
         data = _source(fabric, "fabric_validate")
     except AnsibleFilterError as exc:
         return [{"path": "", "value": str(fabric), "message": str(exc)}]
-    _, errors = check(data)
+    errors = check(data)[1]
     return [error.to_dict() for error in sorted(errors, key=lambda error: (error.path, error.message))]
 
 

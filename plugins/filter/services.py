@@ -7,6 +7,7 @@
 - ``fabric_dns_acl(fabric)``: the fabric's prefixes (who may use the recursive resolver);
 - ``fabric_kea_subnets(fabric, ...)``: Kea ``subnet4`` entries for every relayed rack network;
 - ``kea_pxe_client_classes(options)``: Kea ``client-classes`` for PXE / iPXE;
+- ``dhcp_inventory_reservations(hostvars, hosts)``: ``{plan name: MAC}`` from inventory variables;
 - ``fabric_dhcp_relay(fabric, device)``: what one ToR relays, and to which servers.
 
 The computation lives in the fabric engine (``module_utils/fabric/render/dns.py`` and
@@ -169,6 +170,29 @@ def kea_pxe_client_classes(options: Any) -> list[dict[str, Any]]:
     return dhcp.kea_pxe_client_classes(**kwargs)
 
 
+def dhcp_inventory_reservations(
+    hostvars: Any, hosts: Any, *, mac_var: str = "mgmt_mac", name_var: str = "fabric_device"
+) -> dict[str, str]:
+    """``{plan name: MAC}`` of every host in ``hosts`` whose hostvars define ``mac_var``.
+
+    The plan name is the host's ``name_var`` when set, else its inventory name.
+    """
+    out: dict[str, str] = {}
+    for host in _list(hosts):
+        try:
+            variables = hostvars[host]
+        except KeyError:
+            continue
+        mac = variables.get(mac_var) if hasattr(variables, "get") else None
+        if not mac:
+            continue
+        name = variables.get(name_var) or host
+        if str(name) in out:
+            raise AnsibleFilterError(f"dhcp_inventory_reservations: two hosts are named {name} in the plan")
+        out[str(name)] = str(mac)
+    return out
+
+
 def fabric_dhcp_relay(fabric: Any, device: str, *, networks: Any = None) -> dict[str, Any]:
     """What ToR ``device`` relays: its addresses on the relayed networks and the DHCP servers."""
     plan = plan_of(fabric, "fabric_dhcp_relay")
@@ -190,5 +214,6 @@ class FilterModule:
             "fabric_dns_acl": fabric_dns_acl,
             "fabric_kea_subnets": fabric_kea_subnets,
             "kea_pxe_client_classes": kea_pxe_client_classes,
+            "dhcp_inventory_reservations": dhcp_inventory_reservations,
             "fabric_dhcp_relay": fabric_dhcp_relay,
         }

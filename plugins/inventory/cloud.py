@@ -21,7 +21,7 @@ description:
   - The inventory source file must end in C(cloud.yml) or C(cloud.yaml).
   - The store is read only; it is never created or migrated.
 author:
-  - compleat.cloud developers
+  - compleat.cloud developers (@compleat-cloud)
 requirements:
   - psycopg (3.x) for O(store_dsn)
 extends_documentation_fragment:

@@ -19,7 +19,7 @@ description:
     lists dead hosts and disagreeing instances (what C(playbooks/health_check.yml) acts on).
   - Never writes; the store is not created or migrated.
 author:
-  - compleat.cloud developers
+  - compleat.cloud developers (@compleat-cloud)
 requirements:
   - libvirt-python, only for O(check_health=true)
 extends_documentation_fragment:

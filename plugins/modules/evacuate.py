@@ -27,7 +27,7 @@ description:
   - The old definitions cannot be removed while the host is down; they are recorded and
     V(cleaned) removes them (and the old overlays and seeds) once the host answers again.
 author:
-  - compleat.cloud developers
+  - compleat.cloud developers (@compleat-cloud)
 requirements:
   - libvirt-python (Debian python3-libvirt)
 extends_documentation_fragment:
@@ -245,8 +245,7 @@ def request_for(inst: dict[str, Any], dead: str) -> placement.Request:
 def plan_all(store: Store, insts: list[dict[str, Any]], dead: str) -> list[str | None]:
     """Check mode: where each instance would go, placed one after another."""
     hosts = placement.load_hosts(store)
-    chosen, _ = placement.place_many(hosts, [request_for(i, dead) for i in insts])
-    return chosen
+    return placement.place_many(hosts, [request_for(i, dead) for i in insts])[0]
 
 
 def move(module: AnsibleModule, store: Store, inst: dict[str, Any], dead: dict[str, Any]) -> dict[str, Any]:
@@ -259,7 +258,7 @@ def move(module: AnsibleModule, store: Store, inst: dict[str, Any], dead: dict[s
         )
     was_running = inst["state"] == "running"
     with store.transaction(write=True):
-        chosen, _ = placement.allocate(
+        chosen, _row = placement.allocate(
             store, request_for(inst, dead["name"]), instance_id=inst["id"], changes={"state": "building"}
         )
         new_host = store.get("hosts", id=chosen.host_id)

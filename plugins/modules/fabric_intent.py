@@ -20,15 +20,18 @@ description:
     render output lives, fed with output of C(vtysh -c '... json') gathered on the router; see
     C(playbooks/fabric_validate.yml).
 author:
-  - compleat.cloud developers
+  - compleat.cloud developers (@compleat-cloud)
 attributes:
   check_mode:
     support: full
     description: Runs unchanged in check mode (it only reads).
   diff_mode:
     support: none
+    description: Nothing to show a diff of.
   platform:
     platforms: posix
+    support: full
+    description: Runs wherever the render output is, usually the controller (C(delegate_to=localhost)).
 options:
   topology:
     description:
@@ -149,11 +152,11 @@ intent:
   type: dict
 """
 
-import json
+import json  # noqa: E402
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
-from ansible_collections.compleat.cloud.plugins.module_utils.fabric import intent as fabric_intent
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric import intent as fabric_intent  # noqa: E402
 
 
 def run(module: AnsibleModule) -> dict[str, object]:

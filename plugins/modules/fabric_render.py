@@ -10,7 +10,7 @@ DOCUMENTATION = r"""
 module: fabric_render
 short_description: Render a fabric file into FRR configs, topology, address plan and docs
 version_added: 0.1.0
-author: compleat.cloud developers
+author: compleat.cloud developers (@compleat-cloud)
 description:
   - Validates the fabric file as a whole and, when it has no problem, derives the plan by the
     addressing law and writes every output into O(dest) atomically (each file is rendered into a
@@ -26,11 +26,16 @@ description:
     C(delegate_to: localhost))."
 options:
   src:
-    description: Path of the fabric YAML file.
+    description:
+      - Path of the fabric YAML file.
+      - Give an absolute path (for example with the P(ansible.builtin.realpath#filter) filter on
+        the controller); a relative one is resolved from the module's working directory, which is
+        not the directory C(ansible-playbook) was started in.
     type: path
     required: true
   dest:
-    description: Output directory; created when missing.
+    description:
+      - Output directory; created when missing. Give an absolute path, as for O(src).
     type: path
     required: true
   frr:
@@ -61,8 +66,8 @@ seealso:
 EXAMPLES = r"""
 - name: Render the lab fabric
   compleat.cloud.fabric_render:
-    src: inventories/lab/fabric.yml
-    dest: build/fabric/lab
+    src: "{{ 'inventories/lab/fabric.yml' | ansible.builtin.realpath }}"
+    dest: "{{ 'build/fabric/lab' | ansible.builtin.realpath }}"
   delegate_to: localhost
 
 - name: What would change (with --check --diff)

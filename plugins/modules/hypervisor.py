@@ -19,7 +19,7 @@ description:
     after the operator or a power controller made sure the host is off).
   - When O(vcpus) or O(ram_mb) are not given for a new host they are read from libvirt at O(uri).
 author:
-  - compleat.cloud developers
+  - compleat.cloud developers (@compleat-cloud)
 requirements:
   - libvirt-python, only to discover the capacity of a new host
 extends_documentation_fragment:

@@ -22,7 +22,7 @@ description:
     O(verify=always).
   - Templates must be self-contained (no backing file) because instances are qcow2 overlays on them.
 author:
-  - compleat.cloud developers
+  - compleat.cloud developers (@compleat-cloud)
 requirements:
   - qemu-img (Debian package qemu-utils) to read a template's format and virtual size
 extends_documentation_fragment:
@@ -162,7 +162,7 @@ def parse_checksum(value: str | None) -> tuple[str, str] | None:
     """(algorithm, lower-case hex) of ``ALGO:HEX`` or a bare SHA-256 digest."""
     if not value:
         return None
-    algo, _, digest = value.partition(":") if ":" in value else ("sha256", "", value)
+    algo, digest = value.split(":", 1) if ":" in value else ("sha256", value)
     algo = algo.lower()
     if algo not in ALGORITHMS:
         raise Conflict(f"Unsupported checksum algorithm {algo}.", f"Use one of {', '.join(ALGORITHMS)}.")

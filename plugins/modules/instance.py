@@ -27,7 +27,7 @@ description:
   - V(stopped) asks the guest to shut down (ACPI) and forces it off after O(stop_timeout) seconds.
   - V(absent) removes the domain, its overlay and seed; attached volumes are detached and kept.
 author:
-  - compleat.cloud developers
+  - compleat.cloud developers (@compleat-cloud)
 requirements:
   - libvirt-python (Debian python3-libvirt)
   - qemu-img (qemu-utils), and genisoimage or xorriso (or dosfstools and mtools for O(seed_format=vfat))
@@ -72,8 +72,10 @@ options:
       to V(default).
     type: str
   host:
-    description: Pin a new instance to this host (still checked for state and capacity). Without it
-      placement chooses.
+    description:
+      - Pin a new instance to this host (still checked for state and capacity). Without it placement
+        chooses.
+      - Ignored for an existing instance, which changes host only through M(compleat.cloud.evacuate).
     type: str
   hypervisor:
     description: Hypervisor family for placement; V(kvm) means QEMU-based hosts (KVM or TCG), V(xen) libxl
@@ -333,9 +335,6 @@ def check_immutable(params: dict[str, Any], inst: dict[str, Any], store: Store) 
         ("seed_format", params["seed_format"], inst["seed_format"]),
         ("uuid", params["uuid"], inst["uuid"]),
     ]
-    if params["host"]:
-        host = store.get("hosts", id=inst["host_id"]) if inst["host_id"] else None
-        checks.append(("host", params["host"], host["name"] if host else None))
     for option, wanted, current in checks:
         if wanted is not None and current is not None and wanted != current:
             raise Conflict(
@@ -444,7 +443,9 @@ def update(module: AnsibleModule, store: Store, inst: dict[str, Any]) -> tuple[d
                 placement.plan(store, req, ignore_instance=inst["id"])
                 changes.update(more, vcpus=req.vcpus, ram_mb=req.ram_mb)
             else:
-                _, row = placement.allocate(store, req, instance_id=inst["id"], changes={**changes, **more})
+                _host, row = placement.allocate(
+                    store, req, instance_id=inst["id"], changes={**changes, **more}
+                )
                 store.record_usage("resize", row, offering["name"], host["name"])
                 return row, actions
     if changes:
@@ -542,14 +543,11 @@ def handle(module: AnsibleModule) -> dict[str, Any]:
         env.actions.extend(actions)
         conn = virt.connect(host["uri"])
         summary = lifecycle.converge(env, conn, inst, host, image, power=POWER[p["state"]])
-        offering = lifecycle.offering_name(store, inst)
         state_changes = {"state": summary["state"], "seed_hash": summary["seed_hash"]}
         if not module.check_mode:
             with store.transaction(write=True):
                 store.update("instances", inst["id"], state_changes)
-                if summary["power_changed"]:
-                    event = "start" if summary["power_action"] == "started" else "stop"
-                    store.record_usage(event, inst, offering, host["name"])
+                lifecycle.record_power_change(store, inst, summary["state"], host["name"])
         inst = {**inst, **state_changes}
         changed = bool(actions) or summary["changed"] or before_row.get("state") != inst["state"]
         return {

@@ -16,7 +16,7 @@ description:
     into the instance's NoCloud seed (C(ssh_authorized_keys)).
   - Only public keys are stored; private keys never reach the store.
 author:
-  - compleat.cloud developers
+  - compleat.cloud developers (@compleat-cloud)
 extends_documentation_fragment:
   - compleat.cloud.attributes
   - compleat.cloud.attributes.platform

@@ -18,7 +18,7 @@ description:
   - Changing an offering does not resize running instances; M(compleat.cloud.instance) resizes an
     instance when its O(compleat.cloud.instance#module:offering) changes.
 author:
-  - compleat.cloud developers
+  - compleat.cloud developers (@compleat-cloud)
 extends_documentation_fragment:
   - compleat.cloud.attributes
   - compleat.cloud.attributes.platform

@@ -21,9 +21,9 @@ description:
     be stopped (an offline copy is consistent without guest cooperation).
   - V(restored) creates a new instance O(restore_to) from a backup, placed by the stack, with a new
     UUID and instance-id; it is defined but not started.
-  - V(list) changes nothing and returns the instance's snapshots and backups.
+  - M(compleat.cloud.snapshot_info) lists the snapshots and backups of an instance.
 author:
-  - compleat.cloud developers
+  - compleat.cloud developers (@compleat-cloud)
 requirements:
   - libvirt-python (Debian python3-libvirt)
   - qemu-img (qemu-utils) for backups and restores
@@ -46,15 +46,16 @@ options:
     type: str
     required: true
   name:
-    description: Snapshot or backup name. Required except with O(state=list).
+    description: Snapshot or backup name.
     type: str
+    required: true
   state:
     description:
       - V(present) creates an internal snapshot, V(absent) deletes it, V(reverted) reverts the instance
         to it (always reports a change).
-      - V(backed_up) writes a backup, V(restored) creates O(restore_to) from one, V(list) lists.
+      - V(backed_up) writes a backup, V(restored) creates O(restore_to) from one.
     type: str
-    choices: [present, absent, reverted, backed_up, restored, list]
+    choices: [present, absent, reverted, backed_up, restored]
     default: present
   description:
     description: Free text stored with a new internal snapshot.
@@ -156,11 +157,11 @@ from ansible_collections.compleat.cloud.plugins.module_utils.cloud.store import 
 
 ARGUMENT_SPEC: dict[str, Any] = {
     "instance": {"type": "str", "required": True},
-    "name": {"type": "str"},
+    "name": {"type": "str", "required": True},
     "state": {
         "type": "str",
         "default": "present",
-        "choices": ["present", "absent", "reverted", "backed_up", "restored", "list"],
+        "choices": ["present", "absent", "reverted", "backed_up", "restored"],
     },
     "description": {"type": "str", "default": ""},
     "backup_dir": {"type": "path"},
@@ -168,11 +169,8 @@ ARGUMENT_SPEC: dict[str, Any] = {
     "host": {"type": "str"},
 }
 REQUIRED_IF = [
-    ("state", "present", ("name",)),
-    ("state", "absent", ("name",)),
-    ("state", "reverted", ("name",)),
-    ("state", "backed_up", ("name", "backup_dir")),
-    ("state", "restored", ("name", "backup_dir", "restore_to")),
+    ("state", "backed_up", ("backup_dir",)),
+    ("state", "restored", ("backup_dir", "restore_to")),
 ]
 
 
@@ -210,16 +208,6 @@ def manifest_of(store: Store, inst: dict[str, Any], image: dict[str, Any] | None
     }
 
 
-def listing(store: Store, inst_uuid: str, dom: Any | None) -> dict[str, Any]:
-    """Store rows and libvirt names of the instance's snapshots."""
-    rows = store.select("snapshots", order_by="name", instance_uuid=inst_uuid)
-    keep = ("name", "kind", "path", "size_bytes", "created_at")
-    return {
-        "snapshots": [{k: r[k] for k in keep} for r in rows],
-        "libvirt_snapshots": virt.snapshot_names(dom) if dom is not None else [],
-    }
-
-
 def internal(module: AnsibleModule, store: Store, inst: dict[str, Any], dom: Any, actions: list[str]) -> None:
     """present / absent / reverted."""
     p = module.params
@@ -254,13 +242,15 @@ def internal(module: AnsibleModule, store: Store, inst: dict[str, Any], dom: Any
     if p["state"] == "reverted":
         if snap is None:
             raise NotFound(
-                f"Instance {inst['name']} has no snapshot {p['name']}.", "List them with state=list."
+                f"Instance {inst['name']} has no snapshot {p['name']}.",
+                "List them with compleat.cloud.snapshot_info.",
             )
         actions.append(f"revert to snapshot {p['name']}")
         if not module.check_mode:
             virt.call("revert to the snapshot", dom.revertToSnapshot, snap, 0)
             state = "running" if virt.power_state(dom) == "running" else "stopped"
             store.update("instances", inst["id"], {"state": state})
+            lifecycle.record_power_change(store, inst, state, lifecycle.host_of(store, inst)["name"])
 
 
 def backup(module: AnsibleModule, store: Store, inst: dict[str, Any], dom: Any, actions: list[str]) -> None:
@@ -315,7 +305,7 @@ def restore(module: AnsibleModule, store: Store, actions: list[str]) -> dict[str
     if not (os.path.exists(image_path) and os.path.exists(manifest_path)):
         raise NotFound(
             f"No backup {p['name']} of {p['instance']} in {p['backup_dir']}.",
-            "Check backup_dir and the name (state=list shows the backups the store knows).",
+            "Check backup_dir and the name (compleat.cloud.snapshot_info lists the backups the store knows).",
         )
     with open(manifest_path, encoding="utf-8") as handle:
         manifest = json.load(handle)
@@ -379,19 +369,23 @@ def handle(module: AnsibleModule) -> dict[str, Any]:
         if p["state"] == "restored":
             restored = restore(module, store, actions)
             src = store.get("instances", name=p["instance"])
-            out = listing(store, src["uuid"], None) if src else {"snapshots": [], "libvirt_snapshots": []}
+            out = (
+                lifecycle.snapshot_listing(store, src["uuid"], None)
+                if src
+                else {"snapshots": [], "libvirt_snapshots": []}
+            )
             return {"changed": bool(actions), "actions": actions, "restored": restored or {}, **out}
         inst = lifecycle.need(
             store, "instances", "instance", "Create it with compleat.cloud.instance.", name=p["instance"]
         )
         host = lifecycle.host_of(store, inst)
         dom = virt.lookup(virt.connect(host["uri"]), inst["uuid"])
-        before = listing(store, inst["uuid"], dom)
+        before = lifecycle.snapshot_listing(store, inst["uuid"], dom)
         if p["state"] in ("present", "absent", "reverted"):
             internal(module, store, inst, dom, actions)
         elif p["state"] == "backed_up":
             backup(module, store, inst, dom, actions)
-        after = listing(store, inst["uuid"], dom)
+        after = lifecycle.snapshot_listing(store, inst["uuid"], dom)
         return {
             "changed": bool(actions),
             "actions": actions,

@@ -18,7 +18,7 @@ description:
     and the count of each event in the period.
   - Intervals are clipped to the period; an instance still running at O(end) counts until O(end).
 author:
-  - compleat.cloud developers
+  - compleat.cloud developers (@compleat-cloud)
 extends_documentation_fragment:
   - compleat.cloud.attributes
   - compleat.cloud.attributes.platform

@@ -26,7 +26,7 @@ description:
     Live detach needs the guest's cooperation; a guest that ignores it keeps the disk until
     its next boot, reported as RV(live_detach_pending).
 author:
-  - compleat.cloud developers
+  - compleat.cloud developers (@compleat-cloud)
 requirements:
   - libvirt-python (Debian python3-libvirt)
 extends_documentation_fragment:

@@ -170,6 +170,9 @@ tag_latest
 
 # Drop rootfs caches and images of older recipes (images still used by containers stay).
 find "$CACHE" -maxdepth 1 -name 'container-rootfs-*' ! -name "container-rootfs-$HASH" -exec rm -rf {} +
-podman images --format '{{.Repository}}:{{.Tag}}' | grep "^$IMAGE:" \
-  | grep -v -e ":$HASH\$" -e ':latest$' | xargs -r podman rmi >/dev/null 2>&1 || true
+old_tags="$(podman images --format '{{.Repository}}:{{.Tag}}' \
+  | grep "^$IMAGE:" | grep -v -e ":$HASH\$" -e ':latest$' || true)"
+for old in $old_tags; do
+  podman rmi "$old" >/dev/null 2>&1 || log "kept $old (still used by a container)"
+done
 log "container image $TAGGED built and tagged $IMAGE:latest"

@@ -70,20 +70,22 @@ def libvirtd():
         pytest.skip("needs root (libvirtd qemu:///system)")
     for binary in ("libvirtd", "virtlogd", "virsh", "qemu-img", "qemu-system-x86_64"):
         if not shutil.which(binary):
-            pytest.skip(f"{binary} not installed (Debian: libvirt-daemon-system, qemu-system-x86, qemu-utils)")
+            pytest.skip(
+                f"{binary} not installed (Debian: libvirt-daemon-system, qemu-system-x86, qemu-utils)"
+            )
     started: list[int] = []
     if not _answers():
         for name, pidfile in DAEMONS:
             if _pid(pidfile) is None:
                 subprocess.run([name, "-d"], check=True)
-                for _ in range(50):
+                for _attempt in range(50):
                     if _pid(pidfile):
                         break
                     time.sleep(0.1)
                 pid = _pid(pidfile)
                 assert pid, f"{name} did not start"
                 started.append(pid)
-        for _ in range(100):
+        for _attempt in range(100):
             if _answers():
                 break
             time.sleep(0.1)
@@ -130,8 +132,10 @@ def run_module(monkeypatch):
     monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
 
     def run(module, args: dict, check: bool = False, expect_failure: bool = False):
-        with patch_module_args({**args, "_ansible_check_mode": check, "_ansible_diff": True}), \
-                pytest.raises(ModuleExit) as info:
+        with (
+            patch_module_args({**args, "_ansible_check_mode": check, "_ansible_diff": True}),
+            pytest.raises(ModuleExit) as info,
+        ):
             module.main()
         assert info.value.failed == expect_failure, info.value.result
         return info.value.result

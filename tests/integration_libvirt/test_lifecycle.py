@@ -20,6 +20,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud import lifecycle, virt
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud.store import Store
 from ansible_collections.compleat.cloud.plugins.modules import (
@@ -29,17 +30,20 @@ from ansible_collections.compleat.cloud.plugins.modules import (
     instance,
     offering,
     snapshot,
+    snapshot_info,
     volume,
 )
 
 pytestmark = pytest.mark.libvirt
 ROOT = Path(__file__).resolve().parents[2]
 KIB, MIB, GIB = 1024, 1024**2, 1024**3
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f cit@test"
 
 
 def qemu_info(path: str) -> dict:
-    out = subprocess.run(["qemu-img", "info", "--output=json", "-U", path], capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        ["qemu-img", "info", "--output=json", "-U", path], capture_output=True, text=True, check=True
+    ).stdout
     return json.loads(out)
 
 
@@ -61,7 +65,9 @@ class Cloud:
         self.store = str(workdir / "cloud.db")
 
     def __call__(self, module, check: bool = False, expect_failure: bool = False, **args):
-        return self.run_module(module, {"store": self.store, **args}, check=check, expect_failure=expect_failure)
+        return self.run_module(
+            module, {"store": self.store, **args}, check=check, expect_failure=expect_failure
+        )
 
     def name(self, short: str) -> str:
         return f"{self.tag}-{short}"
@@ -87,12 +93,21 @@ def cloud(libvirtd, workdir, run_module):
     pool_dir = workdir / "pool"
     pool_dir.mkdir()
     pool = conn.storagePoolDefineXML(
-        f"<pool type='dir'><name>{tag}</name><target><path>{pool_dir}</path></target></pool>", 0)
+        f"<pool type='dir'><name>{tag}</name><target><path>{pool_dir}</path></target></pool>", 0
+    )
     pool.create(0)
     for h in ("hv-a", "hv-b"):
         (workdir / h).mkdir()
-        c(hypervisor, name=h, uri=libvirtd, hypervisor="qemu", vcpus=4, ram_mb=4096, cpu_ratio=1.0,
-          storage_dir=str(workdir / h))
+        c(
+            hypervisor,
+            name=h,
+            uri=libvirtd,
+            hypervisor="qemu",
+            vcpus=4,
+            ram_mb=4096,
+            cpu_ratio=1.0,
+            storage_dir=str(workdir / h),
+        )
     c(offering, name="tiny", vcpus=1, ram_mb=256)
     (workdir / "secondary").mkdir()
     c(image, name="tpl", path=make_template(workdir / "secondary" / "tpl.qcow2"), os="none", os_version="0")
@@ -129,8 +144,14 @@ def playbook(c: Cloud, tasks: str) -> dict:
         mode: "0600"
 """)
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_FORCE_COLOR="0")
-    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", str(book)],
-                          capture_output=True, text=True, env=env, cwd=ROOT, check=False)
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", str(book)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     return json.loads(out.read_text())
 
@@ -138,10 +159,14 @@ def playbook(c: Cloud, tasks: str) -> dict:
 def test_instance_lifecycle(cloud):
     c = cloud
     vm = c.name("vm1")
-    args = (f"name: {vm}\n        template: tpl\n        offering: tiny\n        tenant: acme\n"
-            f"        host: hv-a\n        store: {c.store}\n        networks: [{{type: user}}]\n"
-            "        ssh_authorized_keys: ['ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f t']")
-    results = playbook(c, f"""    - name: Check mode predicts the creation
+    args = (
+        f"name: {vm}\n        template: tpl\n        offering: tiny\n        tenant: acme\n"
+        f"        host: hv-a\n        store: {c.store}\n        networks: [{{type: user}}]\n"
+        f"        ssh_authorized_keys: ['{KEY}']"
+    )
+    results = playbook(
+        c,
+        f"""    - name: Check mode predicts the creation
       compleat.cloud.instance:
         {args}
       check_mode: true
@@ -154,7 +179,8 @@ def test_instance_lifecycle(cloud):
       compleat.cloud.instance:
         {args}
       register: again
-""")
+""",
+    )
     assert results["check"]["changed"] and results["real"]["changed"] and not results["again"]["changed"]
     inst = c.agree(vm)
     assert inst["state"] == "stopped"
@@ -184,7 +210,7 @@ def test_instance_lifecycle(cloud):
     # snapshot of the running domain (memory included), stop, revert: running again
     c(instance, name=vm, state="running")
     assert c(snapshot, instance=vm, name="live")["changed"]
-    assert c(snapshot, instance=vm, state="list")["libvirt_snapshots"] == ["live", "off"]
+    assert c(snapshot_info, instance=vm)["libvirt_snapshots"] == ["live", "off"]
     c(instance, name=vm, state="stopped", stop_timeout=1)
     c(snapshot, instance=vm, name="live", state="reverted")
     assert c.agree(vm)["state"] == "running"
@@ -217,8 +243,9 @@ def test_instance_lifecycle(cloud):
 
 
 def seed_meta(path: str) -> str:
-    return subprocess.run(["isoinfo", "-J", "-i", path, "-x", "/meta-data"], capture_output=True, text=True,
-                          check=True).stdout
+    return subprocess.run(
+        ["isoinfo", "-J", "-i", path, "-x", "/meta-data"], capture_output=True, text=True, check=True
+    ).stdout
 
 
 def test_evacuate_dead_host(cloud):

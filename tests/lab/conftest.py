@@ -5,49 +5,14 @@
 
 from __future__ import annotations
 
-import os
-import re
-import shutil
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from labtestlib import FABRICS, LEFTOVER_RE, RUN_PREFIX, lab_skip_reason, render  # sets sys.path
 
-ROOT = Path(__file__).resolve().parents[2]
-for entry in (ROOT, ROOT / "plugins" / "module_utils"):
-    if str(entry) not in sys.path:
-        sys.path.insert(0, str(entry))
-
-from fabric import build_plan, load_fabric  # noqa: E402
-from fabric.render import render_all  # noqa: E402
-from lab.fabric_lab import FabricLab  # noqa: E402
-from lab.frr import frr_available  # noqa: E402
-from lab.netns import cleanup, netns_list  # noqa: E402
-
-FABRICS = {
-    "bgp": ROOT / "inventories" / "lab" / "fabric.yml",
-    "ospf": ROOT / "inventories" / "lab" / "fabric-ospf.yml",
-}
-RUN_PREFIX = f"cct{os.getpid()}-"
-LEFTOVER_RE = re.compile(r"^cct(\d+)-")
-
-
-def lab_skip_reason() -> str | None:
-    """Why the lab cannot run here (None when it can)."""
-    if os.geteuid() != 0:
-        return "the namespace lab needs root"
-    if not frr_available():
-        return "FRR (Debian package frr) is not installed"
-    if shutil.which("ip") is None:
-        return "iproute2 is not installed"
-    return None
-
-
-def render(fabric_file: Path, out: Path) -> Path:
-    """Render ``fabric_file`` (topology.json, docs, every frr.conf) into ``out``."""
-    render_all(build_plan(load_fabric(fabric_file)), out)
-    return out
+from lab.fabric_lab import FabricLab
+from lab.netns import cleanup, netns_list
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -63,7 +28,9 @@ def _no_leftovers() -> Iterator[None]:
 
 
 @pytest.fixture(params=sorted(FABRICS), scope="module")
-def fabric_lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FabricLab]:
+def fabric_lab(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[FabricLab]:
     """A converged lab of the routing protocol given by the parameter (module-scoped)."""
     reason = lab_skip_reason()
     if reason:

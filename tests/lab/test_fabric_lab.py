@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+from labtestlib import rack_prefixes, show_paths, tors, uplinks
 
 from fabric import intent as fabric_intent
 from lab.fabric_lab import FabricLab
@@ -31,49 +32,29 @@ PLAYBOOK = ROOT / "playbooks" / "fabric_validate.yml"
 
 
 # ------------------------------------------------------------------------------------ helpers
-def tors(lab: FabricLab) -> list[str]:
-    return [name for name, dev in lab.topology.devices.items() if dev["role"] == "tor"]
-
-
-def uplinks(lab: FabricLab, tor: str) -> list[str]:
-    return [i["name"] for i in lab.topology.devices[tor]["interfaces"] if i["kind"] == "uplink"]
-
-
-def rack_prefixes(lab: FabricLab, rack: int) -> list[str]:
-    """Rack networks and ToR loopbacks of ``rack``."""
-    nets = [n["prefix"] for n in lab.topology.networks if n["rack"] == rack]
-    los = [d["loopback"] for d in lab.topology.devices.values() if d["role"] == "tor" and d["rack"] == rack]
-    return nets + los
-
-
-def show_paths(lab: FabricLab, label: str, device: str, prefixes: list[str]) -> dict[str, dict[str, list[str]]]:
-    """Print (and return) the RIB and FIB next hops of ``prefixes`` on ``device``."""
-    paths = {prefix: lab.route_paths(device, prefix) for prefix in prefixes}
-    print(f"--- {label}: {device} ({lab.topology.routing})")
-    for prefix, hops in paths.items():
-        print(f"  {prefix:18} rib {len(hops['rib'])}: {', '.join(hops['rib']) or '-'}")
-        print(f"  {'':18} fib {len(hops['fib'])}: {', '.join(hops['fib']) or '-'}")
-    return paths
-
-
 def ansible_playbook() -> str | None:
     local = Path(sys.executable).parent / "ansible-playbook"
     return str(local) if local.exists() else shutil.which("ansible-playbook")
 
 
-def run_validate(lab: FabricLab, tmp_path: Path) -> tuple[int, dict, str]:
-    """Run playbooks/fabric_validate.yml against the lab; return (rc, report, output)."""
+def run_validate(lab: FabricLab, tmp_path: Path, *, inventory: bool = True) -> tuple[int, dict, str]:
+    """Run playbooks/fabric_validate.yml against the lab; return (rc, report, output).
+
+    With ``inventory`` the lab's written inventory is used; without, the playbook finds the lab
+    routers itself from topology.json and the namespace prefix.
+    """
     binary = ansible_playbook()
     if binary is None:
         pytest.skip("ansible-playbook is not installed")
-    inventory = lab.write_inventory(tmp_path / "lab-inventory.json")
     report = tmp_path / "report.json"
     report.unlink(missing_ok=True)
+    argv = [binary, str(PLAYBOOK), "-e", f"fabric_validate_report={report}"]
+    if inventory:
+        argv += ["-i", str(lab.write_inventory(tmp_path / "lab-inventory.json"))]
+    else:
+        argv += ["-e", f"fabric_out={lab.topology.outdir}", "-e", f"fabric_validate_lab_prefix={lab.prefix}"]
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
-    proc = subprocess.run(
-        [binary, "-i", str(inventory), str(PLAYBOOK), "-e", f"fabric_validate_report={report}"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False,
-    )
+    proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
     output = proc.stdout + proc.stderr
     data = json.loads(report.read_text()) if report.exists() else {}
     return proc.returncode, data, output
@@ -85,7 +66,8 @@ def test_sessions_up(fabric_lab: FabricLab) -> None:
     for name in lab.nodes:
         dev = lab.topology.devices[name]
         if lab.topology.routing == "bgp":
-            peers = fabric_intent.bgp_peers(lab.nodes[name].json("show bgp vrf default ipv4 unicast summary json"))
+            summary = lab.nodes[name].json("show bgp vrf default ipv4 unicast summary json")
+            peers = fabric_intent.bgp_peers(summary)
             expected = {n["address"] or n["interface"] for n in dev["bgp_neighbors"]}
             assert set(peers) == expected, name
             assert all(state == "Established" for state in peers.values()), (name, peers)
@@ -131,12 +113,13 @@ def test_hosts_in_different_racks_ping(fabric_lab: FabricLab) -> None:
     # jumbo frames end to end on the 9000-byte storage network (DF set, no fragmentation)
     first, second = by_rack[min(by_rack)], by_rack[max(by_rack)]
     target = lab.host_address(second, "storage")
-    proc = lab.netns.exec(first, "ping", "-n", "-q", "-c", "1", "-W", "2", "-M", "do", "-s", "8972", target, check=False)
+    jumbo = ("ping", "-n", "-q", "-c", "1", "-W", "2", "-M", "do", "-s", "8972", target)
+    proc = lab.netns.exec(first, *jumbo, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def test_validate_playbook_finds_no_difference(fabric_lab: FabricLab, tmp_path: Path) -> None:
-    rc, report, output = run_validate(fabric_lab, tmp_path)
+    rc, report, output = run_validate(fabric_lab, tmp_path, inventory=False)
     assert rc == 0, output[-4000:]
     assert report["ok"] is True and report["differences"] == []
     assert sorted(report["routers"]) == sorted(fabric_lab.nodes)

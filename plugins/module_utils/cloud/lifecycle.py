@@ -81,6 +81,16 @@ def volumes_of(store: Store, inst: dict[str, Any]) -> list[dict[str, Any]]:
     return store.select("volumes", order_by="target_dev", attached_to=inst["id"])
 
 
+def snapshot_listing(store: Store, inst_uuid: str, dom: Any | None) -> dict[str, Any]:
+    """Snapshots and backups of an instance in the store, and the snapshot names libvirt reports."""
+    rows = store.select("snapshots", order_by="name", instance_uuid=inst_uuid)
+    keep = ("name", "kind", "path", "size_bytes", "created_at")
+    return {
+        "snapshots": [{k: r[k] for k in keep} for r in rows],
+        "libvirt_snapshots": virt.snapshot_names(dom) if dom is not None else [],
+    }
+
+
 # ------------------------------------------------------------------------------------------------
 # Domain spec from the store
 # ------------------------------------------------------------------------------------------------
@@ -92,7 +102,9 @@ def iscsi_by_path(portal: str, iqn: str, lun: int) -> str:
 
 def split_portal(portal: str) -> tuple[str, int]:
     """``host[:port]`` of an iSCSI portal (port 3260 by default)."""
-    host, _, port = portal.rpartition(":") if ":" in portal else (portal, "", "3260")
+    if ":" not in portal:
+        return portal, 3260
+    host, port = portal.rsplit(":", 1)
     return host, int(port or 3260)
 
 
@@ -274,6 +286,19 @@ def ensure_power(env: Env, dom: Any | None, want: str) -> tuple[bool, str]:
             how = virt.stop(dom, env.stop_timeout)
         return True, how
     return False, "unchanged"
+
+
+def record_power_change(store: Store, inst: dict[str, Any], new_state: str, host_name: str) -> None:
+    """Record ``start``/``stop`` when the power state differs from what the store had.
+
+    Whoever changed it (this run, the guest shutting itself down, a crash), metering follows.
+    """
+    old = inst.get("state")
+    if old == new_state:
+        return
+    event = "start" if new_state == "running" else "stop" if old == "running" else None
+    if event:
+        store.record_usage(event, inst, offering_name(store, inst), host_name)
 
 
 def remove_files(env: Env, *paths: str | None) -> list[str]:

@@ -25,9 +25,9 @@ from __future__ import annotations
 import dataclasses
 import heapq
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Sequence, Set
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from .errors import NoCapacity
 from .store import Store
@@ -126,10 +126,29 @@ class Normalisers:
     vcpus: float
 
 
+class Capacity(Protocol):
+    """What the filter and the weigher read: a HostState, or place_many's working copy."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def hypervisor(self) -> str: ...
+    @property
+    def free_vcpus(self) -> int: ...
+    @property
+    def free_ram_mb(self) -> int: ...
+    @property
+    def instances(self) -> int: ...
+    @property
+    def groups(self) -> Set[str]: ...
+
+
 # ------------------------------------------------------------------------------------------------
 # Pure filter and weigh
 # ------------------------------------------------------------------------------------------------
-def rejection(host: HostState, request: Request) -> str | None:  # noqa: PLR0911 - one return per filter
+def rejection(host: Capacity, request: Request) -> str | None:  # noqa: PLR0911 - one return per filter
     """Why ``host`` cannot take ``request`` (one of ``REASONS``), or None when it can."""
     if host.name in request.exclude or (request.only and host.name not in request.only):
         return "excluded"
@@ -169,7 +188,7 @@ def normalisers(hosts: Sequence[HostState]) -> Normalisers:
     )
 
 
-def score(host: HostState, weights: Weights, norm: Normalisers) -> float:
+def score(host: Capacity, weights: Weights, norm: Normalisers) -> float:
     """Higher is better: free RAM, free vCPU, fewer instances."""
     return (
         weights.ram * host.free_ram_mb / norm.ram_mb
@@ -178,7 +197,7 @@ def score(host: HostState, weights: Weights, norm: Normalisers) -> float:
     )
 
 
-def _key(host: HostState, weights: Weights, norm: Normalisers) -> tuple[float, str]:
+def _key(host: Capacity, weights: Weights, norm: Normalisers) -> tuple[float, str]:
     """Sort key, best first; ties go to the lower name so results are deterministic."""
     return (-score(host, weights, norm), host.name)
 
@@ -222,38 +241,93 @@ def select_host(
     return min(passed, key=lambda h: _key(h, weights, norm))
 
 
+class _Slot:
+    """Mutable working copy of a host for ``place_many``.
+
+    It exposes the attributes ``rejection`` and ``score`` read (``free_vcpus``, ``free_ram_mb``,
+    ``instances``, ``groups``...), so the batch path runs the very same filter and weigher as
+    ``select_host`` without rebuilding a frozen HostState per placement.
+    """
+
+    __slots__ = ("free_ram_mb", "free_vcpus", "groups", "host", "hypervisor", "instances", "name", "state")
+
+    def __init__(self, host: HostState) -> None:
+        self.host = host
+        self.name, self.state, self.hypervisor = host.name, host.state, host.hypervisor
+        self.free_vcpus, self.free_ram_mb = host.free_vcpus, host.free_ram_mb
+        self.instances, self.groups = host.instances, set(host.groups)
+
+    def take(self, request: Request) -> None:
+        """Commit ``request`` here."""
+        self.free_vcpus -= request.vcpus
+        self.free_ram_mb -= request.ram_mb
+        self.instances += 1
+        if request.anti_affinity_group:
+            self.groups.add(request.anti_affinity_group)
+
+    def freeze(self) -> HostState:
+        """The final HostState."""
+        h = self.host
+        return dataclasses.replace(
+            h,
+            used_vcpus=h.vcpu_limit - self.free_vcpus,
+            used_ram_mb=h.ram_limit_mb - self.free_ram_mb,
+            instances=self.instances,
+            groups=frozenset(self.groups),
+        )
+
+
 def place_many(
     hosts: Sequence[HostState], requests: Iterable[Request], weights: Weights = DEFAULT_WEIGHTS
 ) -> tuple[list[str | None], list[HostState]]:
     """Place requests one after another (same answers as repeated ``select_host``), fast.
 
     Returns the chosen host name per request (None when nothing fits) and the final host states.
-    A max-heap keyed on the score holds every host; a request pops hosts until one passes the
-    filter, and pushes the skipped ones back unchanged.
+    Hosts that are up sit in one heap per hypervisor type keyed on (-score, name); hosts that are
+    not up can never be chosen and stay out.  A request pops the best top among the heaps of its
+    hypervisor family until a host passes the filter, and pushes the skipped ones back.  A host's
+    score depends only on its own allocations (static normalisers), so only the chosen host's key
+    changes.
     """
     norm = normalisers(hosts)
-    states = list(hosts)
-    heap = [(*_key(h, weights, norm), i) for i, h in enumerate(states)]
-    heapq.heapify(heap)
+    slots = [_Slot(h) for h in hosts]
+    heaps: dict[str, list[tuple[float, str, int]]] = {}
+    for i, slot in enumerate(slots):
+        if slot.state == "up":
+            heaps.setdefault(slot.hypervisor, []).append((*_key(slot, weights, norm), i))
+    for heap in heaps.values():
+        heapq.heapify(heap)
     out: list[str | None] = []
     for request in requests:
-        skipped = []
-        chosen: int | None = None
-        while heap:
-            entry = heapq.heappop(heap)
-            if rejection(states[entry[2]], request) is None:
-                chosen = entry[2]
-                break
-            skipped.append(entry)
-        for entry in skipped:
-            heapq.heappush(heap, entry)
-        if chosen is None:
+        allowed = [h for t, h in heaps.items() if not request.hypervisors or t in request.hypervisors]
+        chosen = _pop_first_fit(allowed, slots, request)
+        if chosen < 0:
             out.append(None)
             continue
-        states[chosen] = states[chosen].with_allocation(request)
-        heapq.heappush(heap, (*_key(states[chosen], weights, norm), chosen))
-        out.append(states[chosen].name)
-    return out, states
+        slot = slots[chosen]
+        slot.take(request)
+        heapq.heappush(heaps[slot.hypervisor], (*_key(slot, weights, norm), chosen))
+        out.append(slot.name)
+    return out, [s.freeze() for s in slots]
+
+
+def _pop_first_fit(heaps: list[list[tuple[float, str, int]]], slots: list[_Slot], request: Request) -> int:
+    """Pop the best host that passes the filter from ``heaps`` (-1 if none); others go back."""
+    skipped: list[tuple[list[tuple[float, str, int]], tuple[float, str, int]]] = []
+    chosen = -1
+    while True:
+        live = [h for h in heaps if h]
+        if not live:
+            break
+        heap = min(live, key=lambda h: h[0]) if len(live) > 1 else live[0]
+        entry = heapq.heappop(heap)
+        if rejection(slots[entry[2]], request) is None:
+            chosen = entry[2]
+            break
+        skipped.append((heap, entry))
+    for heap, entry in skipped:
+        heapq.heappush(heap, entry)
+    return chosen
 
 
 # ------------------------------------------------------------------------------------------------

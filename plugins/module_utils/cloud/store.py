@@ -472,10 +472,13 @@ class Store:
         cols = sorted(values)
         sql = (
             f"INSERT INTO {_ident(table)} ({', '.join(_ident(c) for c in cols)}) "
-            f"VALUES ({', '.join('?' for _ in cols)}) RETURNING *"
+            f"VALUES ({', '.join('?' * len(cols))}) RETURNING *"
         )
         stored = self.query_one(sql, [values[c] for c in cols])
-        assert stored is not None
+        if stored is None:
+            raise StoreError(
+                f"The store returned nothing for an insert into {table}.", "Check the database server."
+            )
         return decode_row(table, stored)
 
     def update(self, table: str, row_id: int, changes: dict[str, Any]) -> int:

@@ -160,7 +160,3 @@ def _schema(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return EXIT_OK
     out.write(schema.markdown_table())
     return EXIT_OK
-
-
-if __name__ == "__main__":
-    sys.exit(main())

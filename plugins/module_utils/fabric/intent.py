@@ -125,30 +125,11 @@ def intent_from_topology(topology: Mapping[str, Any]) -> dict[str, DeviceIntent]
             if dev.get("role") == "host":
                 host_prefixes.add(prefix)
 
+    graph = _Graph(routing, devices, origins, host_prefixes, far, neighbours)
     result: dict[str, DeviceIntent] = {}
     for name in routers:
         dev = devices[name]
-        role = str(dev.get("role"))
-        local = frozenset(dev.get("announce", ()))
-        routes: dict[str, int] = {}
-        for prefix, owners in origins.items():
-            if name in owners:
-                continue
-            if prefix in host_prefixes:
-                routes[prefix] = PRESENT
-                continue
-            if role == "host":
-                routes[prefix] = PRESENT  # hosts learn the fabric from their ToRs
-                continue
-            if (
-                routing == "bgp"
-                and role == "spine"
-                and all(devices[o].get("role") == "spine" for o in owners)
-            ):
-                continue  # spines share an ASN and ToRs only re-advertise their own: never learnt
-            count = _ecmp_paths(far.get(name, []), owners, neighbours)
-            if count:
-                routes[prefix] = count
+        routes = _expected_routes(name, graph)
         sessions: dict[str, str] = {}
         ospf: dict[str, int] = {}
         if routing == "bgp":
@@ -158,8 +139,41 @@ def intent_from_topology(topology: Mapping[str, Any]) -> dict[str, DeviceIntent]
             for peer in far.get(name, []):
                 rid = str(devices[peer].get("router_id", peer))
                 ospf[rid] = ospf.get(rid, 0) + 1
-        result[name] = DeviceIntent(name, role, routing, sessions, ospf, routes, local)
+        local = frozenset(dev.get("announce", ()))
+        result[name] = DeviceIntent(name, str(dev.get("role")), routing, sessions, ospf, routes, local)
     return result
+
+
+@dataclass(frozen=True)
+class _Graph:
+    """The fabric as the route expectations need it."""
+
+    routing: str
+    devices: Mapping[str, Mapping[str, Any]]
+    origins: Mapping[str, set[str]]  # prefix -> routers originating it
+    host_prefixes: set[str]  # prefixes originated by BGP hosts
+    far: Mapping[str, list[str]]  # router -> far end of each of its fabric links
+    neighbours: Mapping[str, set[str]]  # router -> set of far ends
+
+
+def _expected_routes(name: str, graph: _Graph) -> dict[str, int]:
+    """Prefix -> expected next-hop count on router ``name`` (PRESENT for presence-only checks)."""
+    devices = graph.devices
+    role = devices[name].get("role")
+    routes: dict[str, int] = {}
+    for prefix, owners in graph.origins.items():
+        if name in owners:
+            continue
+        if prefix in graph.host_prefixes or role == "host":
+            routes[prefix] = PRESENT  # BGP hosts: presence only
+            continue
+        spine_only = all(devices[o].get("role") == "spine" for o in owners)
+        if graph.routing == "bgp" and role == "spine" and spine_only:
+            continue  # spines share an ASN and ToRs only re-advertise their own: never learnt
+        count = _ecmp_paths(graph.far.get(name, []), owners, graph.neighbours)
+        if count:
+            routes[prefix] = count
+    return routes
 
 
 def _ecmp_paths(ends: list[str], owners: set[str], neighbours: Mapping[str, set[str]]) -> int:
@@ -250,43 +264,58 @@ def compare(intent: DeviceIntent, observed: Mapping[str, Any]) -> list[Differenc
     ``observed`` keys: ``routes`` (``show ip route json``), ``bgp_summary`` or ``ospf_neighbors``,
     optional ``kernel_routes`` (``ip -j route``).  Missing keys skip their checks.
     """
+    diffs = _compare_sessions(intent, observed)
+    routes = observed.get("routes")
+    if routes is not None:
+        diffs.extend(_compare_routes(intent, routes, observed.get("kernel_routes")))
+    return sorted(diffs)
+
+
+def _compare_sessions(intent: DeviceIntent, observed: Mapping[str, Any]) -> list[Difference]:
+    """BGP sessions Established / OSPF adjacencies Full."""
     diffs: list[Difference] = []
     name = intent.name
     if intent.routing == "bgp" and "bgp_summary" in observed:
         peers = bgp_peers(observed["bgp_summary"] or {})
         for key, peer in sorted(intent.sessions.items()):
             state = peers.get(key)
+            subject = f"{key} ({peer})"
             if state is None:
-                diffs.append(
-                    Difference(name, KIND_SESSION_MISSING, f"{key} ({peer})", "Established", "absent")
-                )
+                diffs.append(Difference(name, KIND_SESSION_MISSING, subject, "Established", "absent"))
             elif state != "Established":
-                diffs.append(Difference(name, KIND_SESSION, f"{key} ({peer})", "Established", state))
+                diffs.append(Difference(name, KIND_SESSION, subject, "Established", state))
     if intent.routing == "ospf" and "ospf_neighbors" in observed:
         full = ospf_full_counts(observed["ospf_neighbors"] or {})
         for rid, count in sorted(intent.ospf_neighbors.items()):
             got = full.get(rid, 0)
             if got != count:
                 diffs.append(Difference(name, KIND_SESSION, f"ospf {rid}", f"{count} Full", f"{got} Full"))
-    routes = observed.get("routes")
-    if routes is not None:
-        kernel = observed.get("kernel_routes")
-        for prefix, count in sorted(intent.routes.items()):
-            hops = rib_nexthops(routes, prefix)
-            if not hops:
-                diffs.append(Difference(name, KIND_MISSING, prefix, _paths(count), "absent"))
-                continue
-            if count != PRESENT and len(hops) != count:
-                diffs.append(Difference(name, KIND_PATHS, prefix, _paths(count), _paths(len(hops), hops)))
-            if kernel is not None:
-                fib = fib_nexthops(kernel, prefix)
-                if len(fib) != len(hops):
-                    diffs.append(Difference(name, KIND_FIB, prefix, _paths(len(hops)), _paths(len(fib), fib)))
-        if intent.routing == "bgp":
-            for prefix in sorted(routes):
-                if rib_protocol(routes, prefix) == "bgp" and prefix not in intent.routes:
-                    diffs.append(Difference(name, KIND_LEAK, prefix, "not announced", "learnt via bgp"))
-    return sorted(diffs)
+    return diffs
+
+
+def _compare_routes(
+    intent: DeviceIntent, routes: Mapping[str, Any], kernel: Iterable[Mapping[str, Any]] | None
+) -> list[Difference]:
+    """Prefixes present, ECMP path counts in the RIB and the kernel FIB, no leaked BGP prefixes."""
+    diffs: list[Difference] = []
+    name = intent.name
+    kernel_routes = list(kernel) if kernel is not None else None
+    for prefix, count in sorted(intent.routes.items()):
+        hops = rib_nexthops(routes, prefix)
+        if not hops:
+            diffs.append(Difference(name, KIND_MISSING, prefix, _paths(count), "absent"))
+            continue
+        if count != PRESENT and len(hops) != count:
+            diffs.append(Difference(name, KIND_PATHS, prefix, _paths(count), _paths(len(hops), hops)))
+        if kernel_routes is not None:
+            fib = fib_nexthops(kernel_routes, prefix)
+            if len(fib) != len(hops):
+                diffs.append(Difference(name, KIND_FIB, prefix, _paths(len(hops)), _paths(len(fib), fib)))
+    if intent.routing == "bgp":
+        for prefix in sorted(routes):
+            if rib_protocol(routes, prefix) == "bgp" and prefix not in intent.routes:
+                diffs.append(Difference(name, KIND_LEAK, prefix, "not announced", "learnt via bgp"))
+    return diffs
 
 
 def _paths(count: int, hops: list[str] | None = None) -> str:

@@ -44,7 +44,7 @@ def ip_to_int(text: str) -> int:
 
 def parse_cidr(text: str) -> tuple[int, int]:
     """(network int, prefix length) of ``a.b.c.d/len``; assumes a validated, strict network."""
-    addr, _, plen = text.partition("/")
+    addr, plen = text.split("/", 1)
     return ip_to_int(addr), int(plen)
 
 

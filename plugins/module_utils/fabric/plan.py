@@ -53,7 +53,7 @@ def read_fabric_file(path: str | os.PathLike[str]) -> Any:
 
     def construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
         seen: set[Any] = set()
-        for key_node, _ in node.value:
+        for key_node, _value_node in node.value:
             key = loader.construct_object(key_node, deep=True)
             if not isinstance(key, (str, int)):
                 continue

@@ -342,7 +342,7 @@ def _check_asns(data: dict[str, Any], limits: Limits, errors: list[FabricError])
         else:
             valid.append((first, last, path))
     valid.sort()
-    for (_, last_a, path_a), (first_b, last_b, path_b) in pairwise(valid):
+    for (_first_a, last_a, path_a), (first_b, last_b, path_b) in pairwise(valid):
         if first_b <= last_a:
             errors.append(
                 FabricError(

@@ -47,14 +47,14 @@ def crash(conn, name="vm1"):
 
 
 def test_discovered_capacity(two_hosts):
-    cloud, _, _ = two_hosts
+    cloud = two_hosts[0]
     with Store.open(cloud.store) as s:
         hv2 = s.get("hosts", name="hv2")
     assert (hv2["vcpus"], hv2["ram_mb"]) == (8, 16384)
 
 
 def test_refuses_without_fence(two_hosts, libvirt_test):
-    cloud, _, _ = two_hosts
+    cloud = two_hosts[0]
     crash(libvirt_test)
     res = cloud.fails(evacuate, host="hv1")
     assert "not fenced" in res["msg"] and "host_state=fenced" in res["hint"]
@@ -68,7 +68,7 @@ def test_refuses_without_fence(two_hosts, libvirt_test):
 
 
 def test_refuses_when_fenced_host_still_runs_the_instance(two_hosts):
-    cloud, _, _ = two_hosts
+    cloud = two_hosts[0]
     cloud.ok(hypervisor, name="hv1", host_state="fenced")
     res = cloud.fails(evacuate, host="hv1")
     assert "still runs vm1" in res["msg"]
@@ -121,7 +121,7 @@ def test_evacuate_with_mark_then_clean(two_hosts, libvirt_test):
 
 
 def test_evacuate_with_fence_command_marks_the_host(two_hosts, libvirt_test, tmp_path):
-    cloud, _, _first = two_hosts
+    cloud = two_hosts[0]
     crash(libvirt_test)
     marker = tmp_path / "fenced"
     res = cloud.ok(evacuate, host="hv1", fence_method="command", fence_command=["touch", str(marker)])
@@ -131,7 +131,7 @@ def test_evacuate_with_fence_command_marks_the_host(two_hosts, libvirt_test, tmp
 
 
 def test_no_capacity_elsewhere_is_reported(two_hosts, libvirt_test):
-    cloud, _, _ = two_hosts
+    cloud = two_hosts[0]
     crash(libvirt_test)
     cloud.ok(hypervisor, name="hv2", host_state="down")
     cloud.ok(hypervisor, name="hv1", host_state="fenced")

@@ -169,3 +169,22 @@ def test_seed_formats(cloud, libvirt_test, fmt):
     fields = virt.owned_fields(libvirt_test.lookupByName("vm1").XMLDesc(virt.XML_INACTIVE))
     seed_disk = next(d for d in fields["disks"] if d["source"] == seed)
     assert seed_disk["readonly"] and seed_disk["device"] == ("cdrom" if fmt == "iso" else "disk")
+
+
+def test_foreign_domain_with_same_name_is_refused(cloud, libvirt_test):
+    libvirt_test.defineXML(
+        "<domain type='qemu'><name>vm1</name><memory>131072</memory><vcpu>1</vcpu>"
+        "<os><type arch='x86_64'>hvm</type></os></domain>"
+    )
+    res = cloud.fails(instance, **BASE)
+    assert "another UUID" in res["msg"] and "virsh undefine" in res["hint"]
+
+
+def test_crash_is_metered_and_pinned_host_ignored_later(cloud, libvirt_test):
+    cloud.ok(instance, state="running", host="hv1", **BASE)
+    libvirt_test.lookupByName("vm1").destroy()  # the guest died on its own
+    res = cloud.ok(instance, host="hv1", **BASE)  # state=present: power left alone, store follows
+    assert res["changed"] and res["instance"]["state"] == "stopped"
+    with Store.open(cloud.store) as s:
+        assert [e["event"] for e in s.select("usage_events")] == ["create", "start", "stop"]
+    assert not cloud.ok(instance, host="hv1", **BASE)["changed"]

@@ -91,9 +91,9 @@ def test_place_many_matches_repeated_select_host():
             hypervisors=frozenset({rng.choice(["kvm", "xen"])}),
             anti_affinity_group=rng.choice([None, None, "g1", "g2"]),
         )
-        for _ in range(300)
+        for _attempt in range(300)
     ]
-    fast, _ = pl.place_many(hosts, requests)
+    fast, final = pl.place_many(hosts, requests)
     states = list(hosts)
     slow = []
     for req in requests:
@@ -106,6 +106,7 @@ def test_place_many_matches_repeated_select_host():
         states[i] = states[i].with_allocation(req)
         slow.append(chosen.name)
     assert fast == slow
+    assert final == states
     assert None in fast  # the scenario does fill up
 
 
@@ -167,7 +168,7 @@ def test_allocate_respects_anti_affinity(any_store):
 
 def test_resize_in_place_excludes_own_usage(any_store):
     off = add_hosts(any_store, ("a", 2, 2048))
-    _, row = pl.allocate(any_store, pl.Request(1, 1024), new_row=new_row("vm", off["id"]))
+    row = pl.allocate(any_store, pl.Request(1, 1024), new_row=new_row("vm", off["id"]))[1]
     req = pl.Request(2, 2048, only=frozenset({"a"}))
     chosen, row = pl.allocate(any_store, req, instance_id=row["id"], changes={"state": "stopped"})
     assert chosen.name == "a" and row["vcpus"] == 2 and row["ram_mb"] == 2048 and row["state"] == "stopped"
@@ -190,7 +191,7 @@ def _racer(target, name, barrier, results):
     barrier.wait()
     started = time.monotonic()
     try:
-        chosen, _ = pl.allocate(store, pl.Request(1, 512), new_row=new_row(name, off["id"]))
+        chosen = pl.allocate(store, pl.Request(1, 512), new_row=new_row(name, off["id"]))[0]
         results.put((name, "won", chosen.name, started))
     except NoCapacity:
         results.put((name, "no capacity", None, started))
@@ -212,7 +213,7 @@ def test_two_processes_race_for_the_last_slot(any_store):
     ]
     for p in procs:
         p.start()
-    outcome = sorted(results.get(timeout=60) for _ in procs)
+    outcome = sorted(results.get(timeout=60) for _proc in procs)
     for p in procs:
         p.join(timeout=30)
     assert sorted(o[1] for o in outcome) == ["no capacity", "won"], outcome

@@ -11,7 +11,7 @@ import subprocess
 
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud import virt
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud.store import Store
-from ansible_collections.compleat.cloud.plugins.modules import instance, snapshot
+from ansible_collections.compleat.cloud.plugins.modules import instance, snapshot, snapshot_info
 
 VM = {"name": "vm1", "template": "tpl", "offering": "small", "tenant": "acme", "ssh_keys": ["ops"]}
 
@@ -24,7 +24,7 @@ def test_internal_snapshot_create_list_revert_delete(cloud, libvirt_test):
     assert res["changed"] and res["libvirt_snapshots"] == ["s1"]
     assert [s["name"] for s in res["snapshots"]] == ["s1"]
     assert not cloud.ok(snapshot, instance="vm1", name="s1")["changed"]
-    listed = cloud.ok(snapshot, instance="vm1", state="list")
+    listed = cloud.ok(snapshot_info, instance="vm1")
     assert not listed["changed"] and listed["snapshots"][0]["kind"] == "internal"
 
     cloud.ok(instance, name="vm1", state="stopped")
@@ -36,7 +36,7 @@ def test_internal_snapshot_create_list_revert_delete(cloud, libvirt_test):
     assert "no snapshot" in cloud.fails(snapshot, instance="vm1", name="nope", state="reverted")["msg"]
     assert cloud.ok(snapshot, instance="vm1", name="s1", state="absent")["changed"]
     assert not cloud.ok(snapshot, instance="vm1", name="s1", state="absent")["changed"]
-    assert cloud.ok(snapshot, instance="vm1", state="list")["libvirt_snapshots"] == []
+    assert cloud.ok(snapshot_info, instance="vm1")["libvirt_snapshots"] == []
 
 
 def test_snapshot_xml_skips_seed_and_raw_disks():

@@ -60,10 +60,10 @@ def snapshot(root: Path) -> dict[str, bytes]:
 
 
 def test_validate_ok() -> None:
-    code, out, _ = run("validate", str(LAB_FILE))
+    code, out, _err = run("validate", str(LAB_FILE))
     assert code == 0
     assert "valid fabric lab (bgp): 2 spines, 3 racks, 3 ToRs, 6 hosts, 7 links" in out
-    code, out, _ = run("validate", "--json", str(LAB_FILE))
+    code, out, _err = run("validate", "--json", str(LAB_FILE))
     assert code == 0 and json.loads(out)["tors"] == 3
 
 
@@ -73,7 +73,7 @@ def test_validate_lists_every_error_with_its_path(bad_file: Path) -> None:
     assert "8 errors" in err
     listed = [line.split(":")[0].strip() for line in err.splitlines()[1:]]
     assert listed == BAD_PATHS
-    code, out, _ = run("validate", "--json", str(bad_file))
+    code, out, _err = run("validate", "--json", str(bad_file))
     data = json.loads(out)
     assert code == 1 and data["valid"] is False
     assert [e["path"] for e in data["errors"]] == BAD_PATHS
@@ -81,14 +81,14 @@ def test_validate_lists_every_error_with_its_path(bad_file: Path) -> None:
 
 def test_render_with_errors_leaves_output_untouched(bad_file: Path, tmp_path: Path) -> None:
     fresh = tmp_path / "fresh"
-    code, _, err = run("render", str(bad_file), str(fresh))
+    code, _out, err = run("render", str(bad_file), str(fresh))
     assert code == 1 and "nothing was written" in err
     assert all(path in err for path in BAD_PATHS)
     assert not fresh.exists()
     existing = tmp_path / "existing"
     assert run("render", "--no-frr", str(LAB_FILE), str(existing))[0] == 0
     before = snapshot(existing)
-    code, _, _ = run("render", str(bad_file), str(existing))
+    code, _out, _err = run("render", str(bad_file), str(existing))
     assert code == 1
     assert snapshot(existing) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yml", "existing"]
@@ -96,24 +96,24 @@ def test_render_with_errors_leaves_output_untouched(bad_file: Path, tmp_path: Pa
 
 def test_render_and_check(tmp_path: Path) -> None:
     out_dir = tmp_path / "out"
-    code, out, _ = run("render", "--check", "--no-frr", str(LAB_FILE), str(out_dir))
+    code, out, _err = run("render", "--check", "--no-frr", str(LAB_FILE), str(out_dir))
     assert code == 0 and "would change: 7 created" in out and "  topology.json" in out
     assert not out_dir.exists()
-    code, out, _ = run("render", "--no-frr", str(LAB_FILE), str(out_dir))
+    code, out, _err = run("render", "--no-frr", str(LAB_FILE), str(out_dir))
     assert code == 0 and "changed: 7 created, 0 modified, 0 removed" in out
     assert (out_dir / MANIFEST).exists()
-    code, out, _ = run("render", "--no-frr", str(LAB_FILE), str(out_dir))
+    code, out, _err = run("render", "--no-frr", str(LAB_FILE), str(out_dir))
     assert "changed: 0 created, 0 modified, 0 removed" in out
 
 
 def test_whois_text_and_json() -> None:
-    code, out, _ = run("whois", str(LAB_FILE), "10.254.0.21", "10.0.1.10", "192.0.2.1")
+    code, out, _err = run("whois", str(LAB_FILE), "10.254.0.21", "10.0.1.10", "192.0.2.1")
     assert code == 0
     lines = out.splitlines()
     assert lines[0].startswith("10.254.0.21: r001-tor1 up3 (tor, rack 1)")
     assert lines[1].startswith("10.0.1.10: r001-h01 mgmt (host, rack 1)")
     assert lines[2] == "192.0.2.1: outside every fabric pool"
-    code, out, _ = run("whois", "--json", str(LAB_FILE), "10.255.0.1")
+    code, out, _err = run("whois", "--json", str(LAB_FILE), "10.255.0.1")
     assert json.loads(out) == [
         {
             "address": "10.255.0.1",
@@ -144,7 +144,7 @@ def test_whois_invalid_fabric(bad_file: Path) -> None:
 
 
 def test_schema_doc_is_current() -> None:
-    code, _, err = run("schema", "--check", str(DOC_FILE))
+    code, _out, err = run("schema", "--check", str(DOC_FILE))
     assert code == 0, err + "run: bin/compleat-fabric schema --update docs/fabric.md"
 
 
@@ -158,7 +158,7 @@ def test_schema_update_and_stale_check(tmp_path: Path) -> None:
     assert run("schema", "--check", str(doc))[0] == 0
     text = doc.read_text()
     assert text.startswith("intro\n") and text.endswith("outro\n") and "| `bgp.spine_asn` |" in text
-    code, out, _ = run("schema")
+    code, out, _err = run("schema")
     assert code == 0 and out.startswith("| key | type |")
 
 

@@ -136,11 +136,11 @@ def test_render_all_modifies_and_removes(tmp_path: Path) -> None:
 
 
 def test_check_mode_writes_nothing(lab_plan: Plan, tmp_path: Path) -> None:
-    out = tmp_path / "out"
+    out = tmp_path / "missing-parent" / "out"
     result = render_all(lab_plan, out, frr=False, check=True)
     assert result.changed and result.created == sorted(NON_FRR)
-    assert not out.exists()
     assert list(tmp_path.iterdir()) == []
+    out = tmp_path / "out"
     render_all(lab_plan, out, frr=False)
     (out / "plan.csv").write_text("tampered\n")
     result = render_all(lab_plan, out, frr=False, check=True)
@@ -163,6 +163,17 @@ def test_failure_while_rendering_leaves_output_untouched(
         render_all(plan_of(make_doc()), out, frr=False)
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_symlinked_out_dir(lab_plan: Plan, tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    real.mkdir()
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    result = render_all(lab_plan, link, frr=False)
+    assert result.out_dir == str(link) and (real / "topology.json").exists()
+    assert link.is_symlink()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "real"]
 
 
 def test_out_dir_must_be_a_directory(lab_plan: Plan, tmp_path: Path) -> None:

@@ -39,7 +39,7 @@ def test_round_trip_every_address_of_a_50_rack_plan(plan50: Plan) -> None:
         for iface in device.interfaces:
             if iface.address is None:
                 continue
-            address, _, plen = iface.address.partition("/")
+            address, plen = iface.address.split("/")
             owner = index.lookup(address)
             assert owner.status == ASSIGNED, (device.name, iface.name, owner)
             # a link's /31 belongs to the rack of its ToR, on the spine side too

@@ -29,8 +29,26 @@ def test_filter_names() -> None:
         "fabric_dns_acl",
         "fabric_kea_subnets",
         "kea_pxe_client_classes",
+        "dhcp_inventory_reservations",
         "fabric_dhcp_relay",
     }
+
+
+def test_inventory_reservations() -> None:
+    hostvars = {
+        "node-a": {"mgmt_mac": "52:54:00:00:02:01", "fabric_device": "r002-h01"},
+        "r001-h01": {"mgmt_mac": "52:54:00:00:01:01"},
+        "no-mac": {"fabric_device": "r001-h02"},
+    }
+    found = FILTERS["dhcp_inventory_reservations"](hostvars, ["node-a", "r001-h01", "no-mac", "gone"])
+    assert found == {"r002-h01": "52:54:00:00:02:01", "r001-h01": "52:54:00:00:01:01"}
+    assert FILTERS["dhcp_inventory_reservations"](hostvars, ["node-a"], mac_var="other") == {}
+    twice = {
+        "a": {"mgmt_mac": "52:54:00:00:00:01", "fabric_device": "x"},
+        "x": {"mgmt_mac": "52:54:00:00:00:02"},
+    }
+    with pytest.raises(AnsibleFilterError, match="two hosts are named x"):
+        FILTERS["dhcp_inventory_reservations"](twice, ["a", "x"])
 
 
 def test_fabric_argument_forms_agree() -> None:

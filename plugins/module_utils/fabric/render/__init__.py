@@ -111,14 +111,19 @@ def render_all(
     plan: Plan, out_dir: str | os.PathLike[str], *, frr: bool = True, check: bool = False
 ) -> RenderResult:
     """Render ``plan`` into ``out_dir`` atomically; with ``check`` only report what would change."""
-    out = Path(out_dir).absolute()
+    shown = Path(out_dir).absolute()
+    out = shown.resolve()  # the temporary directory must be on the real target's filesystem
     if out.exists() and not out.is_dir():
-        raise NotADirectoryError(f"{out} exists and is not a directory")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.render-", dir=out.parent))
+        raise NotADirectoryError(f"{shown} exists and is not a directory")
+    if check:  # touch nothing near out_dir, not even its parents
+        tmp = Path(tempfile.mkdtemp(prefix="compleat-fabric-check-"))
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.render-", dir=out.parent))
     try:
         files = render_tree(plan, tmp, frr=frr)
         result = _compare(tmp, out, files)
+        result.out_dir = str(shown)
         if not check:
             _install(tmp, out, result)
     finally:

@@ -91,6 +91,6 @@ def render_csv(plan: Plan) -> str:
         sections.append((law.parse_cidr(spec.pool)[0], _network_rows(plan, index, members)))
     sections.sort(key=lambda section: section[0])
     lines = [HEADER]
-    for _, rows in sections:
+    for _start, rows in sections:
         lines.extend(rows)
     return "\n".join(lines) + "\n"

@@ -48,6 +48,9 @@ from ..model import (
 FRR_VERSION = "8.4"
 BFD_PROFILE = "fabric"
 OSPF_LINK_COST = 10
+OSPF_SPF_THROTTLE = "0 50 1000"  # delay, initial hold, maximum hold (ms)
+OSPF_RETRANSMIT = 1  # s before a lost DD/LS request/update is resent (default 5)
+OSPF_LSA_INTERVAL = 100  # ms between originations of one LSA, and accepted arrivals of it
 GROUP_OF_ROLE = {ROLE_SPINE: "SPINE", ROLE_TOR: "TOR", ROLE_HOST: "HOST"}
 LINK_KINDS = (KIND_UPLINK, KIND_DOWNLINK)
 
@@ -163,6 +166,7 @@ def _interfaces(plan: Plan, device: Device, out: list[str]) -> None:
                 out.append(f" ip ospf cost {OSPF_LINK_COST}")
                 out.append(f" ip ospf hello-interval {fabric.ospf.hello}")
                 out.append(f" ip ospf dead-interval {fabric.ospf.dead}")
+                out.append(f" ip ospf retransmit-interval {OSPF_RETRANSMIT}")
                 if ospf_bfd:
                     out.append(" ip ospf bfd")
                     out.append(f" ip ospf bfd profile {BFD_PROFILE}")
@@ -332,6 +336,10 @@ def _router_ospf(plan: Plan, device: Device, out: list[str]) -> None:
     out.append("router ospf")
     out.append(f" ospf router-id {device.router_id}")
     out.append(" log-adjacency-changes")
+    # data-centre timers: SPF at once, hold at most 1 s under churn; LSAs may change every 100 ms
+    out.append(f" timers throttle spf {OSPF_SPF_THROTTLE}")
+    out.append(f" timers throttle lsa all {OSPF_LSA_INTERVAL}")
+    out.append(f" timers lsa min-arrival {OSPF_LSA_INTERVAL}")
     out.append(f" maximum-paths {plan.fabric.bgp.maximum_paths}")
     out.append("exit")
     out.append("!")
