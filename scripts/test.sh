@@ -20,6 +20,7 @@ units() {
   python -m pytest -q -p no:cacheprovider tests/unit
 }
 fabric_lab() { python -m pytest -q -p no:cacheprovider -m lab tests/lab; }
+libvirt_lab() { python -m pytest -q -p no:cacheprovider -m libvirt tests/integration_libvirt; }
 molecule_all() {
   local scenarios rc=0 s
   scenarios="${MOLECULE_SCENARIOS:-$(find molecule -mindepth 2 -maxdepth 2 -name molecule.yml \
@@ -45,14 +46,16 @@ case "$mode" in
     if [ "$mode" = full ]; then
       run images bash scripts/images/build-all.sh
       run fabric-lab fabric_lab
+      run libvirt libvirt_lab
       run molecule molecule_all
     fi
     ;;
   lint) run ruff ruff_check; run ansible-lint ansible_lint ;;
   units) run units units ;;
   fabric-lab) run fabric-lab fabric_lab ;;
+  libvirt) run libvirt libvirt_lab ;;
   molecule) run images bash scripts/images/build-all.sh; run molecule molecule_all ;;
-  *) die "unknown mode $mode (full|quick|lint|units|fabric-lab|molecule)" ;;
+  *) die "unknown mode $mode (full|quick|lint|units|fabric-lab|libvirt|molecule)" ;;
 esac
 
 echo
