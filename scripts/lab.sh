@@ -36,7 +36,7 @@ The lab is up. Where to look:
   a ToR's routes:         python -m lab.fabric_lab vtysh $LAB_OUT/fabric r001-tor1 'show ip route'
   live intent check:      ansible-playbook playbooks/fabric_validate.yml -e fabric_out=$LAB_OUT/fabric
   lab hosts:              podman ps --filter label=compleat.lab
-  time service:           podman exec lab-client1 chronyc -n sources
+  time service:           podman exec lab-svc1 chronyc -n sources
   tear down:              make lab-down
 MSG
 }
@@ -49,7 +49,7 @@ lab_down() {
   # Belt and braces: anything labelled as ours, even from a crashed run.
   if command -v podman >/dev/null; then
     podman ps -aq --filter label=compleat.lab | xargs -r podman rm -f -t 2 >/dev/null || true
-    podman network ls -q --filter label=compleat.lab | xargs -r podman network rm -f >/dev/null || true
+    podman network exists compleat-lab 2>/dev/null && podman network rm -f compleat-lab >/dev/null || true
   fi
   if [ -x .venv/bin/python ]; then
     python -m lab.fabric_lab down "$LAB_OUT/fabric" || true
