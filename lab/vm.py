@@ -61,7 +61,7 @@ IP = shutil.which("ip") or "/usr/sbin/ip"
 VMNET_NETNS = "compleat-vmnet"
 STATE_SCHEMA = 1
 DEFAULT_MEMORY_MIB = 768
-DEFAULT_BOOT_TIMEOUT = 300.0
+DEFAULT_BOOT_TIMEOUT = 600.0
 GUEST_ADDRESS = "10.0.2.15"
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")

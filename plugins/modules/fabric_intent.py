@@ -169,10 +169,11 @@ def run(module: AnsibleModule) -> dict[str, object]:
                 topology = json.load(handle)
         except (OSError, ValueError) as exc:
             module.fail_json(msg=f"cannot read topology {params['topology']}: {exc}")
-    intents = fabric_intent.intent_from_topology(topology)
     device = params["device"]
+    intents = fabric_intent.intent_from_topology(topology, only=[device])
     if device not in intents:
-        module.fail_json(msg=f"{device} is not a router of this fabric", routers=sorted(intents))
+        routers = sorted(d["name"] for d in topology.get("devices", []) if d.get("config"))
+        module.fail_json(msg=f"{device} is not a router of this fabric", routers=routers)
     observed = {
         key: params[key]
         for key in ("routes", "bgp_summary", "ospf_neighbors", "kernel_routes")

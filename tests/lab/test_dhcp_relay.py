@@ -39,7 +39,7 @@ import yaml
 from labtestlib import FABRICS, ROOT, RUN_PREFIX, lab_skip_reason, render
 
 from lab.fabric_lab import FabricLab
-from lab.netns import IP, sh, wait_for
+from lab.netns import NetnsError, sh, wait_for
 
 pytestmark = pytest.mark.lab
 
@@ -49,6 +49,7 @@ PREFIX = f"{RUN_PREFIX}s-"
 KEA_HOST, RELAY_TOR, CLIENT_HOST, DIG_HOST = "r001-h01", "r002-tor1", "r002-h02", "r003-h01"
 NEXT_SERVER, IPXE_URL = "10.0.1.20", "http://10.0.1.20/boot.ipxe"
 SUBNET_ID_RACK2 = 167772672  # 10.0.2.0 as an integer: Kea subnet ids are the network addresses
+STAT = f"subnet[{SUBNET_ID_RACK2}].assigned-addresses"
 UDHCPC_ENV = ("ip", "router", "dns", "domain", "serverid", "siaddr", "boot_file", "subnet")
 
 
@@ -69,8 +70,8 @@ def container_skip_reason() -> str | None:
 
 def remove_stale_containers() -> None:
     """Containers of earlier runs of this test whose pytest process is gone."""
-    names = podman("ps", "-a", "--filter", f"label={LABEL}", "--format", "{{.Names}}", check=False).stdout.split()
-    for name in names:
+    listing = podman("ps", "-a", "--filter", f"label={LABEL}", "--format", "{{.Names}}", check=False)
+    for name in listing.stdout.split():
         pid = name.removeprefix("cct").split("-", 1)[0]
         if not pid.isdigit() or not Path(f"/proc/{pid}").exists():
             podman("rm", "-f", "-t", "0", name, check=False)
@@ -99,12 +100,14 @@ def run_services_playbook(inventory: Path, log: Path) -> None:
         "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_CALLBACK_RESULT_FORMAT": "json",
+        "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks",  # task timings in the log
     }
     playbook_bin = str(Path(sys.executable).with_name("ansible-playbook"))
     cmd = [playbook_bin, "-i", str(inventory), str(ROOT / "playbooks" / "services.yml")]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=False, timeout=900)
     log.write_text(proc.stdout + proc.stderr, encoding="utf-8")
-    assert proc.returncode == 0, f"services.yml failed (log {log}):\n{proc.stdout[-6000:]}\n{proc.stderr[-2000:]}"
+    tail = f"{proc.stdout[-6000:]}\n{proc.stderr[-2000:]}"
+    assert proc.returncode == 0, f"services.yml failed (log {log}):\n{tail}"
 
 
 def kea_command(container: str, command: str, arguments: dict | None = None) -> dict:
@@ -133,14 +136,12 @@ def udhcpc(lab: FabricLab, node: str, ifname: str, out_dir: Path, tag: str, *opt
         f'#!/bin/sh\n[ "$1" = bound ] && env | grep -E "^({keys})=" > {result}\nexit 0\n', encoding="utf-8"
     )
     script.chmod(0o755)
-    proc = lab.netns.exec(
-        node,
-        "udhcpc", "-f", "-q", "-n", "-i", ifname, "-t", "6", "-T", "2", "-A", "1", "-s", str(script), *options,
-        check=False,
-        timeout=40,
-    )  # fmt: skip
+    # -f foreground, -q quit once bound, -n fail without a lease; the script only records the values
+    argv = ["udhcpc", "-f", "-q", "-n", "-i", ifname, "-t", "6", "-T", "2", "-A", "1", "-s", str(script)]
+    proc = lab.netns.exec(node, *argv, *options, check=False, timeout=40)
     assert proc.returncode == 0 and result.exists(), f"udhcpc {tag}: no lease\n{proc.stdout}\n{proc.stderr}"
-    values = dict(line.split("=", 1) for line in result.read_text(encoding="utf-8").splitlines() if "=" in line)
+    lines = result.read_text(encoding="utf-8").splitlines()
+    values = dict(line.split("=", 1) for line in lines if "=" in line)
     print(f"udhcpc {tag}: {values}")
     return values
 
@@ -203,7 +204,7 @@ def services_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
                             "dhcp_interfaces": ["mgmt"],
                             "dhcp_dns_servers": ["10.0.1.10"],
                             "dhcp_domain_name": "lab.compleat.internal",
-                            "dhcp_pxe": {"enabled": True, "next_server": NEXT_SERVER, "ipxe_script_url": IPXE_URL},
+                            "dhcp_pxe": {"next_server": NEXT_SERVER, "ipxe_script_url": IPXE_URL},
                         },
                     },
                 },
@@ -269,13 +270,13 @@ def test_leases_survive_a_kea_restart(services_lab: dict) -> None:
 
     def assigned() -> int | None:
         try:
-            reply = kea_command(kea, "statistic-get", {"name": f"subnet[{SUBNET_ID_RACK2}].assigned-addresses"})
-        except (subprocess.SubprocessError, json.JSONDecodeError, OSError, AssertionError):
+            reply = kea_command(kea, "statistic-get", {"name": STAT})
+        except (NetnsError, json.JSONDecodeError):  # the control socket is back a moment after the start
             return None
-        samples = reply.get("arguments", {}).get(f"subnet[{SUBNET_ID_RACK2}].assigned-addresses") or []
+        samples = reply.get("arguments", {}).get(STAT) or []
         return int(samples[0][0]) if samples else None
 
-    count = wait_for(lambda: (value := assigned()) is not None and value >= 3 and value, timeout=30, what="Kea")
+    count = wait_for(lambda: (assigned() or 0) >= 3 and assigned(), timeout=30, what="Kea's lease count")
     print(f"after the restart Kea counts {count} leases in rack 2's subnet")
     # the restarted server knows the pool lease: a new client does not get that address...
     fresh_client(lab, "cli3", "02:00:5e:10:00:03")
@@ -293,8 +294,8 @@ def test_dns_answers_plan_names_across_the_fabric(services_lab: dict) -> None:
     loopback = topo["spine01"]["loopback"].split("/")[0]
 
     def dig(*args: str) -> list[str]:
-        proc = lab.netns.exec(DIG_HOST, "dig", "+short", "+time=2", "+tries=2", "@10.0.1.10", *args, check=False)
-        return proc.stdout.split()
+        argv = ["dig", "+short", "+time=2", "+tries=2", "@10.0.1.10", *args]
+        return lab.netns.exec(DIG_HOST, *argv, check=False).stdout.split()
 
     assert wait_for(lambda: dig("up1.r002-tor1.lab.compleat.internal", "A") == [link], timeout=30, what="dig")
     assert dig("-x", link) == ["up1.r002-tor1.lab.compleat.internal."]

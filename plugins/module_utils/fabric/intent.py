@@ -27,6 +27,7 @@ lists, state values), not on FRR's occasionally misspelt key names.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -100,8 +101,14 @@ def intent_from_plan(plan: Any) -> dict[str, DeviceIntent]:
     return intent_from_topology(plan_to_dict(plan))
 
 
-def intent_from_topology(topology: Mapping[str, Any]) -> dict[str, DeviceIntent]:
-    """Intent of every router (device with an FRR config) of a ``topology.json`` document."""
+def intent_from_topology(
+    topology: Mapping[str, Any], only: Iterable[str] | None = None
+) -> dict[str, DeviceIntent]:
+    """Intent of every router (device with an FRR config) of a ``topology.json`` document.
+
+    ``only`` restricts the result to those routers (the graph is still built once: O(fabric));
+    each router then costs O(prefixes).
+    """
     fabric = topology.get("fabric", {})
     routing = str(fabric.get("routing", "bgp"))
     devices: dict[str, Mapping[str, Any]] = {dev["name"]: dev for dev in topology.get("devices", [])}
@@ -114,6 +121,7 @@ def intent_from_topology(topology: Mapping[str, Any]) -> dict[str, DeviceIntent]
         far.setdefault(a, []).append(b)
         far.setdefault(b, []).append(a)
     neighbours = {name: set(ends) for name, ends in far.items()}
+    far_count = {name: Counter(ends) for name, ends in far.items()}
 
     # who originates what (the rack networks of a 2-ToR rack are originated by both ToRs)
     origins: dict[str, set[str]] = {}
@@ -125,9 +133,14 @@ def intent_from_topology(topology: Mapping[str, Any]) -> dict[str, DeviceIntent]
             if dev.get("role") == "host":
                 host_prefixes.add(prefix)
 
-    graph = _Graph(routing, devices, origins, host_prefixes, far, neighbours)
+    spine_prefixes = {
+        p for p, owners in origins.items() if all(devices[o].get("role") == "spine" for o in owners)
+    }
+    graph = _Graph(routing, devices, origins, host_prefixes, spine_prefixes, far_count, neighbours)
+    selected = None if only is None else set(only)
+    wanted = routers if selected is None else [name for name in routers if name in selected]
     result: dict[str, DeviceIntent] = {}
-    for name in routers:
+    for name in wanted:
         dev = devices[name]
         routes = _expected_routes(name, graph)
         sessions: dict[str, str] = {}
@@ -152,7 +165,8 @@ class _Graph:
     devices: Mapping[str, Mapping[str, Any]]
     origins: Mapping[str, set[str]]  # prefix -> routers originating it
     host_prefixes: set[str]  # prefixes originated by BGP hosts
-    far: Mapping[str, list[str]]  # router -> far end of each of its fabric links
+    spine_prefixes: set[str]  # prefixes originated by spines only
+    far: Mapping[str, Counter[str]]  # router -> far end device -> number of links to it
     neighbours: Mapping[str, set[str]]  # router -> set of far ends
 
 
@@ -160,6 +174,8 @@ def _expected_routes(name: str, graph: _Graph) -> dict[str, int]:
     """Prefix -> expected next-hop count on router ``name`` (PRESENT for presence-only checks)."""
     devices = graph.devices
     role = devices[name].get("role")
+    bgp_spine = graph.routing == "bgp" and role == "spine"
+    ends = graph.far.get(name, Counter())
     routes: dict[str, int] = {}
     for prefix, owners in graph.origins.items():
         if name in owners:
@@ -167,21 +183,20 @@ def _expected_routes(name: str, graph: _Graph) -> dict[str, int]:
         if prefix in graph.host_prefixes or role == "host":
             routes[prefix] = PRESENT  # BGP hosts: presence only
             continue
-        spine_only = all(devices[o].get("role") == "spine" for o in owners)
-        if graph.routing == "bgp" and role == "spine" and spine_only:
+        if bgp_spine and prefix in graph.spine_prefixes:
             continue  # spines share an ASN and ToRs only re-advertise their own: never learnt
-        count = _ecmp_paths(graph.far.get(name, []), owners, graph.neighbours)
+        count = _ecmp_paths(ends, owners, graph.neighbours)
         if count:
             routes[prefix] = count
     return routes
 
 
-def _ecmp_paths(ends: list[str], owners: set[str], neighbours: Mapping[str, set[str]]) -> int:
+def _ecmp_paths(ends: Counter[str], owners: set[str], neighbours: Mapping[str, set[str]]) -> int:
     """Equal-cost next hops in a two-tier Clos: links to an owner, else links to a neighbour of one."""
-    direct = sum(1 for end in ends if end in owners)
+    direct = sum(ends.get(owner, 0) for owner in owners)
     if direct:
         return direct
-    return sum(1 for end in ends if neighbours.get(end, set()) & owners)
+    return sum(count for end, count in ends.items() if neighbours.get(end, set()) & owners)
 
 
 # ------------------------------------------------------------------------------------ observed
