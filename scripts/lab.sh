@@ -53,12 +53,11 @@ lab_down() {
   fi
   if [ -x .venv/bin/python ]; then
     python -m lab.fabric_lab down "$LAB_OUT/fabric" || true
-    python -m lab.vm destroy-all 2>/dev/null || true
   fi
   if command -v podman >/dev/null; then
     left+=$(podman ps -a --filter label=compleat.lab --format '{{.Names}} ' 2>/dev/null || true)
   fi
-  left+=$(ip netns list 2>/dev/null | awk '/^lab-/{printf "%s ", $1}')
+  left+=$(ip netns list 2>/dev/null | awk '/^ccf-lab-/{printf "%s ", $1}')
   if [ -n "$left" ]; then die "lab-down left these behind: $left"; fi
   log "lab is down: no lab containers, namespaces, VMs or daemons remain"
 }
