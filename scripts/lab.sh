@@ -49,7 +49,7 @@ lab_down() {
   # Belt and braces: anything labelled as ours, even from a crashed run.
   if command -v podman >/dev/null; then
     podman ps -aq --filter label=compleat.lab | xargs -r podman rm -f -t 2 >/dev/null || true
-    podman network exists compleat-lab 2>/dev/null && podman network rm -f compleat-lab >/dev/null || true
+    if podman network exists compleat-lab 2>/dev/null; then podman network rm -f compleat-lab >/dev/null; fi
   fi
   if [ -x .venv/bin/python ]; then
     python -m lab.fabric_lab down "$LAB_OUT/fabric" || true

@@ -4,7 +4,7 @@
 #   scripts/test.sh full|quick|lint|units|fabric-lab|molecule
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
-cd "$COMPLEAT_ROOT"
+cd "$COMPLEAT_ROOT" || exit 1
 export PATH="$COMPLEAT_ROOT/.venv/bin:$PATH"
 export ANSIBLE_CONFIG="$COMPLEAT_ROOT/ansible.cfg"
 export ANSIBLE_FORCE_COLOR=0 PY_COLORS=0
