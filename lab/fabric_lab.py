@@ -359,7 +359,9 @@ class FabricLab:
 # ------------------------------------------------------------------------------------ CLI
 def main(argv: list[str] | None = None) -> int:
     """``python -m lab.fabric_lab up|down|status|inventory|vtysh OUTDIR ...``."""
-    parser = argparse.ArgumentParser(prog="python -m lab.fabric_lab", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m lab.fabric_lab", description=__doc__.split("\n", maxsplit=1)[0]
+    )
     parser.add_argument("--prefix", default="", help="namespace prefix (default ccf-<fabric>-)")
     sub = parser.add_subparsers(dest="action", required=True)
     up = sub.add_parser("up", help="build the lab and wait until it matches intent")

@@ -105,7 +105,7 @@ def _alive(pid: int) -> bool:
         return True
     # a zombie child of ours counts as gone once reaped
     try:
-        waited, _ = os.waitpid(pid, os.WNOHANG)
+        waited, _status = os.waitpid(pid, os.WNOHANG)
         return waited == 0
     except ChildProcessError:
         return True

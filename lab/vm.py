@@ -22,7 +22,7 @@ CLI (run from the repository root)::
 
     python -m lab.vm create NAME [--memory 768] [--disk data:2G] [--nic segment=san,address=192.0.2.1/24]
     python -m lab.vm create --spec - < platform.json      # a molecule platform as JSON
-    python -m lab.vm wait NAME... | start NAME | stop NAME | destroy NAME... | destroy-all
+    python -m lab.vm wait NAME... | start NAME | stop NAME | destroy NAME... | destroy-all [--prefix P]
     python -m lab.vm list [--json] | show NAME | ssh NAME [COMMAND...] | qmp NAME CMD [JSON-ARGS]
     python -m lab.vm instance-config NAME...               # molecule's instance_config entries
 """
@@ -181,7 +181,7 @@ def machine_id_for(name: str) -> str:
 def parse_disk(value: str | Mapping[str, Any], index: int) -> DiskSpec:
     """A disk from ``"2G"``, ``"name:2G"`` or a mapping (keys: name, size, path, format, shared)."""
     if isinstance(value, str):
-        name, _, size = value.rpartition(":")
+        name, _sep, size = value.rpartition(":")
         data: dict[str, Any] = {"name": name or f"disk{index}", "size": size}
     elif isinstance(value, Mapping):
         data = dict(value)
@@ -625,7 +625,7 @@ def kill_pid(pid: int, *, term_timeout: float = 5.0) -> None:
 
 def free_port(taken: set[int]) -> int:
     """A free TCP port on 127.0.0.1 that no other VM of ours has recorded."""
-    for _ in range(50):
+    for _attempt in range(50):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             sock.bind(("127.0.0.1", 0))
             port = int(sock.getsockname()[1])
@@ -853,7 +853,8 @@ def _destroy_locked(name: str) -> bool:
     state_dir = VMS_DIR / validate_name(name)
     if not state_dir.exists():
         return False
-    with contextlib.suppress(VmError):
+    # A damaged vm.json must not stop the cleanup: stray QEMUs are found by path below.
+    with contextlib.suppress(VmError, ValueError, KeyError, OSError):
         pid = qemu_pid(load_state(name))
         if pid is not None:
             kill_pid(pid)
@@ -871,17 +872,21 @@ def destroy(name: str) -> bool:
         return _destroy_locked(name)
 
 
-def destroy_all() -> list[str]:
-    """Destroy every VM, kill QEMU processes of lost state directories, remove the segment
-    namespace. The safety net after crashed test runs."""
+def destroy_all(prefix: str = "") -> list[str]:
+    """Destroy every VM whose name starts with ``prefix`` (all of them by default), kill QEMU
+    processes of lost state directories, and remove the segment namespace once no VM is left.
+    The safety net after crashed test runs; with a prefix it spares other runs' VMs."""
     with _locked():
-        names = [p.name for p in sorted(VMS_DIR.glob("*")) if p.is_dir()]
+        names = [p.name for p in sorted(VMS_DIR.glob(f"{prefix}*")) if p.is_dir() and NAME_RE.match(p.name)]
         for name in names:
-            if NAME_RE.match(name):
-                _destroy_locked(name)
-        for pid in stray_qemu_pids(VMS_DIR):
+            _destroy_locked(name)
+        strays = stray_qemu_pids(VMS_DIR) if not prefix else []
+        for name in names:
+            strays += stray_qemu_pids(VMS_DIR / name)
+        for pid in sorted(set(strays)):
             kill_pid(pid)
-        if _netns_exists(VMNET_NETNS):
+        prune_segments()
+        if not prefix and _netns_exists(VMNET_NETNS):
             _run([IP, "netns", "del", VMNET_NETNS], check=False)
     return names
 
@@ -982,8 +987,8 @@ def _cmd_destroy(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_destroy_all(_args: argparse.Namespace) -> int:
-    names = destroy_all()
+def _cmd_destroy_all(args: argparse.Namespace) -> int:
+    names = destroy_all(args.prefix)
     print(f"destroyed {len(names)} VM(s){': ' + ', '.join(names) if names else ''}")
     return 0
 
@@ -1048,7 +1053,9 @@ def _add_create_parser(sub: Any) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m lab.vm`` argument parser."""
-    parser = argparse.ArgumentParser(prog="python -m lab.vm", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m lab.vm", description=__doc__.split("\n\n", maxsplit=1)[0]
+    )
     sub = parser.add_subparsers(dest="cmd", required=True)
     _add_create_parser(sub)
 
@@ -1072,7 +1079,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("names", nargs="+")
     p.set_defaults(func=_cmd_destroy)
 
-    p = sub.add_parser("destroy-all", help="destroy every VM and stray QEMU of ours")
+    p = sub.add_parser("destroy-all", help="destroy every VM (or those named PREFIX*) and stray QEMU of ours")
+    p.add_argument("--prefix", default="", help="only VMs whose names start with this")
     p.set_defaults(func=_cmd_destroy_all)
 
     p = sub.add_parser("list", help="list VMs")
