@@ -9,7 +9,7 @@ export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(ROOT)/ansible.cfg
 export STAGE_FILE := $(ROOT)/build/stage-times.txt
 
-.PHONY: help bootstrap test test-quick lint ruff ansible-lint sanity units fabric-lab molecule \
+.PHONY: help bootstrap test test-extended test-quick lint ruff ansible-lint sanity units fabric-lab molecule \
         images lab lab-down build clean
 
 help: ## list targets
@@ -20,6 +20,9 @@ bootstrap: ## install Debian packages, the venv, podman host fixes (idempotent)
 
 test: ## everything CI runs: lint, sanity, unit, fabric lab, every molecule scenario
 	@bash scripts/test.sh full
+
+test-extended: ## make test plus every molecule scenario and lab test (long)
+	@bash scripts/test.sh extended
 
 test-quick: ## lint, sanity and unit tests only (no labs, no molecule)
 	@bash scripts/test.sh quick

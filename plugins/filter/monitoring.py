@@ -372,8 +372,8 @@ def alert_rules(options: Mapping[str, Any] | None = None) -> dict[str, Any]:
             "labels": {"severity": "critical"},
             "annotations": {
                 "summary": "{{ $labels.job }} target {{ $labels.instance }} is down",
-                "description": "Prometheus cannot scrape {{ $labels.instance }} ({{ $labels.job }}): the host "
-                "or its exporter is down or unreachable.",
+                "description": "Prometheus cannot scrape {{ $labels.instance }} ({{ $labels.job }}): "
+                "the host or its exporter is down or unreachable.",
             },
         },
         {
@@ -394,26 +394,29 @@ def alert_rules(options: Mapping[str, Any] | None = None) -> dict[str, Any]:
             "for": str(opts["ecmp_for"]),
             "labels": {"severity": "warning"},
             "annotations": {
-                "summary": "{{ $value }} fabric prefixes on {{ $labels.instance }} have fewer next hops than planned",
-                "description": "The kernel FIB of {{ $labels.instance }} has fewer ECMP next hops than the fabric "
-                "plan intends for {{ $value }} prefixes; see compleat_fabric_route_nexthops_below_intent.",
+                "summary": "{{ $value }} fabric prefixes on {{ $labels.instance }} "
+                "have fewer next hops than planned",
+                "description": "The kernel FIB of {{ $labels.instance }} has fewer ECMP next hops than the "
+                "fabric plan intends for {{ $value }} prefixes; see "
+                "compleat_fabric_route_nexthops_below_intent.",
             },
         },
         {
             "alert": "FabricEcmpCheckStale",
-            "expr": f"time() - compleat_fabric_ecmp_last_check_timestamp_seconds > {int(opts['ecmp_stale_after'])}",
+            "expr": "time() - compleat_fabric_ecmp_last_check_timestamp_seconds"
+            f" > {int(opts['ecmp_stale_after'])}",
             "for": str(opts["ecmp_stale_for"]),
             "labels": {"severity": "warning"},
             "annotations": {
                 "summary": "The ECMP check on {{ $labels.instance }} has not run recently",
-                "description": "compleat-fabric-ecmp.timer on {{ $labels.instance }} last wrote its metrics "
-                "{{ $value | humanizeDuration }} ago.",
+                "description": "compleat-fabric-ecmp.timer on {{ $labels.instance }} last wrote its "
+                "metrics {{ $value | humanizeDuration }} ago.",
             },
         },
         {
             "alert": "DiskNearlyFull",
-            "expr": f"100 * node_filesystem_avail_bytes{{{fs}}} / node_filesystem_size_bytes{{{fs}}} < {free:g}"
-            f" and node_filesystem_readonly{{{fs}}} == 0",
+            "expr": f"100 * node_filesystem_avail_bytes{{{fs}}} / node_filesystem_size_bytes{{{fs}}}"
+            f" < {free:g} and node_filesystem_readonly{{{fs}}} == 0",
             "for": str(opts["disk_for"]),
             "labels": {"severity": "warning"},
             "annotations": {

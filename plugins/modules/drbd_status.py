@@ -19,7 +19,7 @@ description:
     C(peer_role), C(peer_disk), C(connection) and C(replication) states, C(connected),
     C(sync_percent) while a resync runs, and the full per-volume and per-peer detail.
 author:
-  - compleat.cloud contributors
+  - compleat.cloud developers (@compleat-cloud)
 requirements:
   - drbd-utils (C(drbdadm))
 attributes:
@@ -28,11 +28,14 @@ attributes:
     description: Only reads.
   diff_mode:
     support: none
+    description: Nothing is changed.
   facts:
     support: full
+    description: Sets C(drbd_status).
   platform:
     platforms: posix
     support: full
+    description: Linux with DRBD.
 options: {}
 notes:
   - With two nodes (the compleat.cloud.drbd pairs) the flat C(peer_*) keys describe the only peer.

@@ -12,7 +12,7 @@ module: iscsi_target
 short_description: Manage one LIO iSCSI target with one block LUN, portals and CHAP ACLs
 version_added: "0.1.0"
 description:
-  - Converges one iSCSI target of the Linux kernel target (LIO) to a declared state, incrementally:
+  - Converges one iSCSI target of the Linux kernel target (LIO) to a declared state, incrementally -
     a C(block) backstore over a block device (for example an LVM thin volume), target portal group 1
     with LUN 0 on that backstore, exactly the listed network portals and exactly the listed
     initiator ACLs, each with its own CHAP credentials and LUN 0 mapped.
@@ -24,7 +24,7 @@ description:
     C(target.service)) restores at boot.
   - Portal groups other than tag 1 and LUNs other than 0 are left alone.
 author:
-  - compleat.cloud contributors
+  - compleat.cloud developers (@compleat-cloud)
 requirements:
   - python3-rtslib-fb (rtslib-fb >= 2.1) on the target host
   - the kernel modules C(target_core_mod) and C(iscsi_target_mod)
@@ -114,7 +114,7 @@ options:
   authentication:
     description:
       - Require CHAP on every login (portal group attribute C(authentication=1)).
-      - Dynamic ACLs (C(generate_node_acls)) and demo mode are always off: only listed initiators log in.
+      - Dynamic ACLs (C(generate_node_acls)) and demo mode are always off; only listed initiators log in.
     type: bool
     default: true
   remove_backstore:

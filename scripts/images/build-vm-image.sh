@@ -202,7 +202,7 @@ EOF
   # Root logs in with the lab key only; no passwords anywhere. The SSH host keys made by
   # openssh-server's postinst are shared by every VM of this image (throw-away lab VMs:
   # regenerating them at boot costs seconds under TCG).
-  mkdir -p -m 0700 "$root/root/.ssh"
+  install -d -m 0700 "$root/root/.ssh"
   install -m 0600 "$KEY.pub" "$root/root/.ssh/authorized_keys"
   cat > "$root/etc/ssh/sshd_config.d/compleat.conf" <<'EOF'
 # compleat.cloud lab VM: key-only root login, no DNS lookups (slow under TCG).
@@ -380,7 +380,7 @@ main() {
 
   # Drop images of older recipes unless a VM's overlay still uses one as its backing file.
   for old in "$CACHE"/debian12-vm-*; do
-    [ -d "$old" ] && [ "$old" != "$OUT" ] || continue
+    if [ ! -d "$old" ] || [ "$old" = "$OUT" ]; then continue; fi
     if grep -lsF "$old/" "$COMPLEAT_ROOT"/.cache/vms/*/vm.json >/dev/null 2>&1; then
       log "keeping $old: still used by a VM"
     else

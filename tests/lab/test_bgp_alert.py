@@ -56,7 +56,7 @@ TOR = "r001-tor1"  # 3 uplinks: two to spine01, one to spine02
 # Prometheus runs on a host, as in production: its rack address is announced, so every loopback
 # answers it (a ToR's own uplink /31 source addresses are not announced and would not be).
 PROM_HOST = "r001-h01"
-ECMP_SCRIPT = ROOT / "roles" / "monitoring_exporters" / "files" / "compleat-fabric-ecmp"
+ECMP_SCRIPT = ROOT / "roles" / "monitoring_exporters" / "files" / "compleat_fabric_ecmp.py"
 FRR_PORT, NODE_PORT, PROM = 9342, 9100, "127.0.0.1:9090"
 BINARIES = ("prometheus", "promtool", "prometheus-frr-exporter", "prometheus-node-exporter", "curl")
 WAIT = 90.0
@@ -112,7 +112,7 @@ class Monitoring:
         return "\n".join(parts)
 
     def loopback(self, device: str) -> str:
-        return str(self.devices[device]["loopback"]).split("/")[0]
+        return str(self.devices[device]["loopback"]).split("/", maxsplit=1)[0]
 
     def start(self) -> None:
         """FRR exporters on every router, node exporter in the ToR under test, Prometheus on a host."""

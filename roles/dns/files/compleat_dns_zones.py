@@ -1,9 +1,9 @@
-#!/usr/bin/python3
 # Copyright (c) 2026 compleat.cloud developers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Install the zone files of a compleat.cloud zone bundle, all or nothing.
 
+Run as ``python3 compleat_dns_zones.py ...`` (the dns role installs it as ``dns_zones_tool``).
 The dns role ships every zone of the fabric in one text file (the *bundle*): each zone starts with
 a marker line ``;; compleat-zone <origin> <file name>`` followed by the zone file text.  One copy of
 the bundle replaces hundreds of per-zone transfers, and its diff reads like the zone files.
@@ -52,7 +52,7 @@ def parse_bundle(text: str) -> list[tuple[str, str, str]]:
             lines.append(line)
     if current is not None:
         zones.append((current[0], current[1], "".join(lines)))
-    names = [zone[1] for zone in zones]
+    names = [file_name for _origin, file_name, _text in zones]
     if len(set(names)) != len(names):
         raise ValueError("a zone file name appears twice")
     return zones
@@ -102,12 +102,12 @@ def install(
     zones: list[tuple[str, str, str]], directory: str, *, dry_run: bool, mode: int, gid: int | None
 ) -> dict[str, object]:
     """Write differing zone files, remove stale db.* files; every change is checked first."""
-    wanted = {name for _, name, _ in zones}
+    wanted = {name for _origin, name, _text in zones}
     to_write = [
         (origin, name, text) for origin, name, text in zones if read(os.path.join(directory, name)) != text
     ]
     errors = [
-        f"{origin}: {msg}" for origin, _, text in to_write if (msg := check_zone(origin, text, directory))
+        f"{origin}: {msg}" for origin, _name, text in to_write if (msg := check_zone(origin, text, directory))
     ]
     if errors:
         raise RuntimeError("zones rejected by named-checkzone, nothing written:\n" + "\n".join(errors))
@@ -117,11 +117,12 @@ def install(
         if entry.startswith("db.") and entry not in wanted and os.path.isfile(os.path.join(directory, entry))
     )
     if not dry_run:
-        for _, name, text in to_write:
+        for _origin, name, text in to_write:
             write_atomic(os.path.join(directory, name), text, mode, gid)
         for name in stale:
             os.unlink(os.path.join(directory, name))
-    return {"changed": bool(to_write or stale), "written": [n for _, n, _ in to_write], "removed": stale}
+    written = [name for _origin, name, _text in to_write]
+    return {"changed": bool(to_write or stale), "written": written, "removed": stale}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -145,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.action == "check":
             workdir = tempfile.mkdtemp(prefix="compleat-dns-")
             try:
-                errors = [f"{o}: {m}" for o, _, t in zones if (m := check_zone(o, t, workdir))]
+                errors = [f"{o}: {m}" for o, _name, t in zones if (m := check_zone(o, t, workdir))]
             finally:
                 os.rmdir(workdir)
             if errors:

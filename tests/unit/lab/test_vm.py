@@ -375,3 +375,17 @@ def test_cli_parses_create_options() -> None:
 def test_cli_reports_errors_without_traceback(capsys: pytest.CaptureFixture[str]) -> None:
     assert vm.main(["create", "bad name"]) == 1
     assert "invalid VM name" in capsys.readouterr().err
+
+
+def test_destroy_all_with_prefix_spares_other_vms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Nothing real is touched: no namespace is seen, no process is found or signalled.
+    monkeypatch.setattr(vm, "VMS_DIR", tmp_path)
+    monkeypatch.setattr(vm, "_netns_exists", lambda _ns: False)
+    monkeypatch.setattr(vm, "stray_qemu_pids", lambda _d=tmp_path: [])
+    for name in ("lab-a", "lab-b", "mol-c"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "vm.json").write_text("{}")
+    assert vm.destroy_all("lab-") == ["lab-a", "lab-b"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["mol-c"]
+    assert vm.destroy("mol-c") is True
+    assert vm.destroy("mol-c") is False

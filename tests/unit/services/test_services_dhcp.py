@@ -20,7 +20,8 @@ from fabric.render import dhcp
 MAC1 = "52:54:00:00:01:01"
 
 
-def subnets_of(document: dict | Path = DOC, **options: object) -> dict[str, dict]:
+def subnets_of(document: dict | Path | None = None, **options: object) -> dict[str, dict]:
+    document = DOC if document is None else document
     return {item["subnet"]: item for item in dhcp.kea_subnets(plan_of(document), **options)}
 
 

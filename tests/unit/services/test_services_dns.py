@@ -18,7 +18,8 @@ from fabric.render import dns
 NS = [{"name": "ns1", "address": "10.0.1.10"}]
 
 
-def zones_of(document: dict | Path = DOC, **options: object) -> dict[str, dns.Zone]:
+def zones_of(document: dict | Path | None = None, **options: object) -> dict[str, dns.Zone]:
+    document = DOC if document is None else document
     options.setdefault("nameservers", NS)
     return {zone.name: zone for zone in dns.render_dns(plan_of(document), **options)}
 
@@ -102,7 +103,7 @@ def test_reverse_blocks_octet_boundaries() -> None:
     ]
     assert len(dns.reverse_blocks("10.64.0.0/10")) == 64
     assert dns.reverse_blocks("10.255.0.0/16") == [(int(ipaddress.IPv4Address("10.255.0.0")), 16)]
-    assert [plen for _, plen in dns.reverse_blocks("10.255.0.0/22")] == [24] * 4
+    assert [plen for _start, plen in dns.reverse_blocks("10.255.0.0/22")] == [24] * 4
     assert dns.reverse_blocks("10.0.0.0/7") == [(int(ipaddress.IPv4Address("10.0.0.0")), 8), (0x0B000000, 8)]
     assert dns.reverse_blocks("192.0.2.64/26") == [(int(ipaddress.IPv4Address("192.0.2.64")), 26)]
 

@@ -165,10 +165,13 @@ def kea_subnets(
         if not placed:
             raise ValueError(f"reservation {name}: the host has no address on a DHCP network")
 
+    tors_by_rack: dict[int | None, list[Device]] = {}
+    for tor in plan.tors():
+        tors_by_rack.setdefault(tor.rack, []).append(tor)
     subnets = []
     for net in nets:
         start = law.parse_cidr(net.prefix)[0]
-        tors = rack_devices(plan, net.rack, ROLE_TOR)
+        tors = tors_by_rack.get(net.rack, [])
         relay = [addr for tor in tors if (addr := _address_on(tor, net.role))]
         subnet: dict[str, Any] = {
             "id": start,

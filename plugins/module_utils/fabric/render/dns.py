@@ -197,7 +197,7 @@ def mailbox(hostmaster: str, origin: str) -> str:
     """SOA RNAME: ``a@b.c`` -> ``a.b.c.``; a relative name is taken relative to ``origin``."""
     hostmaster = hostmaster.strip()
     if "@" in hostmaster:
-        local, _, domain = hostmaster.partition("@")
+        local, _at, domain = hostmaster.partition("@")
         return f"{local.replace('.', chr(92) + '.')}.{domain.rstrip('.')}."
     return _fqdn(hostmaster, origin)
 
@@ -309,8 +309,8 @@ def render_dns(
     origin = forward_zone_name(plan, domain)
     servers = normalize_nameservers(nameservers)
     names = address_names(plan, primary_network)
-    labels: dict[str, str] = {label: addr for label, addr, _ in names}
-    forward: list[Record] = [Record(label, "A", addr) for label, addr, _ in names]
+    labels: dict[str, str] = {label: addr for label, addr, _canonical in names}
+    forward: list[Record] = [Record(label, "A", addr) for label, addr, _canonical in names]
     ptr_names: dict[int, str] = {
         law.ip_to_int(addr): f"{label}.{origin}." for label, addr, canon in names if canon
     }

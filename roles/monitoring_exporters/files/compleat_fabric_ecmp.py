@@ -1,10 +1,10 @@
-#!/usr/bin/python3
 # Copyright (c) 2026 compleat.cloud developers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """compleat-fabric-ecmp: kernel FIB next hops of fabric prefixes versus the fabric plan's intent.
 
-Installed by the compleat.cloud.monitoring_exporters role on fabric routers and run by
+Installed by the compleat.cloud.monitoring_exporters role on fabric routers as
+/usr/local/sbin/compleat-fabric-ecmp (this file with a python3 shebang) and run by
 compleat-fabric-ecmp.timer.  It reads the intent file the role renders from the plan
 (``{"device": NAME, "routes": {PREFIX: NEXTHOPS, ...}}``), counts the next hops of every listed
 prefix in the kernel's main routing table (``ip -j route``; multipath routes and nexthop-object
@@ -77,7 +77,9 @@ def group_sizes(nexthops: Iterable[Mapping[str, Any]]) -> dict[int, int]:
     return sizes
 
 
-def count_nexthops(routes: Iterable[Mapping[str, Any]], groups: Mapping[int, int] | None = None) -> dict[str, int]:
+def count_nexthops(
+    routes: Iterable[Mapping[str, Any]], groups: Mapping[int, int] | None = None
+) -> dict[str, int]:
     """``{prefix: next hops}`` of the unicast routes of ``ip -j route`` output.
 
     A multipath route counts its ``nexthops``; a route using a nexthop object without an expanded
@@ -110,13 +112,13 @@ def render(intent: Mapping[str, int], counts: Mapping[str, int], now: float) -> 
     """The textfile: totals, one series per prefix below intent, the check timestamp."""
     below = {prefix: counts.get(prefix, 0) for prefix, want in intent.items() if counts.get(prefix, 0) < want}
     lines = [
-        "# HELP compleat_fabric_ecmp_prefixes_checked Fabric prefixes whose next hops were compared with the plan.",
+        "# HELP compleat_fabric_ecmp_prefixes_checked Fabric prefixes compared with the plan.",
         "# TYPE compleat_fabric_ecmp_prefixes_checked gauge",
         f"compleat_fabric_ecmp_prefixes_checked {len(intent)}",
-        "# HELP compleat_fabric_ecmp_prefixes_below_intent Fabric prefixes with fewer kernel next hops than planned.",
+        "# HELP compleat_fabric_ecmp_prefixes_below_intent Prefixes with fewer next hops than planned.",
         "# TYPE compleat_fabric_ecmp_prefixes_below_intent gauge",
         f"compleat_fabric_ecmp_prefixes_below_intent {len(below)}",
-        "# HELP compleat_fabric_route_nexthops_below_intent Kernel next hops of a prefix below its planned count.",
+        "# HELP compleat_fabric_route_nexthops_below_intent Next hops of a prefix below its planned count.",
         "# TYPE compleat_fabric_route_nexthops_below_intent gauge",
     ]
     for prefix in sorted(below):
@@ -151,7 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     """Command line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--intent", default=DEFAULT_INTENT, help=f"intent JSON (default {DEFAULT_INTENT})")
-    parser.add_argument("--output", default=DEFAULT_OUTPUT, help=f"textfile to write (default {DEFAULT_OUTPUT})")
+    parser.add_argument(
+        "--output", default=DEFAULT_OUTPUT, help=f"textfile to write (default {DEFAULT_OUTPUT})"
+    )
     parser.add_argument("--netns", default=None, help="read the routes of this network namespace (ip -n)")
     parser.add_argument("--stdout", action="store_true", help="print the metrics instead of writing them")
     args = parser.parse_args(argv)
