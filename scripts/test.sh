@@ -39,7 +39,7 @@ molecule_all() {
   return "$rc"
 }
 
-: > "$STAGE_FILE" 2>/dev/null || mkdir -p "$(dirname "$STAGE_FILE")"
+mkdir -p "$(dirname "$STAGE_FILE")"
 : > "$STAGE_FILE"
 run bootstrap bash scripts/bootstrap.sh
 if [ "${#failed[@]}" -ne 0 ]; then die "bootstrap failed; nothing else can run"; fi
