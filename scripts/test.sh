@@ -20,7 +20,8 @@ units() {
   python -m pytest -q -p no:cacheprovider tests/unit
 }
 # The fabric labs proven in CI; `extended` runs every lab test (DHCP relay, BGP alert, ...).
-CI_LAB_TESTS=(tests/lab/test_fabric_lab.py tests/lab/test_fabric_lab_unnumbered.py)
+CI_LAB_TESTS=(tests/lab/test_fabric_lab.py tests/lab/test_fabric_lab_unnumbered.py tests/lab/test_dhcp_relay.py
+  tests/lab/test_bgp_alert.py)
 fabric_lab() { python -m pytest -q -p no:cacheprovider -rP -m lab "${CI_LAB_TESTS[@]}"; }
 all_labs() { python -m pytest -q -p no:cacheprovider -m lab tests/lab; }
 libvirt_lab() { python -m pytest -q -p no:cacheprovider -m libvirt tests/integration_libvirt; }
