@@ -24,7 +24,28 @@ lab_up() {
   ansible-playbook -i "$INVENTORY" playbooks/lab_containers.yml -e lab_state=started
   log "converging playbooks/site.yml"
   ansible-playbook -i "$INVENTORY" playbooks/site.yml
+  lab_check
   summary
+}
+
+# Prove the lab with the real clients: DNS and DHCP answer across the fabric, time is followed.
+lab_check() {
+  local try
+  log "checking the lab with the real clients"
+  for try in 1 2 3 4 5 6; do
+    ip netns exec ccf-lab-r003-h01 dig +short +time=2 @10.0.1.10 up1.r002-tor1.lab.compleat.internal \
+      | grep -q . && break
+    [ "$try" -lt 6 ] || die "DNS: no answer from 10.0.1.10 in rack 3"
+    sleep 5
+  done
+  ip netns exec ccf-lab-r002-h02 udhcpc -i mgmt -q -n -t 5 -s /bin/true \
+    || die "DHCP: no lease through r002-tor1's relay"
+  for try in $(seq 1 12); do
+    podman exec lab-svc1 chronyc -n sources | grep -q '^\^\*' && break
+    [ "$try" -lt 12 ] || die "NTP: lab-svc1 has not selected the lab time server"
+    sleep 5
+  done
+  log "lab check passed: DNS and DHCP across the fabric, NTP on the service hosts"
 }
 
 summary() {
@@ -37,6 +58,8 @@ The lab is up. Where to look:
   live intent check:      ansible-playbook playbooks/fabric_validate.yml -e fabric_out=$LAB_OUT/fabric
   lab hosts:              podman ps --filter label=compleat.lab
   time service:           podman exec lab-svc1 chronyc -n sources
+  DNS from rack 3:        ip netns exec ccf-lab-r003-h01 dig @10.0.1.10 up1.r002-tor1.lab.compleat.internal
+  DHCP via r002's relay:  ip netns exec ccf-lab-r002-h02 udhcpc -i mgmt -q -n -s /bin/true
   tear down:              make lab-down
 MSG
 }
@@ -66,5 +89,6 @@ case "${1:-}" in
   up) lab_up ;;
   down) lab_down ;;
   summary) summary ;;
+  check) lab_check ;;
   *) die "usage: scripts/lab.sh up|down" ;;
 esac
