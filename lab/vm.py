@@ -11,6 +11,12 @@ QMP socket.  Destroying a VM kills its QEMU (only a process whose command line n
 directory is ever signalled) and removes the directory; ``destroy-all`` also finds QEMU processes
 of lost state directories.
 
+Boot modes (``boot``): ``kernel`` (the default, above); ``disk`` boots a given image (e.g. a
+template made by ``playbooks/template_build.yml``) through the firmware (SeaBIOS, its own boot
+loader) from a qcow2 overlay, with the same user-mode ``eth0`` and SSH forward; ``network`` gives
+the VM a blank root disk and only its tap NICs, and the firmware PXE-boots from the first one
+(QEMU's iPXE option ROM): there is no SSH, the serial log is what there is to watch.
+
 Extra NICs are tap devices that :func:`start` puts on a Linux bridge: either a VM-to-VM *segment*
 (a bridge of that name in the namespace ``compleat-vmnet``, created on demand and removed with
 its last VM) or an existing bridge in an existing namespace (e.g. the fabric lab's).  Guest
@@ -71,6 +77,9 @@ SIZE_RE = re.compile(r"^[1-9][0-9]*[KMGT]?$")
 MEMORY_RE = re.compile(r"^([1-9][0-9]*)\s*([MG]i?B?|[MG])?$", re.IGNORECASE)
 MAC_RE = re.compile(r"^([0-9a-f]{2}:){5}[0-9a-f]{2}$")
 DISK_FORMATS = ("qcow2", "raw")
+BOOT_MODES = ("kernel", "disk", "network")
+DEFAULT_NETBOOT_ROOT_SIZE = "8G"
+USER_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 
 
 class VmError(RuntimeError):
@@ -125,6 +134,10 @@ class VmSpec:
     disks: tuple[DiskSpec, ...] = ()
     nics: tuple[NicSpec, ...] = ()
     kernel_args: tuple[str, ...] = field(default_factory=tuple)
+    boot: str = "kernel"
+    base_image: str | None = None
+    root_size: str = DEFAULT_NETBOOT_ROOT_SIZE
+    ssh_user: str = "root"
 
 
 def validate_name(name: str) -> str:
@@ -270,8 +283,10 @@ def spec_from_mapping(data: Mapping[str, Any]) -> VmSpec:
     """A :class:`VmSpec` from a molecule platform (or any mapping with the same keys).
 
     Keys: ``name`` (required), ``memory`` (MiB or ``"1G"``), ``cpus``, ``hostname``, ``disks``,
-    ``nics``, ``kernel_args`` (string or list). Other keys (``groups``, ``children``...) are
-    molecule's and ignored.
+    ``nics``, ``kernel_args`` (string or list), ``boot`` (``kernel``/``disk``/``network``),
+    ``image`` (``boot: disk``: the image to boot), ``root_size`` (``boot: network``: the blank
+    root disk), ``ssh_user`` (who molecule logs in as). Other keys (``groups``, ``children``...)
+    are molecule's and ignored.
     """
     name = validate_name(str(data.get("name", "")))
     kernel_args = data.get("kernel_args") or ()
@@ -286,7 +301,7 @@ def spec_from_mapping(data: Mapping[str, Any]) -> VmSpec:
     disks = tuple(parse_disk(d, i) for i, d in enumerate(data.get("disks") or (), start=1))
     if len({d.name for d in disks}) != len(disks):
         raise VmError(f"{name}: disk names must be unique")
-    return VmSpec(
+    spec = VmSpec(
         name=name,
         memory_mib=parse_memory(data.get("memory", DEFAULT_MEMORY_MIB)),
         cpus=cpus,
@@ -294,7 +309,38 @@ def spec_from_mapping(data: Mapping[str, Any]) -> VmSpec:
         disks=disks,
         nics=tuple(parse_nic(n, i) for i, n in enumerate(data.get("nics") or (), start=1)),
         kernel_args=tuple(str(a) for a in kernel_args),
+        boot=str(data.get("boot") or "kernel"),
+        base_image=str(data["image"]) if data.get("image") else None,
+        root_size=str(data.get("root_size") or DEFAULT_NETBOOT_ROOT_SIZE).upper(),
+        ssh_user=str(data.get("ssh_user") or "root"),
     )
+    return check_boot(spec)
+
+
+def check_boot(spec: VmSpec) -> VmSpec:
+    """Reject boot settings that do not fit together (firmware boots get no kernel command
+    line, so no ``kernel_args`` and no NIC addresses; ``disk`` needs an image, ``network`` a NIC)."""
+    name = spec.name
+    if spec.boot not in BOOT_MODES:
+        raise VmError(f"{name}: boot must be one of {BOOT_MODES}, got {spec.boot!r}")
+    if not USER_RE.match(spec.ssh_user):
+        raise VmError(f"{name}: invalid ssh_user {spec.ssh_user!r}")
+    if spec.boot == "disk" and not spec.base_image:
+        raise VmError(f"{name}: boot: disk needs image: PATH (the disk image to boot)")
+    if spec.boot != "disk" and spec.base_image:
+        raise VmError(f"{name}: image: is only used with boot: disk")
+    if spec.boot == "network" and not spec.nics:
+        raise VmError(f"{name}: boot: network needs a NIC to boot from (nics:)")
+    if not SIZE_RE.match(spec.root_size):
+        raise VmError(f"{name}: invalid root_size {spec.root_size!r} (e.g. 8G)")
+    if spec.boot != "kernel":
+        if spec.kernel_args:
+            raise VmError(f"{name}: kernel_args need boot: kernel (boot: {spec.boot} runs the firmware)")
+        if any(nic.addresses for nic in spec.nics):
+            raise VmError(
+                f"{name}: NIC addresses need boot: kernel (with boot: {spec.boot} the guest sets them)"
+            )
+    return spec
 
 
 # --------------------------------------------------------------------------------------------
@@ -353,7 +399,7 @@ def state_dict(
         "cpus": spec.cpus,
         "address": "127.0.0.1",
         "ssh_port": ssh_port,
-        "ssh_user": "root",
+        "ssh_user": spec.ssh_user,
         "ssh_key": str(ssh_key),
         "guest_address": GUEST_ADDRESS,
         "image": dict(image),
@@ -365,6 +411,9 @@ def state_dict(
         "disks": disks,
         "nics": nics,
         "kernel_args": list(spec.kernel_args),
+        "boot": spec.boot,
+        "base_image": str(Path(spec.base_image).resolve()) if spec.base_image else None,
+        "root_size": spec.root_size if spec.boot == "network" else None,
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
 
@@ -390,9 +439,23 @@ def kernel_cmdline(state: Mapping[str, Any]) -> str:
     return " ".join(args)
 
 
-def qemu_argv(state: Mapping[str, Any], *, qemu: str = QEMU) -> list[str]:
-    """The full QEMU command line of a VM (daemonized, TCG, direct kernel boot)."""
+def _boot_argv(state: Mapping[str, Any]) -> list[str]:
+    """How the VM boots: the base image's kernel and initrd with our command line, or nothing
+    (the firmware boots the ``bootindex`` devices: the root disk, or the first tap NIC)."""
+    if state.get("boot", "kernel") != "kernel":
+        return []
     image = state["image"]
+    return ["-kernel", image["kernel"], "-initrd", image["initrd"], "-append", kernel_cmdline(state)]
+
+
+def qemu_argv(state: Mapping[str, Any], *, qemu: str = QEMU) -> list[str]:
+    """The full QEMU command line of a VM (daemonized, TCG; see the module doc for boot modes)."""
+    boot = state.get("boot", "kernel")
+    root_device = "virtio-blk-pci,drive=root,serial=root"
+    if boot == "disk":
+        root_device += ",bootindex=1"
+    elif boot == "network":
+        root_device += ",bootindex=2"
     argv = [
         qemu,
         "-name",
@@ -409,21 +472,20 @@ def qemu_argv(state: Mapping[str, Any], *, qemu: str = QEMU) -> list[str]:
         "-no-user-config",
         "-display",
         "none",
-        "-kernel",
-        image["kernel"],
-        "-initrd",
-        image["initrd"],
-        "-append",
-        kernel_cmdline(state),
+        *_boot_argv(state),
         "-drive",
         f"file={state['overlay']},if=none,id=root,format=qcow2,cache=unsafe,discard=unmap",
         "-device",
-        "virtio-blk-pci,drive=root,serial=root",
-        "-netdev",
-        f"user,id=net0,hostfwd=tcp:127.0.0.1:{state['ssh_port']}-:22",
-        "-device",
-        f"virtio-net-pci,netdev=net0,mac={mac_for(state['name'], 0)}",
+        root_device,
     ]
+    if boot != "network":
+        # eth0: user-mode networking with the SSH forward; no option ROM (never a boot device).
+        argv += [
+            "-netdev",
+            f"user,id=net0,hostfwd=tcp:127.0.0.1:{state['ssh_port']}-:22",
+            "-device",
+            f"virtio-net-pci,netdev=net0,mac={mac_for(state['name'], 0)},romfile=",
+        ]
     for disk in state["disks"]:
         drive = f"file={disk['path']},if=none,id=disk-{disk['name']},format={disk['format']},cache=unsafe"
         device = f"virtio-blk-pci,drive=disk-{disk['name']},serial={disk['name']}"
@@ -432,11 +494,14 @@ def qemu_argv(state: Mapping[str, Any], *, qemu: str = QEMU) -> list[str]:
             device += ",share-rw=on"
         argv += ["-drive", drive, "-device", device]
     for nic in state["nics"]:
+        device = f"virtio-net-pci,netdev=net{nic['index']},mac={nic['mac']}"
+        if boot == "network" and nic["index"] == 1:
+            device += ",bootindex=1"
         argv += [
             "-netdev",
             f"tap,id=net{nic['index']},ifname={nic['tap']},script=no,downscript=no",
             "-device",
-            f"virtio-net-pci,netdev=net{nic['index']},mac={nic['mac']}",
+            device,
         ]
     argv += [
         "-device",
@@ -699,6 +764,8 @@ def serial_tail(state: Mapping[str, Any], lines: int = 30) -> str:
 def _spec_summary(state: Mapping[str, Any]) -> dict[str, Any]:
     keys = ("hostname", "memory_mib", "cpus", "kernel_args")
     summary = {k: state[k] for k in keys}
+    for key, default in (("boot", "kernel"), ("base_image", None), ("root_size", None), ("ssh_user", "root")):
+        summary[key] = state.get(key, default)
     summary["disks"] = [
         {k: d[k] for k in ("name", "path", "size", "format", "shared")} for d in state["disks"]
     ]
@@ -722,7 +789,7 @@ def create(spec: VmSpec, *, wait: bool = True, timeout: float = DEFAULT_BOOT_TIM
             state_dir = VMS_DIR / spec.name
             if state_dir.exists():
                 shutil.rmtree(state_dir)
-            image = read_image(IMAGE_DIR)
+            image = read_image(IMAGE_DIR) if spec.boot == "kernel" else {}
             if not SSH_KEY.is_file():
                 raise VmError(f"no lab SSH key {SSH_KEY}: run {BUILD_SCRIPT}")
             taken = {int(st.get("ssh_port", 0)) for st in all_states()}
@@ -731,20 +798,7 @@ def create(spec: VmSpec, *, wait: bool = True, timeout: float = DEFAULT_BOOT_TIM
             )
             state_dir.mkdir(parents=True)
             try:
-                _run(
-                    [
-                        QEMU_IMG,
-                        "create",
-                        "-q",
-                        "-f",
-                        "qcow2",
-                        "-b",
-                        image["disk"],
-                        "-F",
-                        "qcow2",
-                        state["overlay"],
-                    ]
-                )
+                _run(root_disk_command(state))
                 for disk in state["disks"]:
                     if disk["owned"]:
                         _run([QEMU_IMG, "create", "-q", "-f", disk["format"], disk["path"], disk["size"]])
@@ -765,9 +819,29 @@ def create(spec: VmSpec, *, wait: bool = True, timeout: float = DEFAULT_BOOT_TIM
             if qemu_pid(state) is None:
                 action = "started"
                 _start_locked(state)
-    if wait:
+    if wait and state.get("boot", "kernel") != "network":
         wait_ssh(state, timeout=timeout)
     return {**state, "action": action}
+
+
+def image_format(path: str) -> str:
+    """The format of a disk image as ``qemu-img info`` reads it (``qcow2``, ``raw``...)."""
+    if not Path(path).is_file():
+        raise VmError(f"no such disk image {path}")
+    info = json.loads(_run([QEMU_IMG, "info", "--output=json", path]).stdout)
+    return str(info["format"])
+
+
+def root_disk_command(state: Mapping[str, Any]) -> list[str]:
+    """``qemu-img create`` of the root disk: an overlay on the lab image (``kernel``) or on the
+    image to boot (``disk``), or a blank disk for the installer (``network``)."""
+    boot = state.get("boot", "kernel")
+    base = [QEMU_IMG, "create", "-q", "-f", "qcow2"]
+    if boot == "network":
+        return [*base, state["overlay"], str(state["root_size"])]
+    backing = state["image"]["disk"] if boot == "kernel" else state["base_image"]
+    fmt = "qcow2" if boot == "kernel" else image_format(backing)
+    return [*base, "-b", backing, "-F", fmt, state["overlay"]]
 
 
 def _start_locked(state: dict[str, Any]) -> None:
@@ -798,7 +872,7 @@ def start(name: str, *, wait: bool = True, timeout: float = DEFAULT_BOOT_TIMEOUT
         state = load_state(name)
         if qemu_pid(state) is None:
             _start_locked(state)
-    if wait:
+    if wait and state.get("boot", "kernel") != "network":
         wait_ssh(state, timeout=timeout)
     return state
 
@@ -943,6 +1017,10 @@ def _spec_from_args(args: argparse.Namespace) -> VmSpec:
         "disks": args.disk,
         "nics": args.nic,
         "kernel_args": args.kernel_args,
+        "boot": args.boot,
+        "image": args.image,
+        "root_size": args.root_size,
+        "ssh_user": args.ssh_user,
     }
     return spec_from_mapping(data)
 
@@ -957,7 +1035,9 @@ def _cmd_create(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(state)
     else:
-        waited = "" if args.no_wait else f", SSH after {time.monotonic() - started:.1f}s"
+        waited = ""
+        if not args.no_wait and state.get("boot") != "network":
+            waited = f", SSH after {time.monotonic() - started:.1f}s"
         print(f"{state['name']}: ssh -p {state['ssh_port']} root@127.0.0.1{waited}")
     return 0
 
@@ -1045,6 +1125,12 @@ def _add_create_parser(sub: Any) -> None:
         help="segment=S[,address=CIDR] or netns=NS,bridge=BR; repeatable",
     )
     p.add_argument("--kernel-args", default="", help="extra guest kernel arguments")
+    p.add_argument("--boot", choices=BOOT_MODES, default="kernel", help="kernel (default), disk or network")
+    p.add_argument("--image", help="with --boot disk: the disk image to boot (overlaid, never written)")
+    p.add_argument(
+        "--root-size", default=DEFAULT_NETBOOT_ROOT_SIZE, help="with --boot network: blank root size"
+    )
+    p.add_argument("--ssh-user", default="root", help="user in molecule's instance config")
     p.add_argument("--no-wait", action="store_true", help="do not wait for SSH")
     p.add_argument("--timeout", type=float, default=DEFAULT_BOOT_TIMEOUT, help="SSH wait, seconds")
     p.add_argument("--json", action="store_true", help="print the VM's state JSON")

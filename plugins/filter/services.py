@@ -8,7 +8,9 @@
 - ``fabric_kea_subnets(fabric, ...)``: Kea ``subnet4`` entries for every relayed rack network;
 - ``kea_pxe_client_classes(options)``: Kea ``client-classes`` for PXE / iPXE;
 - ``dhcp_inventory_reservations(hostvars, hosts)``: ``{plan name: MAC}`` from inventory variables;
-- ``fabric_dhcp_relay(fabric, device)``: what one ToR relays, and to which servers.
+- ``fabric_dhcp_relay(fabric, device)``: what one ToR relays, and to which servers;
+- ``fabric_host_networks(fabric, device)``: a host's addresses, MTUs, gateways and routes;
+- ``fabric_host_networkd(view, ...)``: the systemd-networkd files that configure them.
 
 The computation lives in the fabric engine (``module_utils/fabric/render/dns.py`` and
 ``dhcp.py``); these functions only resolve the *fabric* argument (a mapping, the path of a fabric
@@ -32,6 +34,7 @@ from ansible_collections.compleat.cloud.plugins.module_utils.fabric.plan import 
     read_fabric_file,
 )
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render import dhcp, dns
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render import host as host_view
 
 _CACHE_SIZE = 4
 _plans: OrderedDict[str, Plan] = OrderedDict()
@@ -204,6 +207,42 @@ def fabric_dhcp_relay(fabric: Any, device: str, *, networks: Any = None) -> dict
         raise AnsibleFilterError(f"fabric_dhcp_relay: {exc}") from exc
 
 
+def fabric_host_networks(fabric: Any, device: str, *, default_route: Any = "mgmt") -> dict[str, Any]:
+    """Loopback and rack networks of host ``device``: address, VLAN, MTU, gateway, routes."""
+    plan = plan_of(fabric, "fabric_host_networks")
+    route = None if default_route in (None, "", False) else str(default_route)
+    try:
+        return host_view.host_networks(plan, str(device), default_route=route)
+    except ValueError as exc:
+        raise AnsibleFilterError(f"fabric_host_networks: {exc}") from exc
+
+
+def fabric_host_networkd(
+    view: Any,
+    *,
+    link_mode: str = "vlan",
+    uplink: str = "",
+    nics: Any = None,
+    roles: Any = None,
+    loopback: bool = True,
+) -> dict[str, str]:
+    """systemd-networkd files (``{name: content}``) for a ``fabric_host_networks`` result."""
+    data = _plain(view)
+    if not isinstance(data, Mapping) or "networks" not in data or "loopback" not in data:
+        raise AnsibleFilterError("fabric_host_networkd: expected the result of fabric_host_networks")
+    try:
+        return host_view.networkd_files(
+            data,
+            link_mode=str(link_mode),
+            uplink=str(uplink or ""),
+            nics={str(k): str(v) for k, v in (_plain(nics) or {}).items()},
+            roles=[str(role) for role in _list(roles)],
+            loopback=bool(loopback),
+        )
+    except ValueError as exc:
+        raise AnsibleFilterError(f"fabric_host_networkd: {exc}") from exc
+
+
 class FilterModule:
     """compleat.cloud service filters (DNS, DHCP, DHCP relay)."""
 
@@ -216,4 +255,6 @@ class FilterModule:
             "kea_pxe_client_classes": kea_pxe_client_classes,
             "dhcp_inventory_reservations": dhcp_inventory_reservations,
             "fabric_dhcp_relay": fabric_dhcp_relay,
+            "fabric_host_networks": fabric_host_networks,
+            "fabric_host_networkd": fabric_host_networkd,
         }

@@ -24,17 +24,9 @@ requirements:
   - libvirt-python, only for O(check_health=true)
 extends_documentation_fragment:
   - compleat.cloud.attributes
+  - compleat.cloud.attributes.read_only
   - compleat.cloud.attributes.platform
   - compleat.cloud.cloud_store
-attributes:
-  check_mode:
-    support: full
-    details: Read-only; runs the same in check mode.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
-    support: full
 options:
   gather:
     description: Sections to return.

@@ -24,16 +24,9 @@ requirements:
   - libvirt-python, only to discover the capacity of a new host
 extends_documentation_fragment:
   - compleat.cloud.attributes
+  - compleat.cloud.attributes.full
   - compleat.cloud.attributes.platform
   - compleat.cloud.cloud_store
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  platform:
-    platforms: posix
-    support: full
 options:
   name:
     description: Host name, unique in the store.

@@ -27,16 +27,9 @@ requirements:
   - qemu-img (Debian package qemu-utils) to read a template's format and virtual size
 extends_documentation_fragment:
   - compleat.cloud.attributes
+  - compleat.cloud.attributes.full
   - compleat.cloud.attributes.platform
   - compleat.cloud.cloud_store
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  platform:
-    platforms: posix
-    support: full
 options:
   name:
     description: Image name, unique in the store; instances name their template with it.

@@ -21,16 +21,9 @@ author:
   - compleat.cloud developers (@compleat-cloud)
 extends_documentation_fragment:
   - compleat.cloud.attributes
+  - compleat.cloud.attributes.full
   - compleat.cloud.attributes.platform
   - compleat.cloud.cloud_store
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  platform:
-    platforms: posix
-    support: full
 options:
   name:
     description: Offering name, unique in the store.

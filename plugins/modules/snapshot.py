@@ -29,16 +29,9 @@ requirements:
   - qemu-img (qemu-utils) for backups and restores
 extends_documentation_fragment:
   - compleat.cloud.attributes
+  - compleat.cloud.attributes.full
   - compleat.cloud.attributes.platform
   - compleat.cloud.cloud_store
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  platform:
-    platforms: posix
-    support: full
 options:
   instance:
     description: Instance the snapshot or backup belongs to (for V(restored), the instance that was backed

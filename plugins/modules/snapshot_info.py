@@ -20,17 +20,9 @@ requirements:
   - libvirt-python (Debian python3-libvirt)
 extends_documentation_fragment:
   - compleat.cloud.attributes
+  - compleat.cloud.attributes.read_only
   - compleat.cloud.attributes.platform
   - compleat.cloud.cloud_store
-attributes:
-  check_mode:
-    support: full
-    details: Read-only; runs the same in check mode.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
-    support: full
 options:
   instance:
     description: Instance name.

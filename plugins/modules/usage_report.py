@@ -21,17 +21,9 @@ author:
   - compleat.cloud developers (@compleat-cloud)
 extends_documentation_fragment:
   - compleat.cloud.attributes
+  - compleat.cloud.attributes.read_only
   - compleat.cloud.attributes.platform
   - compleat.cloud.cloud_store
-attributes:
-  check_mode:
-    support: full
-    details: Read-only; runs the same in check mode.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
-    support: full
 options:
   start:
     description: Start of the period (ISO 8601 date or time, UTC unless a zone is given, or epoch seconds).

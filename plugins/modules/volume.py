@@ -31,16 +31,9 @@ requirements:
   - libvirt-python (Debian python3-libvirt)
 extends_documentation_fragment:
   - compleat.cloud.attributes
+  - compleat.cloud.attributes.full
   - compleat.cloud.attributes.platform
   - compleat.cloud.cloud_store
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  platform:
-    platforms: posix
-    support: full
 options:
   name:
     description: Volume name, unique in the store.

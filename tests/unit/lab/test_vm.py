@@ -327,7 +327,7 @@ def test_qemu_argv_nics_are_taps_in_order() -> None:
     ]
     nets = [d for d in option_values(argv, "-device") if d.startswith("virtio-net-pci")]
     assert nets == [
-        f"virtio-net-pci,netdev=net0,mac={vm.mac_for('n2', 0)}",
+        f"virtio-net-pci,netdev=net0,mac={vm.mac_for('n2', 0)},romfile=",
         f"virtio-net-pci,netdev=net1,mac={vm.mac_for('n2', 1)}",
         f"virtio-net-pci,netdev=net2,mac={vm.mac_for('n2', 2)}",
     ]
@@ -389,3 +389,91 @@ def test_destroy_all_with_prefix_spares_other_vms(tmp_path: Path, monkeypatch: p
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["mol-c"]
     assert vm.destroy("mol-c") is True
     assert vm.destroy("mol-c") is False
+
+
+# ---- boot modes ------------------------------------------------------------------------------
+
+
+def test_kernel_boot_is_the_default_and_eth0_has_no_option_rom() -> None:
+    argv = vm.qemu_argv(make_state({"name": "k1"}))
+    assert option_values(argv, "-kernel") == [IMAGE["kernel"]]
+    devices = option_values(argv, "-device")
+    assert "virtio-blk-pci,drive=root,serial=root" in devices
+    assert any(d.startswith("virtio-net-pci,netdev=net0,") and d.endswith(",romfile=") for d in devices)
+    assert not any("bootindex" in d for d in devices)
+
+
+def test_disk_boot_runs_the_firmware_on_an_overlay_of_the_image() -> None:
+    state = make_state(
+        {"name": "t1", "boot": "disk", "image": "/srv/templates/debian-12.qcow2", "ssh_user": "ops"}
+    )
+    assert state["boot"] == "disk" and state["base_image"] == "/srv/templates/debian-12.qcow2"
+    argv = vm.qemu_argv(state)
+    assert "-kernel" not in argv and "-append" not in argv
+    assert "virtio-blk-pci,drive=root,serial=root,bootindex=1" in option_values(argv, "-device")
+    assert any(
+        n.startswith("user,id=net0,hostfwd=tcp:127.0.0.1:40022-:22") for n in option_values(argv, "-netdev")
+    )
+    assert vm.instance_config(state)["user"] == "ops"
+
+
+def test_network_boot_has_a_blank_root_and_boots_the_first_tap_nic() -> None:
+    state = make_state({"name": "p1", "boot": "network", "root_size": "4g", "nics": ["netns=pxe,bridge=br0"]})
+    assert state["root_size"] == "4G"
+    assert vm.root_disk_command(state) == [vm.QEMU_IMG, "create", "-q", "-f", "qcow2", state["overlay"], "4G"]
+    argv = vm.qemu_argv(state)
+    assert "-kernel" not in argv
+    assert not any(n.startswith("user,") for n in option_values(argv, "-netdev"))  # only the PXE NIC
+    devices = option_values(argv, "-device")
+    assert f"virtio-net-pci,netdev=net1,mac={state['nics'][0]['mac']},bootindex=1" in devices
+    assert "virtio-blk-pci,drive=root,serial=root,bootindex=2" in devices
+
+
+def test_kernel_root_disk_is_an_overlay_on_the_lab_image() -> None:
+    state = make_state({"name": "k2"})
+    assert vm.root_disk_command(state) == [
+        vm.QEMU_IMG,
+        "create",
+        "-q",
+        "-f",
+        "qcow2",
+        "-b",
+        IMAGE["disk"],
+        "-F",
+        "qcow2",
+        state["overlay"],
+    ]
+
+
+@pytest.mark.parametrize(
+    ("platform", "message"),
+    [
+        ({"name": "b", "boot": "floppy"}, "boot must be one of"),
+        ({"name": "b", "boot": "disk"}, "needs image"),
+        ({"name": "b", "image": "/x.qcow2"}, "only used with boot: disk"),
+        ({"name": "b", "boot": "network"}, "needs a NIC"),
+        ({"name": "b", "boot": "network", "nics": ["s"], "root_size": "big"}, "invalid root_size"),
+        (
+            {"name": "b", "boot": "disk", "image": "/x", "kernel_args": "quiet"},
+            "kernel_args need boot: kernel",
+        ),
+        (
+            {"name": "b", "boot": "network", "nics": ["s,address=192.0.2.1/24"]},
+            "NIC addresses need boot: kernel",
+        ),
+        ({"name": "b", "ssh_user": "Root!"}, "invalid ssh_user"),
+    ],
+)
+def test_boot_settings_rejected(platform: dict, message: str) -> None:
+    with pytest.raises(vm.VmError, match=message):
+        vm.spec_from_mapping(platform)
+
+
+def test_spec_summary_sees_the_boot_mode() -> None:
+    a = make_state({"name": "x", "boot": "network", "nics": ["s"]})
+    b = make_state({"name": "x", "nics": ["s"]})
+    assert vm._spec_summary(a) != vm._spec_summary(b)
+    old = dict(b)
+    for key in ("boot", "base_image", "root_size"):
+        old.pop(key)  # a vm.json written before boot modes existed
+    assert vm._spec_summary(old) == vm._spec_summary(b)

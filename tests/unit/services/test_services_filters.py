@@ -31,6 +31,8 @@ def test_filter_names() -> None:
         "kea_pxe_client_classes",
         "dhcp_inventory_reservations",
         "fabric_dhcp_relay",
+        "fabric_host_networks",
+        "fabric_host_networkd",
     }
 
 
