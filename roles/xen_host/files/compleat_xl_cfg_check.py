@@ -1,0 +1,253 @@
+# Copyright (c) 2026 compleat.cloud developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Check an xl domain configuration file with xl's own parser library, without a hypervisor.
+
+Run as ``python3 compleat_xl_cfg_check.py [--xl-conf] FILE`` (the xen_host role installs it as
+``/usr/local/lib/compleat/compleat_xl_cfg_check.py`` and validates its probe domain and
+``/etc/xen/xl.conf`` with it).
+
+``xl -N create FILE`` (xl's dry run) cannot check a file on a host that is not running Xen: Debian's
+``xl`` wrapper stops at "Can't find hypervisor information in sysfs!", and the real binary at
+"cannot init xl context" (libxl opens the hypervisor's privileged interface before it parses
+anything).  This tool loads ``libxlutil`` (the library xl parses its configuration files with)
+through ctypes and:
+
+- parses FILE with ``xlu_cfg_readfile`` (syntax: assignments, strings, numbers, lists);
+- requires ``name`` (a string), ``memory`` and ``vcpus`` (numbers), and ``type`` (``pv``, ``pvh``
+  or ``hvm``) when present;
+- parses every ``disk`` entry with ``xlu_disk_parse`` (xl's disk specification parser);
+- checks every ``vif`` entry is a comma-separated list of ``key=value``.
+
+With ``--xl-conf``, FILE is xl's global configuration (``/etc/xen/xl.conf``, same syntax and
+parser): it must parse, and ``autoballoon``, ``vif.default.bridge`` and ``lockfile`` must be
+strings when set (``autoballoon`` one of on, off, auto, 0, 1).
+
+It prints the parsed values as JSON on stdout and exits 0, or prints the errors (libxlutil's own
+messages first) on stderr and exits 1.  What it cannot check is everything xl decides with the
+hypervisor (whether the kernel exists, the bridge exists, the memory is free...).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import json
+import sys
+from typing import Any
+
+XLUTIL = "libxlutil.so.4.17"
+XENLIGHT = "libxenlight.so.4.17"
+# libxl_device_disk is a few hundred bytes in Xen 4.17; libxl_device_disk_init zeroes what it uses.
+DISK_STRUCT_BYTES = 4096
+DOMAIN_TYPES = ("pv", "pvh", "hvm")
+# xl.conf (--xl-conf): the settings the xen_host role writes, and what xl accepts for autoballoon.
+XL_CONF_STRINGS = ("autoballoon", "vif.default.bridge", "lockfile")
+AUTOBALLOON = ("on", "off", "auto", "0", "1")
+ESRCH = 3
+
+
+class XlCfgError(Exception):
+    """The file is not a valid xl domain configuration."""
+
+
+def _load(name: str) -> ctypes.CDLL:
+    try:
+        return ctypes.CDLL(name)
+    except OSError as exc:
+        raise XlCfgError(f"cannot load {name} (package libxenmisc4.17): {exc}") from exc
+
+
+class XlConfig:
+    """One configuration file parsed by libxlutil; use as a context manager."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.xlu = _load(XLUTIL)
+        self.xl = _load(XENLIGHT)
+        libc = ctypes.CDLL(ctypes.util.find_library("c"))
+        libc.fdopen.restype = ctypes.c_void_p
+        libc.fdopen.argtypes = [ctypes.c_int, ctypes.c_char_p]
+        self.xlu.xlu_cfg_init.restype = ctypes.c_void_p
+        self.xlu.xlu_cfg_init.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+        self.xlu.xlu_cfg_readfile.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+        self.xlu.xlu_cfg_destroy.argtypes = [ctypes.c_void_p]
+        self.xlu.xlu_cfg_get_string.argtypes = [
+            ctypes.c_void_p,
+            ctypes.c_char_p,
+            ctypes.POINTER(ctypes.c_char_p),
+            ctypes.c_int,
+        ]
+        self.xlu.xlu_cfg_get_long.argtypes = [
+            ctypes.c_void_p,
+            ctypes.c_char_p,
+            ctypes.POINTER(ctypes.c_long),
+            ctypes.c_int,
+        ]
+        self.xlu.xlu_cfg_get_list.argtypes = [
+            ctypes.c_void_p,
+            ctypes.c_char_p,
+            ctypes.POINTER(ctypes.c_void_p),
+            ctypes.POINTER(ctypes.c_int),
+            ctypes.c_int,
+        ]
+        self.xlu.xlu_cfg_get_listitem.restype = ctypes.c_char_p
+        self.xlu.xlu_cfg_get_listitem.argtypes = [ctypes.c_void_p, ctypes.c_int]
+        self.xlu.xlu_disk_parse.argtypes = [
+            ctypes.c_void_p,
+            ctypes.c_int,
+            ctypes.POINTER(ctypes.c_char_p),
+            ctypes.c_void_p,
+        ]
+        self.xl.libxl_device_disk_init.argtypes = [ctypes.c_void_p]
+        self.xl.libxl_device_disk_dispose.argtypes = [ctypes.c_void_p]
+        # libxlutil writes its messages ("file:line: config parsing error ...") to this stream.
+        report = libc.fdopen(2, b"w")
+        libc.setvbuf.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_size_t]
+        libc.setvbuf(report, None, 2, 0)  # _IONBF: unbuffered, so messages come out in order
+        self.cfg = self.xlu.xlu_cfg_init(report, path.encode())
+        if not self.cfg:
+            raise XlCfgError("xlu_cfg_init failed (out of memory)")
+
+    def __enter__(self) -> XlConfig:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.xlu.xlu_cfg_destroy(self.cfg)
+
+    def read(self) -> None:
+        rc = self.xlu.xlu_cfg_readfile(self.cfg, self.path.encode())
+        if rc:
+            raise XlCfgError(f"{self.path}: xl cannot parse the file (errno {rc})")
+
+    def string(self, key: str) -> str | None:
+        value = ctypes.c_char_p()
+        rc = self.xlu.xlu_cfg_get_string(self.cfg, key.encode(), ctypes.byref(value), 0)
+        if rc == ESRCH:
+            return None
+        if rc or value.value is None:
+            raise XlCfgError(f"{key}: not a string")
+        return value.value.decode()
+
+    def number(self, key: str) -> int | None:
+        value = ctypes.c_long()
+        rc = self.xlu.xlu_cfg_get_long(self.cfg, key.encode(), ctypes.byref(value), 0)
+        if rc == ESRCH:
+            return None
+        if rc:
+            raise XlCfgError(f"{key}: not a number")
+        return value.value
+
+    def strings(self, key: str) -> list[str]:
+        lst = ctypes.c_void_p()
+        count = ctypes.c_int()
+        rc = self.xlu.xlu_cfg_get_list(self.cfg, key.encode(), ctypes.byref(lst), ctypes.byref(count), 0)
+        if rc == ESRCH:
+            return []
+        if rc:
+            raise XlCfgError(f"{key}: not a list")
+        items = []
+        for i in range(count.value):
+            item = self.xlu.xlu_cfg_get_listitem(lst, i)
+            if item is None:
+                raise XlCfgError(f"{key}[{i}]: not a string")
+            items.append(item.decode())
+        return items
+
+    def disk_ok(self, spec: str) -> bool:
+        disk = ctypes.create_string_buffer(DISK_STRUCT_BYTES)
+        self.xl.libxl_device_disk_init(disk)
+        try:
+            specs = (ctypes.c_char_p * 1)(spec.encode())
+            return self.xlu.xlu_disk_parse(self.cfg, 1, specs, disk) == 0
+        finally:
+            self.xl.libxl_device_disk_dispose(disk)
+
+
+def vif_errors(index: int, spec: str) -> list[str]:
+    """xl parses vifs itself (not in libxlutil): check the key=value shape only."""
+    errors = []
+    for part in (p.strip() for p in spec.split(",")):
+        key, sep, _value = part.partition("=")
+        if not part or not sep or not key.strip():
+            errors.append(f"vif[{index}]: {part!r} is not key=value")
+    return errors
+
+
+def check(path: str) -> dict[str, Any]:
+    """Parse PATH; return its values or raise XlCfgError listing every problem."""
+    errors: list[str] = []
+    with XlConfig(path) as cfg:
+        cfg.read()
+        values: dict[str, Any] = {}
+        for key, getter, required in (
+            ("name", cfg.string, True),
+            ("type", cfg.string, False),
+            ("memory", cfg.number, True),
+            ("vcpus", cfg.number, True),
+            ("kernel", cfg.string, False),
+            ("cmdline", cfg.string, False),
+        ):
+            try:
+                value = getter(key)
+            except XlCfgError as exc:
+                errors.append(str(exc))
+                continue
+            if value is None and required:
+                errors.append(f"{key}: missing")
+            values[key] = value
+        if values.get("type") is not None and values["type"] not in DOMAIN_TYPES:
+            errors.append(f"type: {values['type']!r} is not one of {', '.join(DOMAIN_TYPES)}")
+        for key in ("disk", "vif"):
+            try:
+                values[key] = cfg.strings(key)
+            except XlCfgError as exc:
+                errors.append(str(exc))
+                values[key] = []
+        for i, spec in enumerate(values["disk"]):
+            if not cfg.disk_ok(spec):
+                errors.append(f"disk[{i}]: xl rejects {spec!r}")
+        for i, spec in enumerate(values["vif"]):
+            errors.extend(vif_errors(i, spec))
+    if errors:
+        raise XlCfgError("\n".join(errors))
+    return values
+
+
+def check_xl_conf(path: str) -> dict[str, Any]:
+    """Parse PATH as /etc/xen/xl.conf (xl's global settings, same syntax and parser)."""
+    errors: list[str] = []
+    with XlConfig(path) as cfg:
+        cfg.read()
+        values: dict[str, Any] = {}
+        for key in XL_CONF_STRINGS:
+            try:
+                values[key] = cfg.string(key)
+            except XlCfgError as exc:
+                errors.append(str(exc))
+    if values.get("autoballoon") not in (None, *AUTOBALLOON):
+        errors.append(f"autoballoon: {values['autoballoon']!r} is not one of {', '.join(AUTOBALLOON)}")
+    if errors:
+        raise XlCfgError("\n".join(errors))
+    return values
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    xl_conf = bool(args) and args[0] == "--xl-conf"
+    if xl_conf:
+        args = args[1:]
+    if len(args) != 1:
+        print("usage: compleat_xl_cfg_check.py [--xl-conf] FILE", file=sys.stderr)
+        return 2
+    try:
+        values = check_xl_conf(args[0]) if xl_conf else check(args[0])
+    except XlCfgError as exc:
+        print(f"{args[0]}: invalid xl configuration:\n{exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(values, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
