@@ -25,18 +25,61 @@ CI_LAB_TESTS=(tests/lab/test_fabric_lab.py tests/lab/test_fabric_lab_unnumbered.
 fabric_lab() { python -m pytest -q -p no:cacheprovider -rP -m lab "${CI_LAB_TESTS[@]}"; }
 all_labs() { python -m pytest -q -p no:cacheprovider -m lab tests/lab; }
 libvirt_lab() { python -m pytest -q -p no:cacheprovider -m libvirt tests/integration_libvirt; }
+# A scenario's lane: the second column of its line in molecule/ci-scenarios.txt, else "containers"
+# for podman-driven scenarios and "vm" for the rest. Lanes run side by side, the scenarios of
+# one lane one after another: TCG VMs are CPU bound, container scenarios mostly wait on Ansible.
+lane_of() {
+  local lane
+  lane="$(sed -e 's/#.*//' molecule/ci-scenarios.txt | awk -v s="$1" '$1 == s && NF > 1 {print $2}')"
+  if [ -z "$lane" ]; then
+    if grep -A2 '^driver:' "molecule/$1/molecule.yml" | grep -q 'name: podman'; then lane=containers; else lane=vm; fi
+  fi
+  echo "$lane"
+}
+# run_lane NAME SCENARIO...: each scenario's output goes to build/logs/molecule-<s>.log and is
+# printed whole when it ends (under a lock, so the lanes' logs do not interleave).
+run_lane() {
+  local lane="$1" rc=0 s log_file; shift
+  for s in "$@"; do
+    log_file="$COMPLEAT_ROOT/build/logs/molecule-$s.log"
+    stage "molecule:$s" molecule test -s "$s" >"$log_file" 2>&1 || rc=1
+    # shellcheck disable=SC2016 # the inner script's $1.. are its own arguments
+    flock "$COMPLEAT_ROOT/build/logs/.print.lock" bash -c \
+      'printf "\n===== molecule %s (lane %s) =====\n" "$1" "$2"; cat "$3"' _ "$s" "$lane" "$log_file"
+  done
+  return "$rc"
+}
 molecule_all() {
-  local scenarios rc=0 s
+  local scenarios rc=0 s lane pids=() lanes=()
+  declare -A members=()
   if [ "$mode" = extended ]; then
     scenarios="${MOLECULE_SCENARIOS:-$(find molecule -mindepth 2 -maxdepth 2 -name molecule.yml \
       -not -path 'molecule/_*' -printf '%h\n' | xargs -r -n1 basename | sort)}"
   else
-    scenarios="${MOLECULE_SCENARIOS:-$(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' molecule/ci-scenarios.txt)}"
+    scenarios="${MOLECULE_SCENARIOS:-$(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' molecule/ci-scenarios.txt | awk '{print $1}')}"
   fi
   [ -n "$scenarios" ] || { log "no molecule scenarios found"; return 1; }
+  mkdir -p "$COMPLEAT_ROOT/build/logs"
   for s in $scenarios; do
-    stage "molecule:$s" molecule test -s "$s" || rc=1
+    [ -f "molecule/$s/molecule.yml" ] || { log "no molecule scenario $s"; return 1; }
+    lane="$(lane_of "$s")"
+    [ -n "${members[$lane]+x}" ] || lanes+=("$lane")
+    members[$lane]="${members[$lane]:-} $s"
   done
+  if [ "${MOLECULE_LANES:-parallel}" = serial ]; then
+    for lane in "${lanes[@]}"; do
+      # shellcheck disable=SC2086 # word splitting of the member list is intended
+      run_lane "$lane" ${members[$lane]} || rc=1
+    done
+    return "$rc"
+  fi
+  for lane in "${lanes[@]}"; do
+    log "molecule lane $lane:${members[$lane]}"
+    # shellcheck disable=SC2086 # word splitting of the member list is intended
+    run_lane "$lane" ${members[$lane]} &
+    pids+=("$!")
+  done
+  for s in "${pids[@]}"; do wait "$s" || rc=1; done
   return "$rc"
 }
 
