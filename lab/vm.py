@@ -719,24 +719,56 @@ def ensure_segment(segment: str) -> None:
 
 
 def prune_segments() -> None:
-    """Remove segment bridges no VM uses any more, and the namespace once it has none."""
+    """Remove segment bridges no VM uses any more, and the namespace once it has none. A bridge
+    is in use when a VM of this checkout names it or when any port is attached to it: the
+    namespace is shared by every checkout on the machine, each with its own state directory."""
     if not _netns_exists(VMNET_NETNS):
         return
     wanted = {nic["bridge"] for st in all_states() for nic in st.get("nics", []) if nic.get("segment")}
-    proc = _run([IP, "-n", VMNET_NETNS, "-j", "link", "show", "type", "bridge"], check=False)
-    bridges = [link["ifname"] for link in json.loads(proc.stdout or "[]")]
-    for bridge in bridges:
-        if bridge not in wanted:
-            _run([IP, "-n", VMNET_NETNS, "link", "del", bridge], check=False)
-    if not wanted:
+    proc = _run([IP, "-n", VMNET_NETNS, "-d", "-j", "link", "show"], check=False)
+    try:
+        links = json.loads(proc.stdout or "[]")
+    except ValueError:
+        return
+    idle = idle_bridges(links, wanted)
+    for bridge in idle:
+        _run([IP, "-n", VMNET_NETNS, "link", "del", bridge], check=False)
+    if not set(bridge_names(links)) - set(idle):
         _run([IP, "netns", "del", VMNET_NETNS], check=False)
+
+
+def bridge_names(links: list[Mapping[str, Any]]) -> list[str]:
+    """The bridges in ``ip -d -j link show`` output, sorted."""
+    return sorted(
+        str(link["ifname"]) for link in links if link.get("linkinfo", {}).get("info_kind") == "bridge"
+    )
+
+
+def idle_bridges(links: list[Mapping[str, Any]], wanted: set[str]) -> list[str]:
+    """The bridges of ``ip -d -j link show`` output that no VM state names (``wanted``) and that
+    have no port attached (another checkout's VM may be using them)."""
+    busy = {str(link["master"]) for link in links if link.get("master")}
+    return [name for name in bridge_names(links) if name not in wanted and name not in busy]
 
 
 def _attach_taps(state: Mapping[str, Any]) -> None:
     """Move each NIC's tap (created by QEMU in the host namespace) to its bridge's namespace."""
     for nic in state["nics"]:
         _run([IP, "link", "set", "dev", nic["tap"], "netns", nic["netns"]])
+        # the tap takes the bridge's MTU (a fabric lab's storage bridge is 9000): a smaller port
+        # would drop the guest's jumbo frames, or pull the bridge's own MTU down
+        mtu = bridge_mtu(_run([IP, "-n", nic["netns"], "-j", "link", "show", "dev", nic["bridge"]]).stdout)
+        _run([IP, "-n", nic["netns"], "link", "set", "dev", nic["tap"], "mtu", str(mtu)])
         _run([IP, "-n", nic["netns"], "link", "set", "dev", nic["tap"], "master", nic["bridge"], "up"])
+
+
+def bridge_mtu(link_json: str) -> int:
+    """The MTU in ``ip -j link show dev BRIDGE`` output (1500 when it does not say)."""
+    try:
+        links = json.loads(link_json or "[]")
+    except ValueError as exc:
+        raise VmError(f"cannot read ip -j link output: {exc}") from exc
+    return int(links[0].get("mtu", 1500)) if links else 1500
 
 
 def _check_nic_targets(state: Mapping[str, Any]) -> None:

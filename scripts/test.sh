@@ -25,16 +25,12 @@ CI_LAB_TESTS=(tests/lab/test_fabric_lab.py tests/lab/test_fabric_lab_unnumbered.
 fabric_lab() { python -m pytest -q -p no:cacheprovider -rP -m lab "${CI_LAB_TESTS[@]}"; }
 all_labs() { python -m pytest -q -p no:cacheprovider -m lab tests/lab; }
 libvirt_lab() { python -m pytest -q -p no:cacheprovider -m libvirt tests/integration_libvirt; }
-# A scenario's lane: the second column of its line in molecule/ci-scenarios.txt, else "containers"
-# for podman-driven scenarios and "vm" for the rest. Lanes run side by side, the scenarios of
-# one lane one after another: TCG VMs are CPU bound, container scenarios mostly wait on Ansible.
+# A scenario's lane: the second column of its line in molecule/ci-scenarios.txt, else "a".
+# Lanes run side by side, the scenarios of one lane one after another.
 lane_of() {
   local lane
   lane="$(sed -e 's/#.*//' molecule/ci-scenarios.txt | awk -v s="$1" '$1 == s && NF > 1 {print $2}')"
-  if [ -z "$lane" ]; then
-    if grep -A2 '^driver:' "molecule/$1/molecule.yml" | grep -q 'name: podman'; then lane=containers; else lane=vm; fi
-  fi
-  echo "$lane"
+  echo "${lane:-a}"
 }
 # run_lane NAME SCENARIO...: each scenario's output goes to build/logs/molecule-<s>.log and is
 # printed whole when it ends (under a lock, so the lanes' logs do not interleave).

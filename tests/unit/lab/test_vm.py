@@ -477,3 +477,41 @@ def test_spec_summary_sees_the_boot_mode() -> None:
     for key in ("boot", "base_image", "root_size"):
         old.pop(key)  # a vm.json written before boot modes existed
     assert vm._spec_summary(old) == vm._spec_summary(b)
+
+
+@pytest.mark.parametrize(
+    ("output", "mtu"),
+    [
+        ('[{"ifname": "storage", "mtu": 9000}]', 9000),
+        ('[{"ifname": "san"}]', 1500),
+        ("", 1500),
+        ("[]", 1500),
+    ],
+)
+def test_bridge_mtu(output: str, mtu: int) -> None:
+    assert vm.bridge_mtu(output) == mtu
+
+
+def test_bridge_mtu_bad_json() -> None:
+    with pytest.raises(vm.VmError, match="cannot read ip -j link output"):
+        vm.bridge_mtu("not json")
+
+
+def _links() -> list[dict]:
+    return [
+        {"ifname": "lo"},
+        {"ifname": "mine", "linkinfo": {"info_kind": "bridge"}},
+        {"ifname": "theirs", "linkinfo": {"info_kind": "bridge"}},
+        {"ifname": "stale", "linkinfo": {"info_kind": "bridge"}},
+        {"ifname": "tap1", "master": "theirs", "linkinfo": {"info_kind": "tun"}},
+    ]
+
+
+def test_bridge_names_lists_only_bridges() -> None:
+    assert vm.bridge_names(_links()) == ["mine", "stale", "theirs"]
+
+
+def test_idle_bridges_spares_wanted_and_attached_bridges() -> None:
+    assert vm.idle_bridges(_links(), {"mine"}) == ["stale"]
+    assert vm.idle_bridges(_links(), set()) == ["mine", "stale"]
+    assert vm.idle_bridges(_links(), {"mine", "stale"}) == []
