@@ -113,6 +113,9 @@ class FabricLab:
     outdir: Path
     prefix: str = ""
     keep: bool = False
+    # Plan hosts played by something else (a lab VM): no namespace, no veth, no addresses; the
+    # VM's tap joins the ToR's bridge of each rack network instead (lab/vm.py netns= bridge=).
+    external_hosts: frozenset[str] = frozenset()
     topology: Topology = field(init=False)
     netns: Netns = field(init=False)
     nodes: dict[str, FrrNode] = field(init=False, default_factory=dict)
@@ -122,6 +125,10 @@ class FabricLab:
         if not self.prefix:
             self.prefix = default_prefix(self.topology)
         self.netns = Netns(self.prefix, keep=self.keep)
+        unknown = sorted(set(self.external_hosts) - set(self.topology.hosts()))
+        if unknown:
+            names = ", ".join(unknown)
+            raise ValueError(f"external hosts {names} are not hosts of fabric {self.topology.name}")
         self.intent = fabric_intent.intent_from_topology(self.topology.data)
         for name in self.topology.routers():
             self.nodes[name] = self._node(name)
@@ -146,7 +153,8 @@ class FabricLab:
         started = time.monotonic()
         topo = self.topology
         for name in topo.devices:
-            self.netns.add(name)
+            if name not in self.external_hosts:
+                self.netns.add(name)
         for link in topo.links:
             a, b = link["a"], link["b"]
             self.netns.veth(a["device"], a["interface"], b["device"], b["interface"], mtu=topo.link_mtu)
@@ -183,7 +191,7 @@ class FabricLab:
             self.netns.veth(owner, stub_a, owner, stub_b, mtu=mtu)
             self.netns.attach(owner, stub_a, bridge)
             for member in by_rack.get(int(net["rack"]), []):
-                if member == owner:
+                if member == owner or member in self.external_hosts:
                     continue
                 dev = topo.devices[member]
                 port = f"{'t' if dev['role'] == 'tor' else 'h'}{dev.get('index', 0)}n{index}"
@@ -200,7 +208,7 @@ class FabricLab:
         for net in topo.networks:
             by_role.setdefault(net["role"], []).append((int(net["rack"]), net["prefix"]))
         for name in topo.hosts():
-            if name in self.nodes:
+            if name in self.nodes or name in self.external_hosts:
                 continue
             dev = topo.devices[name]
             rack = int(dev["rack"])
@@ -367,6 +375,13 @@ def main(argv: list[str] | None = None) -> int:
     up = sub.add_parser("up", help="build the lab and wait until it matches intent")
     up.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="convergence timeout (s)")
     up.add_argument("--inventory", type=Path, help="also write an Ansible inventory of the lab here")
+    up.add_argument(
+        "--external-host",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="a plan host played by a VM: no namespace; its VM joins the ToR bridges (repeatable)",
+    )
     sub.add_parser("down", help="remove every namespace, daemon and run directory of the lab")
     sub.add_parser("status", help="differences from intent per router (exit 1 if any)")
     inv = sub.add_parser("inventory", help="print (or write) the Ansible inventory of the lab")
@@ -386,7 +401,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"{args.outdir}/topology.json not found: nothing to tear down")
         return 0
-    lab = FabricLab(args.outdir, prefix=args.prefix, keep=True)
+    external = frozenset(getattr(args, "external_host", []))
+    lab = FabricLab(args.outdir, prefix=args.prefix, keep=True, external_hosts=external)
     if args.action == "down":
         removed = cleanup(lab.prefix)
         print(f"removed {len(removed)} namespaces with prefix {lab.prefix}")
