@@ -5,16 +5,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+from role_files import load_role_file
 
 ROOT = Path(__file__).resolve().parents[3]
-TOOL = ROOT / "roles" / "xen_host" / "files" / "compleat_xl_cfg_check.py"
 
 
 GOOD = """\
@@ -32,11 +31,7 @@ on_poweroff = "destroy"
 
 @pytest.fixture(scope="module")
 def tool() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("compleat_xl_cfg_check", TOOL)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_role_file("xen_host", "compleat_xl_cfg_check.py")
 
 
 @pytest.mark.parametrize(

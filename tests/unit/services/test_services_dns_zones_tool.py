@@ -5,27 +5,22 @@
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 from pathlib import Path
 from types import ModuleType
 
 import pytest
-from services_testlib import DOC, ROOT, plan_of
+from role_files import load_role_file
+from services_testlib import DOC, plan_of
 
 from fabric.render import dns
 
-TOOL = ROOT / "roles" / "dns" / "files" / "compleat_dns_zones.py"
 needs_checkzone = pytest.mark.skipif(shutil.which("named-checkzone") is None, reason="bind9-utils missing")
 
 
 @pytest.fixture(scope="module")
 def tool() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("compleat_dns_zones", TOOL)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_role_file("dns", "compleat_dns_zones.py")
 
 
 def bundle_of(zones: list[dns.Zone]) -> str:
