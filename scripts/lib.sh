@@ -29,3 +29,18 @@ wanted_packages() {
 
 # Hash of files/strings, used to key caches on their recipe.
 recipe_hash() { cat "$@" | sha256sum | cut -c1-12; }
+
+# mitogen_env: print the environment (NAME=VALUE lines) that runs Ansible with Mitogen's
+# strategy, one persistent Python per SSH target instead of a new one per task (a TCG VM pays
+# ~3 s per task without it; figures in docs/dev/testing.md). Used for the runs against QEMU VMs
+# (molecule's `default` driver) only: Mitogen keeps Ansible's own path for the podman connection
+# anyway, and molecule-plugins' bundled podman create (async tasks on the local connection) hangs
+# under it. A test/lab speed-up only: the collection does not depend on it.
+# COMPLEAT_MITOGEN=0 turns it off; prints nothing when Mitogen is not installed.
+mitogen_env() {
+  local dir
+  [ "${COMPLEAT_MITOGEN:-1}" = 1 ] || return 0
+  dir="$("$COMPLEAT_ROOT/.venv/bin/python" -c \
+    'import ansible_mitogen, os; print(os.path.dirname(ansible_mitogen.__file__))' 2>/dev/null)" || return 0
+  printf 'ANSIBLE_STRATEGY_PLUGINS=%s\nANSIBLE_STRATEGY=mitogen_linear\n' "$dir/plugins/strategy"
+}
