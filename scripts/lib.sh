@@ -43,4 +43,8 @@ mitogen_env() {
   dir="$("$COMPLEAT_ROOT/.venv/bin/python" -c \
     'import ansible_mitogen, os; print(os.path.dirname(ansible_mitogen.__file__))' 2>/dev/null)" || return 0
   printf 'ANSIBLE_STRATEGY_PLUGINS=%s\nANSIBLE_STRATEGY=mitogen_linear\n' "$dir/plugins/strategy"
+  # Mitogen's connect timeout (Ansible's `timeout`, 10 s by default) covers its bootstrap: SSH,
+  # the compressed core sent over, a Python started and answering on the target. A TCG guest
+  # beside two other booting VMs took longer than 10 s ("Connection timed out" at fact gathering).
+  printf 'ANSIBLE_TIMEOUT=%s\n' "${ANSIBLE_TIMEOUT:-120}"
 }
