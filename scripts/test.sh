@@ -32,6 +32,12 @@ lane_of() {
   lane="$(sed -e 's/#.*//' molecule/ci-scenarios.txt | awk -v s="$1" '$1 == s && NF > 1 {print $2}')"
   echo "${lane:-a}"
 }
+# print_log TITLE FILE: print a finished step's whole log under a lock, so that steps running side
+# by side never interleave their output.
+print_log() {
+  # shellcheck disable=SC2016 # the inner script's $1.. are its own arguments
+  flock "$COMPLEAT_ROOT/build/logs/.print.lock" bash -c 'printf "\n===== %s =====\n" "$1"; cat "$2"' _ "$1" "$2"
+}
 # run_lane NAME SCENARIO...: each scenario's output goes to build/logs/molecule-<s>.log and is
 # printed whole when it ends (under a lock, so the lanes' logs do not interleave).
 # Scenarios on QEMU VMs (molecule's `default` driver, lab/vm.py) run with Mitogen (scripts/lib.sh).
@@ -46,9 +52,7 @@ run_lane() {
     log_file="$COMPLEAT_ROOT/build/logs/molecule-$s.log"
     mapfile -t envs < <(scenario_env "$s")
     stage "molecule:$s" env "${envs[@]}" molecule test -s "$s" >"$log_file" 2>&1 || rc=1
-    # shellcheck disable=SC2016 # the inner script's $1.. are its own arguments
-    flock "$COMPLEAT_ROOT/build/logs/.print.lock" bash -c \
-      'printf "\n===== molecule %s (lane %s) =====\n" "$1" "$2"; cat "$3"' _ "$s" "$lane" "$log_file"
+    print_log "molecule $s (lane $lane)" "$log_file"
   done
   return "$rc"
 }
@@ -97,9 +101,7 @@ run_side_by_side() {
       for name in $lane; do
         log_file="$COMPLEAT_ROOT/build/logs/stage-$name.log"
         stage "$name" "stage_${name//-/_}" >"$log_file" 2>&1 || { rc=1; echo "$name" >> "$COMPLEAT_ROOT/build/logs/.failed"; }
-        # shellcheck disable=SC2016 # the inner script's $1.. are its own arguments
-        flock "$COMPLEAT_ROOT/build/logs/.print.lock" bash -c \
-          'printf "\n===== stage %s =====\n" "$1"; cat "$2"' _ "$name" "$log_file"
+        print_log "stage $name" "$log_file"
       done
       exit "$rc"
     ) &
