@@ -48,3 +48,22 @@ mitogen_env() {
   # beside two other booting VMs took longer than 10 s ("Connection timed out" at fact gathering).
   printf 'ANSIBLE_TIMEOUT=%s\n' "${ANSIBLE_TIMEOUT:-120}"
 }
+
+# start_only ROOT UNIT...: in the image tree ROOT, disable (not mask) every unit its packages
+# enabled except UNIT...: a `disable *` preset after the kept units, applied with preset-all and
+# removed again (Debian's maintainer scripts ignore presets: a package installed later is
+# enabled as usual). The base images start nothing they bake; roles enable what they install.
+start_only() {
+  local root="$1" unit preset
+  shift
+  preset="$root/etc/systemd/system-preset/00-compleat-lab.preset"
+  mkdir -p "$(dirname "$preset")"
+  {
+    echo "# compleat.cloud lab image: nothing baked in starts by itself; roles enable what they install."
+    for unit in "$@"; do echo "enable $unit"; done
+    echo "disable *"
+  } > "$preset"
+  chroot "$root" systemctl preset-all --preset-mode=full >/dev/null 2>&1 \
+    || die "systemctl preset-all failed in the image"
+  rm -f "$preset"
+}

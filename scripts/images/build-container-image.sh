@@ -110,17 +110,8 @@ build_rootfs() {
 customise() {
   local root="$1" unit
   # Start nothing baked in (BIND, Kea, Prometheus, chrony, rsyslog, cron, ...): disabled, not
-  # masked, so every role enables and starts what it installs, as on a real host. The preset is
-  # applied once and removed (Debian's maintainer scripts ignore presets anyway).
-  mkdir -p "$root/etc/systemd/system-preset"
-  cat > "$root/etc/systemd/system-preset/00-compleat-lab.preset" <<'EOF'
-# compleat.cloud lab image: nothing baked in starts by itself; roles enable what they install.
-enable ssh.service
-disable *
-EOF
-  chroot "$root" systemctl preset-all --preset-mode=full >/dev/null 2>&1 \
-    || die "systemctl preset-all failed in the image"
-  rm -f "$root/etc/systemd/system-preset/00-compleat-lab.preset"
+  # masked, so every role enables and starts what it installs, as on a real host (lib.sh).
+  start_only "$root" ssh.service
   for unit in "${MASKED_UNITS[@]}"; do
     ln -sfn /dev/null "$root/etc/systemd/system/$unit"
   done

@@ -218,7 +218,12 @@ EOF
   printf '[Journal]\nStorage=volatile\n' > "$root/etc/systemd/journald.conf.d/compleat.conf"
 
   chroot "$root" systemctl enable --quiet systemd-networkd.service compleat-boot.service
-  start_nothing_baked "$root"
+  # Nothing baked in starts by itself (libvirtd, tgt, LIO's restore, nfs-server, rpcbind, xen,
+  # lvm2 monitoring, cron: disabled, not masked; roles enable what they install). Kept: sshd,
+  # networkd, compleat-boot, remote-fs.target (_netdev mounts at boot) and iscsid.socket, which
+  # starts nothing until iscsiadm, a client, talks to it.
+  start_only "$root" ssh.service systemd-networkd.service systemd-networkd.socket \
+    compleat-boot.service remote-fs.target iscsid.socket
   for unit in "${MASKED_UNITS[@]}"; do
     ln -sfn /dev/null "$root/etc/systemd/system/$unit"
   done
@@ -226,32 +231,6 @@ EOF
   # Keep the apt lists (roles can query packages without an update), drop the debs.
   rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/cache/apt/*.bin
   printf 'compleat-debian12-vm %s %s\n' "$HASH" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" > "$root/etc/compleat-image"
-}
-
-# The image starts nothing it bakes: every unit the baked packages enabled (libvirtd, tgt, LIO's
-# restore, nfs-server, rpcbind, xen, lvm2 monitoring, cron, ...) is disabled, not masked, so a
-# role that installs a service must enable and start it, as it must on a real host where the
-# package was not installed before. A preset file ("disable *" after the lab platform's own
-# units) applied once with preset-all, then removed (Debian's maintainer scripts ignore presets:
-# a package a role installs later is enabled as usual). Kept: sshd, networkd, compleat-boot (the lab
-# platform), remote-fs.target (_netdev mounts at boot), and iscsid.socket, which starts nothing
-# until iscsiadm, a client, talks to it.
-start_nothing_baked() {
-  local root="$1"
-  mkdir -p "$root/etc/systemd/system-preset"
-  cat > "$root/etc/systemd/system-preset/00-compleat-lab.preset" <<'EOF'
-# compleat.cloud lab image: nothing baked in starts by itself; roles enable what they install.
-enable ssh.service
-enable systemd-networkd.service
-enable systemd-networkd.socket
-enable compleat-boot.service
-enable remote-fs.target
-enable iscsid.socket
-disable *
-EOF
-  chroot "$root" systemctl preset-all --preset-mode=full >/dev/null 2>&1 \
-    || die "systemctl preset-all failed in the image"
-  rm -f "$root/etc/systemd/system-preset/00-compleat-lab.preset"
 }
 
 # The VM boots the cloud kernel, even when vm-packages.txt adds another flavour (e.g. for Xen),
