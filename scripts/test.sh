@@ -33,32 +33,50 @@ lane_of() {
   echo "${lane:-a}"
 }
 # print_log TITLE FILE: print a finished step's whole log under a lock, so that steps running side
-# by side never interleave their output.
+# by side never interleave their output. Always to the run's own stdout (fd 3), also from a
+# molecule lane whose stage output goes to a file.
+exec 3>&1
 print_log() {
   # shellcheck disable=SC2016 # the inner script's $1.. are its own arguments
-  flock "$COMPLEAT_ROOT/build/logs/.print.lock" bash -c 'printf "\n===== %s =====\n" "$1"; cat "$2"' _ "$1" "$2"
+  flock "$COMPLEAT_ROOT/build/logs/.print.lock" bash -c 'printf "\n===== %s =====\n" "$1"; cat "$2"' _ "$1" "$2" >&3
 }
 # run_lane NAME SCENARIO...: each scenario's output goes to build/logs/molecule-<s>.log and is
 # printed whole when it ends (under a lock, so the lanes' logs do not interleave).
 # Scenarios on QEMU VMs (molecule's `default` driver, lab/vm.py) run with Mitogen (scripts/lib.sh).
+# Scenarios in podman containers run with the lab's pipelining podman connection.
 scenario_env() {
-  if awk '/^driver:/ {d=1; next} d && /^  name:/ {print $2; exit}' "molecule/$1/molecule.yml" | grep -qx default; then
-    mitogen_env
-  fi
+  case "$(awk '/^driver:/ {d=1; next} d && /^  name:/ {print $2; exit}' "molecule/$1/molecule.yml")" in
+    default) mitogen_env ;;
+    podman) podman_env ;;
+  esac
+}
+# image_of SCENARIO: the image stage a scenario needs (image-vm or image-container).
+image_of() {
+  case "$(awk '/^driver:/ {d=1; next} d && /^  name:/ {print $2; exit}' "molecule/$1/molecule.yml")" in
+    default) echo image-vm ;;
+    *) echo image-container ;;
+  esac
 }
 run_lane() {
   local lane="$1" rc=0 s log_file envs; shift
   for s in "$@"; do
     log_file="$COMPLEAT_ROOT/build/logs/molecule-$s.log"
+    if [ -n "${WAIT_FOR_IMAGES:-}" ] && ! wait_done "$(image_of "$s")"; then
+      log "molecule $s (lane $lane): not run, its image stage $(image_of "$s") failed"
+      printf '%-28s %5ss  rc=%s\n' "molecule:$s" 0 "not-run" >> "$STAGE_FILE"
+      rc=1
+      continue
+    fi
     mapfile -t envs < <(scenario_env "$s")
     stage "molecule:$s" env "${envs[@]}" molecule test -s "$s" >"$log_file" 2>&1 || rc=1
     print_log "molecule $s (lane $lane)" "$log_file"
   done
   return "$rc"
 }
-molecule_all() {
-  local scenarios rc=0 s lane pids=() lanes=()
-  declare -A members=()
+# molecule_lanes: fill the caller's `lanes` (in order of first appearance) and `members` (lane ->
+# its scenarios) from molecule/ci-scenarios.txt (`extended`: every scenario under molecule/).
+molecule_lanes() {
+  local scenarios s lane
   if [ "$mode" = extended ]; then
     scenarios="${MOLECULE_SCENARIOS:-$(find molecule -mindepth 2 -maxdepth 2 -name molecule.yml \
       -not -path 'molecule/_*' -printf '%h\n' | xargs -r -n1 basename | sort)}"
@@ -66,13 +84,17 @@ molecule_all() {
     scenarios="${MOLECULE_SCENARIOS:-$(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' molecule/ci-scenarios.txt | awk '{print $1}')}"
   fi
   [ -n "$scenarios" ] || { log "no molecule scenarios found"; return 1; }
-  mkdir -p "$COMPLEAT_ROOT/build/logs"
   for s in $scenarios; do
     [ -f "molecule/$s/molecule.yml" ] || { log "no molecule scenario $s"; return 1; }
     lane="$(lane_of "$s")"
     [ -n "${members[$lane]+x}" ] || lanes+=("$lane")
     members[$lane]="${members[$lane]:-} $s"
   done
+}
+molecule_all() {
+  local rc=0 s lane pids=() lanes=()
+  declare -A members=()
+  molecule_lanes || return 1
   if [ "${MOLECULE_LANES:-parallel}" = serial ]; then
     for lane in "${lanes[@]}"; do
       # shellcheck disable=SC2086 # word splitting of the member list is intended
@@ -93,6 +115,18 @@ molecule_all() {
 # run_side_by_side LANE...: each LANE is a space-separated list of stage names run one after
 # another; the lanes run side by side. A stage's output goes to build/logs/stage-<name>.log and
 # is printed whole when the stage ends (under a lock, so lanes do not interleave).
+# mark_done NAME RC / wait_done NAME: a stage of one lane tells the others it ended (and how); a
+# molecule lane waits for the image its next scenario needs (at most an hour, the images' own
+# bound being 30 minutes per build).
+mark_done() { echo "$2" > "$COMPLEAT_ROOT/build/logs/.done-$1"; }
+wait_done() {
+  local marker="$COMPLEAT_ROOT/build/logs/.done-$1" waited=0
+  until [ -f "$marker" ]; do
+    [ "$waited" -lt 3600 ] || { log "gave up waiting for stage $1"; return 1; }
+    sleep 2; waited=$((waited + 2))
+  done
+  [ "$(cat "$marker")" = 0 ]
+}
 run_side_by_side() {
   local lane pids=() i
   for lane in "$@"; do
@@ -100,7 +134,13 @@ run_side_by_side() {
       rc=0
       for name in $lane; do
         log_file="$COMPLEAT_ROOT/build/logs/stage-$name.log"
-        stage "$name" "stage_${name//-/_}" >"$log_file" 2>&1 || { rc=1; echo "$name" >> "$COMPLEAT_ROOT/build/logs/.failed"; }
+        if stage "$name" "stage_${name//-/_}" >"$log_file" 2>&1; then
+          mark_done "$name" 0
+        else
+          rc=1
+          mark_done "$name" 1
+          echo "$name" >> "$COMPLEAT_ROOT/build/logs/.failed"
+        fi
         print_log "stage $name" "$log_file"
       done
       exit "$rc"
@@ -118,6 +158,19 @@ stage_ansible_lint() { ansible_lint; }
 stage_sanity() { bash scripts/sanity.sh; }
 stage_units() { units; }
 stage_images() { bash scripts/images/build-all.sh; }
+stage_image_container() { bash scripts/images/build-container-image.sh; }
+stage_image_vm() { bash scripts/images/build-vm-image.sh; }
+# A molecule lane of molecule/ci-scenarios.txt as a stage of run_side_by_side.
+molecule_lane() {
+  local lanes=()
+  declare -A members=()
+  molecule_lanes || return 1
+  [ -n "${members[$1]+x}" ] || { log "molecule/ci-scenarios.txt has no lane $1"; return 1; }
+  # shellcheck disable=SC2086 # word splitting of the member list is intended
+  run_lane "$1" ${members[$1]}
+}
+stage_molecule_a() { molecule_lane a; }
+stage_molecule_b() { molecule_lane b; }
 stage_libvirt_warm() { bash scripts/libvirt-warm.sh; }
 stage_libvirt() { libvirt_lab; }
 stage_fabric_lab() { fabric_lab; }
@@ -131,7 +184,7 @@ started_at=$(date +%s)
 
 mkdir -p "$(dirname "$STAGE_FILE")" "$COMPLEAT_ROOT/build/logs"
 : > "$STAGE_FILE"
-rm -f "$COMPLEAT_ROOT/build/logs/.failed"
+rm -f "$COMPLEAT_ROOT/build/logs/.failed" "$COMPLEAT_ROOT"/build/logs/.done-*
 run bootstrap bash scripts/bootstrap.sh
 if [ "${#failed[@]}" -ne 0 ]; then die "bootstrap failed; nothing else can run"; fi
 
@@ -141,13 +194,19 @@ case "$mode" in
     # each mostly one process): on 2 cores the wall time is near their CPU time halved.
     run_side_by_side "sanity" "ruff ansible-lint" "units"
     ;;
-  full|extended)
-    # Three lanes side by side, then the molecule lanes. The base images (debootstrap: mostly
-    # download and unpack) are the longest lane; the namespace labs (FRR convergence and bounded
-    # waits, little CPU) and the libvirt test (after libvirtd's QEMU probe is cached) fit beside
-    # them. libvirt-warm must end before the libvirt stage starts: same lane.
-    if [ "$mode" = extended ]; then labs=labs; else labs=fabric-lab; fi
-    run_side_by_side "libvirt-warm sanity libvirt" "ruff ansible-lint units $labs" "images"
+  full)
+    # Three lanes side by side, each a list of stages run one after another; a molecule lane
+    # (molecule/ci-scenarios.txt) starts as soon as its lane is free and waits only for the image
+    # its next scenario needs. The container scenarios (lane b: one core of Ansible each) start
+    # after sanity and the libvirt test, beside the VM image build; the VM scenarios (lane a)
+    # after the VM image. The namespace labs (FRR convergence and bounded waits, little CPU) fit
+    # beside all of it. libvirt-warm must end before the libvirt stage starts: same lane.
+    WAIT_FOR_IMAGES=1
+    run_side_by_side "libvirt-warm sanity libvirt molecule-b" "ruff ansible-lint units fabric-lab" \
+      "image-container image-vm molecule-a"
+    ;;
+  extended)
+    run_side_by_side "libvirt-warm sanity libvirt" "ruff ansible-lint units labs" "images"
     run molecule molecule_all
     ;;
   lint) run ruff ruff_check; run ansible-lint ansible_lint ;;
