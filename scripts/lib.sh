@@ -37,12 +37,12 @@ recipe_hash() { cat "$@" | sha256sum | cut -c1-12; }
 # anyway, and molecule-plugins' bundled podman create (async tasks on the local connection) hangs
 # under it. A test/lab speed-up only: the collection does not depend on it.
 # COMPLEAT_MITOGEN=0 turns it off; prints nothing when Mitogen is not installed.
+# Mitogen's strategy runs as lab/strategy_plugins/mitogen_linear_unpinned.py: without Mitogen's
+# CPU pinning, which on 2 cores puts every worker and every VM those start on one CPU.
 mitogen_env() {
-  local dir
   [ "${COMPLEAT_MITOGEN:-1}" = 1 ] || return 0
-  dir="$("$COMPLEAT_ROOT/.venv/bin/python" -c \
-    'import ansible_mitogen, os; print(os.path.dirname(ansible_mitogen.__file__))' 2>/dev/null)" || return 0
-  printf 'ANSIBLE_STRATEGY_PLUGINS=%s\nANSIBLE_STRATEGY=mitogen_linear\n' "$dir/plugins/strategy"
+  "$COMPLEAT_ROOT/.venv/bin/python" -c 'import ansible_mitogen' 2>/dev/null || return 0
+  printf 'ANSIBLE_STRATEGY_PLUGINS=%s\nANSIBLE_STRATEGY=mitogen_linear_unpinned\n' "$COMPLEAT_ROOT/lab/strategy_plugins"
   # Mitogen's connect timeout (Ansible's `timeout`, 10 s by default) covers its bootstrap: SSH,
   # the compressed core sent over, a Python started and answering on the target. A TCG guest
   # beside two other booting VMs took longer than 10 s ("Connection timed out" at fact gathering).
