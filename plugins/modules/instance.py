@@ -49,7 +49,11 @@ attributes:
     support: full
 options:
   name:
-    description: Instance name (also the libvirt domain name), unique in the store.
+    description:
+      - Instance name (also the libvirt domain name, the default guest hostname and the stem of
+        its files in the host's storage directory), unique in the store.
+      - A DNS label, 1-63 letters, digits and hyphens, not starting or ending with a hyphen;
+        anything else is refused before anything is placed or written.
     type: str
     required: true
   state:
@@ -233,6 +237,7 @@ from ansible_collections.compleat.cloud.plugins.module_utils.cloud.errors import
     NotFound,
     VirtError,
 )
+from ansible_collections.compleat.cloud.plugins.module_utils.cloud.names import check_name  # noqa: E402
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud.store import Store  # noqa: E402
 
 NETWORK_SPEC: dict[str, Any] = {
@@ -521,6 +526,10 @@ def describe(store: Store, inst: dict[str, Any], host: dict[str, Any]) -> dict[s
 def handle(module: AnsibleModule) -> dict[str, Any]:
     """Converge the instance."""
     p = module.params
+    if p["state"] != "absent":
+        # The name becomes the domain name, the hostname and the files' stem: checked before the
+        # store is opened, so a refused name leaves no row, no file and no domain.
+        check_name("name", p["name"])
     with open_store(module) as store:
         inst = store.get("instances", name=p["name"])
         if p["state"] == "absent":

@@ -30,6 +30,10 @@ class StoreError(CloudError):
     """The metadata store cannot be opened, is corrupt, or is of an unknown schema version."""
 
 
+class InvalidInput(CloudError):
+    """A parameter's value is refused before anything is placed or written (name, path)."""
+
+
 class NotFound(CloudError):
     """A named object (template, offering, host, instance, volume, snapshot, key) does not exist."""
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from . import overlay, seed, virt
 from .errors import Conflict, NotFound
+from .names import confined
 from .store import Store
 
 
@@ -63,9 +64,9 @@ def host_of(store: Store, inst: dict[str, Any]) -> dict[str, Any]:
 
 
 def instance_paths(storage_dir: str, name: str, seed_format: str) -> tuple[str, str]:
-    """(root overlay, seed image) paths of an instance in a host's storage directory."""
+    """(root overlay, seed image) paths of an instance, refused unless inside the storage directory."""
     ext = "iso" if seed_format == "iso" else "img"
-    return os.path.join(storage_dir, f"{name}.qcow2"), os.path.join(storage_dir, f"{name}-seed.{ext}")
+    return confined(storage_dir, f"{name}.qcow2"), confined(storage_dir, f"{name}-seed.{ext}")
 
 
 def offering_name(store: Store, inst: dict[str, Any]) -> str:

@@ -188,3 +188,38 @@ def test_crash_is_metered_and_pinned_host_ignored_later(cloud, libvirt_test):
     with Store.open(cloud.store) as s:
         assert [e["event"] for e in s.select("usage_events")] == ["create", "start", "stop"]
     assert not cloud.ok(instance, host="hv1", **BASE)["changed"]
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("../x", "DNS label"),
+        ("/", "DNS label"),
+        ("a/b", "DNS label"),
+        ("-web", "DNS label"),
+        ("web_1", "DNS label"),
+        ("wéb", "non-ASCII"),
+        ("x" * 300, "300 characters"),
+        ("", "empty"),
+    ],
+)
+def test_bad_names_are_refused_before_anything_is_written(cloud, libvirt_test, name, why):
+    files_before = sorted(str(p) for p in cloud.tmp.rglob("*"))
+    domains_before = virt.domain_names(libvirt_test)
+    res = cloud.fails(instance, state="running", **{**BASE, "name": name})
+    assert res["key"] == "name" and res["value"] == name
+    assert why in res["msg"] and "name:" in res["msg"], res["msg"]
+    assert "Traceback" not in res["msg"] and "exception" not in res
+    assert store_row(cloud, name) is None
+    with Store.open(cloud.store) as s:
+        assert not s.select("instances")
+    assert not os.listdir(cloud.tmp / "hv1")
+    assert sorted(str(p) for p in cloud.tmp.rglob("*")) == files_before
+    assert not os.path.exists(cloud.tmp / "x.qcow2") and not os.path.exists(cloud.tmp / "x-seed.img")
+    assert virt.domain_names(libvirt_test) == domains_before
+
+
+def test_a_63_character_name_is_accepted(cloud, libvirt_test):
+    name = "a" * 62 + "1"
+    res = cloud.ok(instance, state="present", **{**BASE, "name": name})
+    assert res["instance"]["root_disk"] == str(cloud.tmp / "hv1" / f"{name}.qcow2")
