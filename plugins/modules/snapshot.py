@@ -39,7 +39,9 @@ options:
     type: str
     required: true
   name:
-    description: Snapshot or backup name.
+    description:
+      - Snapshot or backup name, a DNS label (1-63 letters, digits and hyphens, no hyphen first or
+        last); anything else is refused before anything is written.
     type: str
     required: true
   state:
@@ -146,6 +148,7 @@ from ansible_collections.compleat.cloud.plugins.module_utils.cloud.errors import
     Conflict,
     NotFound,
 )
+from ansible_collections.compleat.cloud.plugins.module_utils.cloud.names import check_name, confined  # noqa: E402
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud.store import Store  # noqa: E402
 
 ARGUMENT_SPEC: dict[str, Any] = {
@@ -178,9 +181,9 @@ def snapshot_xml(name: str, description: str, spec: virt.DomainSpec) -> str:
 
 
 def backup_paths(backup_dir: str, instance: str, name: str) -> tuple[str, str]:
-    """(image, manifest) of a backup."""
-    base = os.path.join(backup_dir, instance, name)
-    return base + ".qcow2", base + ".json"
+    """(image, manifest) of a backup, refused unless both resolve inside ``BACKUP_DIR/INSTANCE``."""
+    directory = confined(backup_dir, instance)
+    return confined(directory, f"{name}.qcow2"), confined(directory, f"{name}.json")
 
 
 def manifest_of(store: Store, inst: dict[str, Any], image: dict[str, Any] | None) -> dict[str, Any]:
@@ -358,6 +361,10 @@ def handle(module: AnsibleModule) -> dict[str, Any]:
     """Dispatch on state."""
     p = module.params
     actions: list[str] = []
+    # Names become libvirt snapshot names and backup file names: checked before anything is written.
+    check_name("name", p["name"])
+    if p["state"] == "restored":
+        check_name("restore_to", p["restore_to"])
     with open_store(module) as store:
         if p["state"] == "restored":
             restored = restore(module, store, actions)

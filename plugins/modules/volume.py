@@ -36,7 +36,10 @@ extends_documentation_fragment:
   - compleat.cloud.cloud_store
 options:
   name:
-    description: Volume name, unique in the store.
+    description:
+      - Volume name, unique in the store (a pool volume's file is C(NAME.qcow2)).
+      - A DNS label, 1-63 letters, digits and hyphens, not starting or ending with a hyphen;
+        anything else is refused before anything is written.
     type: str
     required: true
   state:
@@ -156,6 +159,7 @@ from ansible_collections.compleat.cloud.plugins.module_utils.cloud.errors import
     Conflict,
     NotFound,
 )
+from ansible_collections.compleat.cloud.plugins.module_utils.cloud.names import check_name  # noqa: E402
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud.store import Store  # noqa: E402
 
 ARGUMENT_SPEC: dict[str, Any] = {
@@ -465,6 +469,9 @@ def handle(module: AnsibleModule) -> dict[str, Any]:
     """Converge the volume."""
     p = module.params
     actions: list[str] = []
+    if p["state"] != "absent":
+        # The name becomes a pool volume's file name: checked before anything is written.
+        check_name("name", p["name"])
     with open_store(module) as store:
         if p["state"] == "absent":
             return absent(module, store, actions)

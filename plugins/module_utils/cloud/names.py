@@ -53,8 +53,8 @@ def confined(directory: str, filename: str) -> str:
     resolved = os.path.realpath(path)
     if os.path.dirname(resolved) != base:
         raise InvalidInput(
-            f"{filename!r} resolves to {resolved}, outside the storage directory {base}.",
-            "Give a plain name (no '/', no '..') for files in a host's storage directory.",
+            f"{filename!r} resolves to {resolved}, outside the directory {base} it must stay in.",
+            "Give a plain name (no '/', no '..'): it names a file in a storage or backup directory.",
             path=resolved,
             storage_dir=base,
         )

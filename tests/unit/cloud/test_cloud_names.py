@@ -61,5 +61,5 @@ def test_confined_refuses_what_leaves_the_directory(tmp_path, filename):
 
 def test_confined_refuses_a_symlink_out(tmp_path):
     (tmp_path / "vm1.qcow2").symlink_to("/etc")
-    with pytest.raises(InvalidInput, match="outside the storage directory"):
+    with pytest.raises(InvalidInput, match="outside the directory"):
         confined(str(tmp_path), "vm1.qcow2")

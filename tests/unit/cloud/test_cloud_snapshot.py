@@ -108,3 +108,25 @@ def test_missing_name_is_refused(cloud):
     res = cloud.fails(snapshot, instance="vm1", state="present")
     assert "name" in res["msg"]
     assert "Unknown instance" in cloud.fails(snapshot, instance="ghost", name="x")["msg"]
+
+
+def test_names_and_backup_paths_that_leave_their_directory_are_refused(cloud, libvirt_test, tmp_path):
+    cloud.ok(instance, state="stopped", **VM)
+    backups = tmp_path / "backups"
+    files_before = sorted(str(p) for p in tmp_path.rglob("*"))
+    bad = cloud.fails(
+        snapshot, instance="vm1", name="../../escape", state="backed_up", backup_dir=str(backups)
+    )
+    assert bad["key"] == "name" and bad["value"] == "../../escape" and "not a valid name" in bad["msg"]
+    bad = cloud.fails(
+        snapshot, instance="vm1", name="b1", state="restored", backup_dir=str(backups), restore_to="a/b"
+    )
+    assert bad["key"] == "restore_to" and bad["value"] == "a/b"
+    bad = cloud.fails(
+        snapshot, instance="../..", name="b1", state="restored", backup_dir=str(backups), restore_to="vm2"
+    )
+    assert "outside the directory" in bad["msg"]
+    assert sorted(str(p) for p in tmp_path.rglob("*")) == files_before
+    assert virt.snapshot_names(libvirt_test.lookupByName("vm1")) == []
+    with Store.open(cloud.store) as s:
+        assert s.get("instances", name="vm2") is None and not s.select("snapshots")

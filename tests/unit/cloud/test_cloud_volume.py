@@ -110,3 +110,13 @@ def test_error_paths(cloud, libvirt_test):
     assert "attach" in res["msg"]  # the test driver cannot hot-plug: refused, store unchanged
     with Store.open(cloud.store) as s:
         assert s.get("volumes", name="lun")["attached_to"] is None
+
+
+def test_a_name_that_is_not_a_dns_label_is_refused_before_anything_is_written(cloud, libvirt_test):
+    pool = libvirt_test.storagePoolLookupByName("default-pool")
+    volumes_before = sorted(pool.listVolumes())
+    res = cloud.fails(volume, name="../data", size_gb=1, pool="default-pool", host="hv1")
+    assert res["key"] == "name" and res["value"] == "../data" and "not a valid name" in res["msg"]
+    assert sorted(pool.listVolumes()) == volumes_before
+    with Store.open(cloud.store) as s:
+        assert not s.select("volumes")
