@@ -44,15 +44,17 @@ print_log() {
 # printed whole when it ends (under a lock, so the lanes' logs do not interleave).
 # Scenarios on QEMU VMs (molecule's `default` driver, lab/vm.py) run with Mitogen (scripts/lib.sh).
 # Scenarios in podman containers run with the lab's pipelining podman connection.
+# driver_of SCENARIO: its molecule driver (`default` for our QEMU VMs, `podman`).
+driver_of() { awk '/^driver:/ {d=1; next} d && /^  name:/ {print $2; exit}' "molecule/$1/molecule.yml"; }
 scenario_env() {
-  case "$(awk '/^driver:/ {d=1; next} d && /^  name:/ {print $2; exit}' "molecule/$1/molecule.yml")" in
+  case "$(driver_of "$1")" in
     default) mitogen_env ;;
     podman) podman_env ;;
   esac
 }
 # image_of SCENARIO: the image stage a scenario needs (image-vm or image-container).
 image_of() {
-  case "$(awk '/^driver:/ {d=1; next} d && /^  name:/ {print $2; exit}' "molecule/$1/molecule.yml")" in
+  case "$(driver_of "$1")" in
     default) echo image-vm ;;
     *) echo image-container ;;
   esac
@@ -112,9 +114,6 @@ molecule_all() {
   return "$rc"
 }
 
-# run_side_by_side LANE...: each LANE is a space-separated list of stage names run one after
-# another; the lanes run side by side. A stage's output goes to build/logs/stage-<name>.log and
-# is printed whole when the stage ends (under a lock, so lanes do not interleave).
 # mark_done NAME RC / wait_done NAME: a stage of one lane tells the others it ended (and how); a
 # molecule lane waits for the image its next scenario needs (at most an hour, the images' own
 # bound being 30 minutes per build).
@@ -127,6 +126,9 @@ wait_done() {
   done
   [ "$(cat "$marker")" = 0 ]
 }
+# run_side_by_side LANE...: each LANE is a space-separated list of stage names run one after
+# another; the lanes run side by side. A stage's output goes to build/logs/stage-<name>.log and
+# is printed whole when the stage ends (under a lock, so lanes do not interleave).
 run_side_by_side() {
   local lane pids=() i
   for lane in "$@"; do
