@@ -52,8 +52,8 @@ options:
     description:
       - Instance name (also the libvirt domain name, the default guest hostname and the stem of
         its files in the host's storage directory), unique in the store.
-      - A DNS label, 1-63 letters, digits and hyphens, not starting or ending with a hyphen;
-        anything else is refused before anything is placed or written.
+      - A new instance needs a DNS label, 1-63 letters, digits and hyphens, not starting or ending
+        with a hyphen; anything else is refused before anything is placed or written.
     type: str
     required: true
   state:
@@ -526,16 +526,16 @@ def describe(store: Store, inst: dict[str, Any], host: dict[str, Any]) -> dict[s
 def handle(module: AnsibleModule) -> dict[str, Any]:
     """Converge the instance."""
     p = module.params
-    if p["state"] != "absent":
-        # The name becomes the domain name, the hostname and the files' stem: checked before the
-        # store is opened, so a refused name leaves no row, no file and no domain.
-        check_name("name", p["name"])
     with open_store(module) as store:
         inst = store.get("instances", name=p["name"])
         if p["state"] == "absent":
             return absent(module, store, inst)
         before_row = public(inst)
         if inst is None:
+            # A new instance's name becomes the domain name, the hostname and the files' stem:
+            # checked before placement, so a refused name leaves no row, no file and no domain.
+            # Instances made before names were checked keep working under theirs.
+            check_name("name", p["name"])
             inst, actions = create(module, store)
         else:
             check_immutable(p, inst, store)

@@ -40,8 +40,8 @@ options:
     required: true
   name:
     description:
-      - Snapshot or backup name, a DNS label (1-63 letters, digits and hyphens, no hyphen first or
-        last); anything else is refused before anything is written.
+      - Snapshot or backup name. A new snapshot or backup needs a DNS label (1-63 letters, digits
+        and hyphens, no hyphen first or last); anything else is refused before anything is written.
     type: str
     required: true
   state:
@@ -212,6 +212,9 @@ def internal(module: AnsibleModule, store: Store, inst: dict[str, Any], dom: Any
     snap = virt.find_snapshot(dom, p["name"])
     key = {"instance_uuid": inst["uuid"], "kind": "internal", "name": p["name"]}
     if p["state"] == "present" and snap is None:
+        # A new snapshot's name (libvirt's and the store's): checked before anything is written;
+        # snapshots made before names were checked keep working under theirs.
+        check_name("name", p["name"])
         actions.append(f"create snapshot {p['name']}")
         if not module.check_mode:
             spec = lifecycle.domain_spec(store, inst, lifecycle.host_of(store, inst))
@@ -252,9 +255,13 @@ def internal(module: AnsibleModule, store: Store, inst: dict[str, Any], dom: Any
 def backup(module: AnsibleModule, store: Store, inst: dict[str, Any], dom: Any, actions: list[str]) -> None:
     """Offline copy of the root overlay (only what differs from the template) plus a manifest."""
     p = module.params
-    image_path, manifest_path = backup_paths(p["backup_dir"], inst["name"], p["name"])
     key = {"instance_uuid": inst["uuid"], "kind": "backup", "name": p["name"]}
-    if store.get("snapshots", **key) is not None and os.path.exists(image_path):
+    recorded = store.get("snapshots", **key) is not None
+    if not recorded:
+        # A new backup's name becomes its file names: checked before anything is written.
+        check_name("name", p["name"])
+    image_path, manifest_path = backup_paths(p["backup_dir"], inst["name"], p["name"])
+    if recorded and os.path.exists(image_path):
         return
     if virt.power_state(dom) in ("running", "paused"):
         raise Conflict(
@@ -361,9 +368,8 @@ def handle(module: AnsibleModule) -> dict[str, Any]:
     """Dispatch on state."""
     p = module.params
     actions: list[str] = []
-    # Names become libvirt snapshot names and backup file names: checked before anything is written.
-    check_name("name", p["name"])
     if p["state"] == "restored":
+        # The new instance's name: checked before anything is placed or written.
         check_name("restore_to", p["restore_to"])
     with open_store(module) as store:
         if p["state"] == "restored":

@@ -38,8 +38,8 @@ options:
   name:
     description:
       - Volume name, unique in the store (a pool volume's file is C(NAME.qcow2)).
-      - A DNS label, 1-63 letters, digits and hyphens, not starting or ending with a hyphen;
-        anything else is refused before anything is written.
+      - A new volume needs a DNS label, 1-63 letters, digits and hyphens, not starting or ending
+        with a hyphen; anything else is refused before anything is written.
     type: str
     required: true
   state:
@@ -268,6 +268,10 @@ def ensure_volume(module: AnsibleModule, store: Store, actions: list[str]) -> di
     """Create or register the volume (grow a pool volume); returns the row as it is (or would be)."""
     p = module.params
     row = store.get("volumes", name=p["name"])
+    if row is None:
+        # A new volume's name becomes a pool volume's file name: checked before anything is
+        # written. Volumes made before names were checked keep working under theirs.
+        check_name("name", p["name"])
     if row is not None and row["backend"] != p["backend"]:
         raise Conflict(f"Volume {p['name']} is a {row['backend']} volume.", "The backend cannot change.")
     if p["backend"] == "iscsi":
@@ -469,9 +473,6 @@ def handle(module: AnsibleModule) -> dict[str, Any]:
     """Converge the volume."""
     p = module.params
     actions: list[str] = []
-    if p["state"] != "absent":
-        # The name becomes a pool volume's file name: checked before anything is written.
-        check_name("name", p["name"])
     with open_store(module) as store:
         if p["state"] == "absent":
             return absent(module, store, actions)

@@ -223,3 +223,14 @@ def test_a_63_character_name_is_accepted(cloud, libvirt_test):
     name = "a" * 62 + "1"
     res = cloud.ok(instance, state="present", **{**BASE, "name": name})
     assert res["instance"]["root_disk"] == str(cloud.tmp / "hv1" / f"{name}.qcow2")
+
+
+def test_an_instance_stored_before_names_were_checked_keeps_working(cloud, libvirt_test, monkeypatch):
+    with monkeypatch.context() as m:  # as created by a release that did not check names
+        m.setattr(instance, "check_name", lambda key, value: value)
+        cloud.ok(instance, state="running", **{**BASE, "name": "legacy_1"})
+    assert cloud.fails(instance, state="running", **{**BASE, "name": "new_1"})["key"] == "name"
+    assert not cloud.ok(instance, state="running", **{**BASE, "name": "legacy_1"})["changed"]
+    assert cloud.ok(instance, state="stopped", name="legacy_1")["changed"]
+    assert cloud.ok(instance, state="absent", name="legacy_1")["changed"]
+    assert store_row(cloud, "legacy_1") is None
