@@ -32,10 +32,11 @@ from typing import Any, Protocol
 from .errors import NoCapacity
 from .store import Store
 
-REASONS = ("excluded", "not_up", "hypervisor", "anti_affinity", "vcpu", "ram")
+REASONS = ("excluded", "not_up", "maintenance", "hypervisor", "anti_affinity", "vcpu", "ram")
 _REASON_TEXT = {
     "excluded": "excluded",
     "not_up": "not up",
+    "maintenance": "in maintenance",
     "hypervisor": "other hypervisor type",
     "anti_affinity": "anti-affinity group already there",
     "vcpu": "not enough vCPU",
@@ -61,6 +62,7 @@ class HostState:
     instances: int = 0
     groups: frozenset[str] = frozenset()
     host_id: int | None = None
+    maintenance: bool = False
 
     @property
     def vcpu_limit(self) -> int:
@@ -143,6 +145,8 @@ class Capacity(Protocol):
     def instances(self) -> int: ...
     @property
     def groups(self) -> Set[str]: ...
+    @property
+    def maintenance(self) -> bool: ...
 
 
 # ------------------------------------------------------------------------------------------------
@@ -154,6 +158,8 @@ def rejection(host: Capacity, request: Request) -> str | None:  # noqa: PLR0911 
         return "excluded"
     if host.state != "up":
         return "not_up"
+    if host.maintenance:
+        return "maintenance"
     if request.hypervisors and host.hypervisor not in request.hypervisors:
         return "hypervisor"
     if request.anti_affinity_group and request.anti_affinity_group in host.groups:
@@ -233,8 +239,8 @@ def select_host(
         text = explain(request, rejected)
         raise NoCapacity(
             text[0].upper() + text[1:] + ".",
-            "Add or bring up a host (compleat.cloud.host), raise its overcommit ratios, free capacity, "
-            "or choose a smaller offering.",
+            "Register or bring up a host (compleat.cloud.hypervisor host_state=up, maintenance=false), "
+            "raise its cpu_ratio/ram_ratio, free capacity, or choose a smaller offering.",
             rejected=rejected,
         )
     norm = normalisers(hosts)
@@ -249,11 +255,22 @@ class _Slot:
     ``select_host`` without rebuilding a frozen HostState per placement.
     """
 
-    __slots__ = ("free_ram_mb", "free_vcpus", "groups", "host", "hypervisor", "instances", "name", "state")
+    __slots__ = (
+        "free_ram_mb",
+        "free_vcpus",
+        "groups",
+        "host",
+        "hypervisor",
+        "instances",
+        "maintenance",
+        "name",
+        "state",
+    )
 
     def __init__(self, host: HostState) -> None:
         self.host = host
         self.name, self.state, self.hypervisor = host.name, host.state, host.hypervisor
+        self.maintenance = host.maintenance
         self.free_vcpus, self.free_ram_mb = host.free_vcpus, host.free_ram_mb
         self.instances, self.groups = host.instances, set(host.groups)
 
@@ -284,8 +301,9 @@ def place_many(
 
     Returns the chosen host name per request (None when nothing fits) and the final host states.
     Hosts that are up sit in one heap per hypervisor type keyed on (-score, name); hosts that are
-    not up can never be chosen and stay out.  A request pops the best top among the heaps of its
-    hypervisor family until a host passes the filter, and pushes the skipped ones back.  A host's
+    not up or in maintenance can never be chosen and stay out.  A request pops the best top among
+    the heaps of its hypervisor family until a host passes the filter, and pushes the skipped ones
+    back.  A host's
     score depends only on its own allocations (static normalisers), so only the chosen host's key
     changes.
     """
@@ -293,7 +311,7 @@ def place_many(
     slots = [_Slot(h) for h in hosts]
     heaps: dict[str, list[tuple[float, str, int]]] = {}
     for i, slot in enumerate(slots):
-        if slot.state == "up":
+        if slot.state == "up" and not slot.maintenance:
             heaps.setdefault(slot.hypervisor, []).append((*_key(slot, weights, norm), i))
     for heap in heaps.values():
         heapq.heapify(heap)
@@ -351,6 +369,7 @@ def host_state(row: dict[str, Any], usage: dict[str, Any] | None, groups: Iterab
         instances=int(usage.get("n") or 0),
         groups=frozenset(groups),
         host_id=int(row["id"]),
+        maintenance=bool(row.get("maintenance") or 0),
     )
 
 

@@ -166,6 +166,15 @@ MIGRATIONS: tuple[Migration, ...] = (
         "volumes remember the host whose libvirt manages their pool",
         ("ALTER TABLE volumes ADD COLUMN host_id {bigint} REFERENCES hosts (id)",),
     ),
+    Migration(
+        4,
+        "host maintenance flag and health probe counters",
+        (
+            "ALTER TABLE hosts ADD COLUMN maintenance INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE hosts ADD COLUMN failed_probes INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE hosts ADD COLUMN last_probe_at {bigint}",
+        ),
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 TABLES = (
@@ -253,7 +262,7 @@ class Store:
             if not create:
                 raise StoreError(
                     f"No metadata store at {path}.",
-                    "Register a host first (compleat.cloud.host) or pass the right 'store' path.",
+                    "Register a host first (compleat.cloud.hypervisor) or pass the right 'store' path.",
                 )
             os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o750, exist_ok=True)
         try:
