@@ -15,8 +15,11 @@ description:
   - Returns what the metadata store records (hosts with their committed capacity, images,
     offerings, keys, instances, volumes, snapshots, stale definitions), optionally filtered.
   - With O(check_health=true) it also asks every host's libvirt, with a timeout, whether it
-    answers and whether each instance is defined and in the power state the store records, and
-    lists dead hosts and disagreeing instances (what C(playbooks/health_check.yml) acts on).
+    answers and whether each instance's domain agrees with the store: defined, in the power state
+    the store records, and with the disks and volumes, NICs (MACs), vCPUs, memory and metadata the
+    store records, in the persistent definition and in the running guest. It lists dead hosts and
+    disagreeing instances (what C(playbooks/health_check.yml) acts on); M(compleat.cloud.reconcile)
+    repairs the drift.
   - Never writes; the store is not created or migrated.
 author:
   - compleat.cloud developers (@compleat-cloud)
@@ -124,14 +127,21 @@ health:
       description: Per host, whether libvirt answered and the error if not.
       type: dict
     instances:
-      description: Per instance, the store's state, libvirt's state and whether they agree.
+      description: Per instance, the store's state, libvirt's state, whether the domain agrees with the
+        store, and the drift (C(missing); C(config) and C(live), the differing fields of the
+        definition and of the running guest; C(disks) and C(live_disks), the extra, missing and
+        re-pointed disk targets).
       type: dict
+      sample: {"web1": {"host": "hv1", "store": "running", "libvirt": "running", "agrees": false,
+               "drift": {"missing": false, "config": ["disks"], "live": ["disks"],
+                         "disks": {"extra": ["vdb"], "missing": [], "other_source": []},
+                         "live_disks": {"extra": ["vdb"], "missing": [], "other_source": []}}}}
     dead_hosts:
       description: Hosts marked V(up) whose libvirt did not answer.
       type: list
       elements: str
     mismatched:
-      description: Instances whose domain is missing or in another power state than the store says.
+      description: Instances whose domain is missing, in another power state, or drifted from the store.
       type: list
       elements: str
 """
@@ -140,7 +150,7 @@ from typing import Any  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
-from ansible_collections.compleat.cloud.plugins.module_utils.cloud import placement, virt  # noqa: E402
+from ansible_collections.compleat.cloud.plugins.module_utils.cloud import lifecycle, placement, virt  # noqa: E402
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud._common import (  # noqa: E402
     new_module,
     open_store,
@@ -253,6 +263,21 @@ def apply_filters(data: dict[str, Any], tenant: str | None, host: str | None) ->
     return data
 
 
+def instance_health(
+    store: Store, conn: Any | None, inst: dict[str, Any], host: dict[str, Any]
+) -> dict[str, Any]:
+    """Power state and field drift of one instance (``unknown`` when its host does not answer)."""
+    entry: dict[str, Any] = {"host": host["name"], "store": inst["state"]}
+    if conn is None:
+        return {**entry, "libvirt": "unknown", "agrees": False, "drift": {}}
+    if inst["state"] == "building":  # files and definition are still being made
+        dom = virt.lookup(conn, inst["uuid"])
+        return {**entry, "libvirt": virt.power_state(dom), "agrees": True, "drift": {}}
+    found = lifecycle.drift(store, inst, host, virt.lookup(conn, inst["uuid"]))
+    detail = {k: found[k] for k in ("missing", "config", "live", "disks", "live_disks")}
+    return {**entry, "libvirt": found["power"]["libvirt"], "agrees": found["agrees"], "drift": detail}
+
+
 def health(store: Store, timeout: float, host_filter: str | None) -> dict[str, Any]:
     """Ask every host's libvirt about the instances the store puts there."""
     hosts: dict[str, Any] = {}
@@ -267,15 +292,8 @@ def health(store: Store, timeout: float, host_filter: str | None) -> dict[str, A
         if conn is None and host["state"] == "up":
             dead.append(host["name"])
         for inst in store.select("instances", order_by="name", host_id=host["id"]):
-            actual = "unknown" if conn is None else virt.power_state(virt.lookup(conn, inst["uuid"]))
-            agrees = actual == inst["state"]
-            instances[inst["name"]] = {
-                "host": host["name"],
-                "store": inst["state"],
-                "libvirt": actual,
-                "agrees": agrees,
-            }
-            if conn is not None and not agrees:
+            instances[inst["name"]] = instance_health(store, conn, inst, host)
+            if conn is not None and not instances[inst["name"]]["agrees"]:
                 mismatched.append(inst["name"])
     return {"hosts": hosts, "instances": instances, "dead_hosts": dead, "mismatched": mismatched}
 

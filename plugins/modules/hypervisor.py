@@ -18,6 +18,12 @@ description:
   - The state V(fenced) is the fence mark that M(compleat.cloud.evacuate) accepts (O(host_state=fenced)
     after the operator or a power controller made sure the host is off).
   - When O(vcpus) or O(ram_mb) are not given for a new host they are read from libvirt at O(uri).
+  - Lowering the capacity (O(vcpus), O(ram_mb), O(reserved_vcpus), O(reserved_ram_mb), O(cpu_ratio),
+    O(ram_ratio)) so that the host's vCPU or RAM limit falls below what its instances commit is
+    refused unless O(force=true) (also in check mode).
+  - O(maintenance=true) drains the host. It keeps its instances and its O(host_state), takes no new
+    instance (placement reports it as C(in maintenance)), is left alone by the health policy of
+    M(compleat.cloud.host_health), and M(compleat.cloud.rebalance) moves its instances to other hosts.
 author:
   - compleat.cloud developers (@compleat-cloud)
 requirements:
@@ -74,11 +80,32 @@ options:
     type: path
   host_state:
     description:
-      - V(up) takes new instances; V(down) takes none (maintenance, failure); V(fenced) marks the host
-        as powered off for sure, which allows M(compleat.cloud.evacuate).
+      - V(up) takes new instances; V(down) takes none (a failed host, also set by
+        M(compleat.cloud.host_health) after repeated failed probes; for planned work use O(maintenance));
+        V(fenced) marks the host as powered off for sure, which allows M(compleat.cloud.evacuate).
       - Omitted keeps the current state (V(up) for a new host).
+      - Setting V(up) on a host that was not up also resets its C(failed_probes) counter (see
+        M(compleat.cloud.host_health)). A host that the health policy marked V(down) stays down until
+        this option brings it back; clean up after an evacuation first
+        (M(compleat.cloud.evacuate) with V(state=cleaned)).
     type: str
     choices: [up, down, fenced]
+  maintenance:
+    description:
+      - V(true) puts the host in maintenance. It takes no new instance (placement refuses it with the
+        reason C(maintenance)), M(compleat.cloud.rebalance) drains it (moves its instances elsewhere),
+        and M(compleat.cloud.host_health) records its probes but never marks it down or evacuates it.
+      - V(false) ends the maintenance. Omitted keeps the current flag (V(false) for a new host).
+    type: bool
+  force:
+    description:
+      - Accept a capacity change that puts the host's vCPU or RAM limit below what its instances
+        already commit. The host then takes no new instance until its usage fits; a warning says by
+        how much it is over.
+      - Without it such a change is refused; move instances away first with M(compleat.cloud.rebalance)
+        (or M(compleat.cloud.evacuate) for a dead host).
+    type: bool
+    default: false
 """
 
 EXAMPLES = r"""
@@ -99,6 +126,17 @@ EXAMPLES = r"""
   compleat.cloud.hypervisor:
     name: hv1
     host_state: up
+
+- name: Drain hv2 for a kernel update (no new instances; compleat.cloud.rebalance moves the others)
+  compleat.cloud.hypervisor:
+    name: hv2
+    maintenance: true
+
+- name: Give hv2 half its RAM back to a local service although instances still commit it
+  compleat.cloud.hypervisor:
+    name: hv2
+    reserved_ram_mb: 32768
+    force: true
 """
 
 RETURN = r"""
@@ -108,7 +146,19 @@ host:
   type: dict
   sample: {"name": "hv1", "uri": "qemu:///system", "hypervisor": "kvm", "vcpus": 16, "ram_mb": 65536,
            "reserved_vcpus": 0, "reserved_ram_mb": 2048, "cpu_ratio": 4.0, "ram_ratio": 1.0,
-           "state": "up", "storage_dir": "/var/lib/compleat-cloud/primary", "fenced_at": null}
+           "state": "up", "storage_dir": "/var/lib/compleat-cloud/primary", "fenced_at": null,
+           "maintenance": false, "failed_probes": 0, "last_probe_at": 1767225600}
+  contains:
+    maintenance:
+      description: Whether the host is in maintenance (takes no new instance, drained by rebalance).
+      type: bool
+    failed_probes:
+      description: Consecutive failed health probes recorded by M(compleat.cloud.host_health) (0 after a
+        successful probe).
+      type: int
+    last_probe_at:
+      description: Time of the last health probe (seconds since the epoch), null before the first.
+      type: int
 stale_definitions:
   description: Instances evacuated away whose old definitions still wait on this host for
     M(compleat.cloud.evacuate) V(state=cleaned).
@@ -117,11 +167,12 @@ stale_definitions:
   elements: str
 """
 
+import dataclasses  # noqa: E402
 from typing import Any  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
-from ansible_collections.compleat.cloud.plugins.module_utils.cloud import virt  # noqa: E402
+from ansible_collections.compleat.cloud.plugins.module_utils.cloud import placement, virt  # noqa: E402
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud._common import (  # noqa: E402
     delete_row,
     ensure_row,
@@ -132,6 +183,7 @@ from ansible_collections.compleat.cloud.plugins.module_utils.cloud._common impor
     run_module,
 )
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud.errors import Conflict, NotFound  # noqa: E402
+from ansible_collections.compleat.cloud.plugins.module_utils.cloud.store import Store  # noqa: E402
 
 ARGUMENT_SPEC: dict[str, Any] = {
     "name": {"type": "str", "required": True},
@@ -146,6 +198,8 @@ ARGUMENT_SPEC: dict[str, Any] = {
     "ram_ratio": {"type": "float"},
     "storage_dir": {"type": "path"},
     "host_state": {"type": "str", "choices": ["up", "down", "fenced"]},
+    "maintenance": {"type": "bool"},
+    "force": {"type": "bool", "default": False},
 }
 FIELDS = (
     "uri",
@@ -158,6 +212,13 @@ FIELDS = (
     "ram_ratio",
     "storage_dir",
 )
+CAPACITY_FIELDS = ("vcpus", "ram_mb", "reserved_vcpus", "reserved_ram_mb", "cpu_ratio", "ram_ratio")
+HEALTH_DEFAULTS: dict[str, Any] = {"maintenance": False, "failed_probes": 0, "last_probe_at": None}
+SHRINK_HINT = (
+    "Move instances away first with compleat.cloud.rebalance (maintenance=true on this host drains "
+    "it) or, for a dead host, compleat.cloud.evacuate; or pass force=true to accept a host that "
+    "takes no new instance until its usage fits."
+)
 
 
 def discover(uri: str) -> tuple[int, int]:
@@ -169,6 +230,8 @@ def discover(uri: str) -> tuple[int, int]:
 def desired_row(params: dict[str, Any], current: dict[str, Any] | None, now: int) -> dict[str, Any]:
     """The columns to write: given options only, plus defaults and discovery for a new host."""
     row = {k: params[k] for k in FIELDS if params[k] is not None}
+    if params["maintenance"] is not None:
+        row["maintenance"] = int(params["maintenance"])
     if current is None:
         missing = [k for k in ("uri", "storage_dir") if not params[k]]
         if missing:
@@ -186,47 +249,104 @@ def desired_row(params: dict[str, Any], current: dict[str, Any] | None, now: int
     if params["host_state"] and (current is None or current["state"] != params["host_state"]):
         row["state"] = params["host_state"]
         row["fenced_at"] = now if params["host_state"] == "fenced" else None
+        if params["host_state"] == "up" and current is not None and current.get("failed_probes"):
+            row["failed_probes"] = 0
     return row
+
+
+def shrink_violations(before: placement.HostState, after: placement.HostState) -> list[str]:
+    """The limits that a change lowers below what is committed on the host, as readable phrases."""
+    out = []
+    if after.vcpu_limit < before.vcpu_limit and after.vcpu_limit < before.used_vcpus:
+        out.append(f"vCPU limit {after.vcpu_limit} < {before.used_vcpus} committed")
+    if after.ram_limit_mb < before.ram_limit_mb and after.ram_limit_mb < before.used_ram_mb:
+        out.append(f"RAM limit {after.ram_limit_mb} MiB < {before.used_ram_mb} MiB committed")
+    return out
+
+
+def check_shrink(module: AnsibleModule, store: Store, name: str, row: dict[str, Any]) -> None:
+    """Refuse (or, with force, warn about) new limits below what the host's instances commit."""
+    changes = {k: row[k] for k in CAPACITY_FIELDS if k in row}
+    if not changes:
+        return
+    before = next((h for h in placement.load_hosts(store) if h.name == name), None)
+    if before is None or not before.instances:
+        return
+    violations = shrink_violations(before, dataclasses.replace(before, **changes))
+    if not violations:
+        return
+    text = (
+        f"Host {name} would commit more than its new limits allow: {'; '.join(violations)} "
+        f"({before.instances} instance(s) on it)."
+    )
+    if not module.params["force"]:
+        raise Conflict(f"Refusing to shrink: {text}", SHRINK_HINT)
+    module.warn(f"force=true: {text} It takes no new instance until its usage fits.")
+
+
+def host_view(row: dict[str, Any] | None) -> dict[str, Any]:
+    """The host as returned: stable columns, the health fields always present, maintenance a bool."""
+    if not row:
+        return {}
+    out = {**HEALTH_DEFAULTS, **public(row)}
+    out["maintenance"] = bool(out["maintenance"])
+    return out
+
+
+def remove(module: AnsibleModule, store: Store) -> dict[str, Any]:
+    """state=absent: delete the host row (refused while instances are on it)."""
+    params = module.params
+
+    def guard(row: dict[str, Any]) -> None:
+        users = store.select("instances", order_by="name", host_id=row["id"])
+        if users:
+            raise Conflict(
+                f"Host {row['name']} still has instances: {', '.join(u['name'] for u in users)}.",
+                "Delete them (compleat.cloud.instance state=absent) or move them away first "
+                "(compleat.cloud.rebalance, or compleat.cloud.evacuate for a dead host).",
+            )
+        store.delete("stale_definitions", host_id=row["id"])
+
+    changed, before = delete_row(store, "hosts", {"name": params["name"]}, module.check_mode, guard)
+    return {"changed": changed, "diff": make_diff(host_view(before), {}, params["name"])}
+
+
+def stale_warning(
+    module: AnsibleModule, store: Store, current: dict[str, Any] | None, after: dict[str, Any]
+) -> list[str]:
+    """Names of old definitions still waiting on the host; warn when it is (brought) up with some."""
+    if current is None:
+        return []
+    stale = sorted(r["instance_name"] for r in store.select("stale_definitions", host_id=current["id"]))
+    if stale and after.get("state") == "up":
+        module.warn(
+            f"Host {current['name']} still holds old definitions of {', '.join(stale)}; run "
+            "compleat.cloud.evacuate with state=cleaned before it takes new instances."
+        )
+    return stale
 
 
 def handle(module: AnsibleModule) -> dict[str, Any]:
     """Converge the host row."""
     params = module.params
     with open_store(module) as store:
-        key = {"name": params["name"]}
         if params["state"] == "absent":
-
-            def guard(row: dict[str, Any]) -> None:
-                users = store.select("instances", order_by="name", host_id=row["id"])
-                if users:
-                    raise Conflict(
-                        f"Host {row['name']} still has instances: {', '.join(u['name'] for u in users)}.",
-                        "Delete or evacuate them first (compleat.cloud.evacuate).",
-                    )
-                store.delete("stale_definitions", host_id=row["id"])
-
-            changed, before = delete_row(store, "hosts", key, module.check_mode, guard)
-            return {"changed": changed, "diff": make_diff(public(before), {}, params["name"])}
-        current = store.get("hosts", **key)
-        row = desired_row(params, current, store.now())
-        changed, before, after = ensure_row(
-            store, "hosts", key, row, module.check_mode, nullable=frozenset({"fenced_at"})
-        )
-        stale = []
-        if current is not None:
-            stale = sorted(
-                r["instance_name"] for r in store.select("stale_definitions", host_id=current["id"])
+            return remove(module, store)
+        key = {"name": params["name"]}
+        with store.transaction(write=not module.check_mode):
+            current = store.get("hosts", **key)
+            row = desired_row(params, current, store.now())
+            if current is not None:
+                check_shrink(module, store, params["name"], row)
+            changed, before, after = ensure_row(
+                store, "hosts", key, row, module.check_mode, nullable=frozenset({"fenced_at"})
             )
-        if stale and (after.get("state") == "up"):
-            module.warn(
-                f"Host {params['name']} still holds old definitions of {', '.join(stale)}; run "
-                "compleat.cloud.evacuate with state=cleaned before it takes new instances."
-            )
+        stale = stale_warning(module, store, current, after)
         return {
             "changed": changed,
-            "host": public(after),
+            "host": host_view(after),
             "stale_definitions": stale,
-            "diff": make_diff(public(before), public(after), params["name"]),
+            "diff": make_diff(host_view(before), host_view(after), params["name"]),
         }
 
 

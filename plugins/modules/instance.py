@@ -22,8 +22,11 @@ description:
   - Idempotent. A second run with the same options changes nothing; owned fields that drifted in
     libvirt are put back. Fields the stack does not own (CPU model, controllers, hand-added
     devices) are kept.
-  - Changing O(offering) resizes the instance on its host when the host has room (the new size
-    applies at the next boot of a running instance, see RV(restart_required)).
+  - Changing O(offering) resizes the instance on its host when the host has room (the new vCPUs and
+    memory apply at the next boot of a running instance, see RV(restart_required)). A larger disk
+    grows the root overlay at once, online through libvirt while the domain runs, else with
+    C(qemu-img resize); the guest still has to grow its partition and file system (cloud-init's
+    C(growpart) does so at boot). A disk is never shrunk.
   - V(stopped) asks the guest to shut down (ACPI) and forces it off after O(stop_timeout) seconds.
   - V(absent) removes the domain, its overlay and seed; attached volumes are detached and kept.
 author:
@@ -68,8 +71,15 @@ options:
       create; immutable.
     type: str
   offering:
-    description: Compute offering (M(compleat.cloud.offering)). Required to create; a change resizes the
-      instance.
+    description:
+      - Compute offering (M(compleat.cloud.offering)). Required to create; a change resizes the instance.
+      - When the new offering's C(disk_gb) is larger than the root overlay's virtual size, the overlay
+        grows to it (online with C(virDomainBlockResize) while the domain runs, offline with
+        C(qemu-img resize) otherwise). An offering whose C(disk_gb) is smaller than the overlay
+        already is (and than the template) is refused before anything changes; choose one with a
+        C(disk_gb) at least the current size, or create a new instance.
+      - In check mode the growth is reported in RV(actions) and the new C(disk_gb) in the diff;
+        nothing is resized.
     type: str
   tenant:
     description: Tenant that owns the instance (usage reports group by it). Immutable; new instances default
@@ -220,6 +230,7 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud import (  # noqa: E402
     lifecycle,
+    macs,
     placement,
     seed,
     virt,
@@ -233,7 +244,9 @@ from ansible_collections.compleat.cloud.plugins.module_utils.cloud._common impor
     runner,
 )
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud.errors import (  # noqa: E402
+    CloudError,
     Conflict,
+    InvalidInput,
     NotFound,
     VirtError,
 )
@@ -275,14 +288,22 @@ POWER = {"present": None, "running": "running", "stopped": "stopped"}
 # ------------------------------------------------------------------------------------------------
 # Desired rows (pure)
 # ------------------------------------------------------------------------------------------------
-def normalise_networks(networks: list[dict[str, Any]], instance_uuid: str) -> list[dict[str, Any]]:
-    """NICs with MACs assigned and empty fields dropped (the stored form)."""
+def normalise_networks(
+    networks: list[dict[str, Any]], instance_uuid: str, current: list[dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
+    """NICs with MACs assigned and empty fields dropped (the stored form).
+
+    A NIC without ``mac`` keeps the MAC stored for its index, else gets the generated one
+    (``claim_macs`` then makes it unique in the store).
+    """
+    stored = [n.get("mac") for n in current or []]
     out = []
     for index, net in enumerate(networks):
+        kept = stored[index] if index < len(stored) else None
         nic = {
             "type": net.get("type") or "network",
             "source": net.get("source") or "default",
-            "mac": (net.get("mac") or seed.mac_for(instance_uuid, index)).lower(),
+            "mac": (net.get("mac") or kept or macs.generated_mac(instance_uuid, index)).lower(),
             "model": net.get("model") or "virtio",
         }
         for key in ("ip", "gateway", "nameservers"):
@@ -292,6 +313,15 @@ def normalise_networks(networks: list[dict[str, Any]], instance_uuid: str) -> li
             nic["source"] = ""
         out.append(nic)
     return out
+
+
+def claim_macs(
+    store: Store, networks: list[dict[str, Any]], nics: list[dict[str, Any]], inst: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """``nics`` (normalised) with MACs unique in the store; call inside the allocating transaction."""
+    given = {i for i, net in enumerate(networks) if net.get("mac")}
+    macs.check_format(nics)
+    return macs.claim(store, nics, inst["uuid"], given, owner=inst["name"], instance_id=inst.get("id"))
 
 
 def resolve_keys(store: Store, names: list[str] | None, literal: list[str] | None) -> list[str]:
@@ -370,7 +400,7 @@ def create(module: AnsibleModule, store: Store) -> tuple[dict[str, Any], list[st
     )
     if p["host"]:
         lifecycle.need(store, "hosts", "host", "Register it with compleat.cloud.hypervisor.", name=p["host"])
-    new_uuid = str(uuid_mod.UUID(p["uuid"])) if p["uuid"] else str(uuid_mod.uuid4())
+    new_uuid = parse_uuid(p["uuid"]) if p["uuid"] else str(uuid_mod.uuid4())
     row = {
         "uuid": new_uuid,
         "name": p["name"],
@@ -396,9 +426,22 @@ def create(module: AnsibleModule, store: Store) -> tuple[dict[str, Any], list[st
             anti_affinity_group=req.anti_affinity_group,
         )
         return row, [f"place on {host.name}"]
-    host, row = placement.allocate(store, req, new_row=row)
-    store.record_usage("create", row, offering["name"], host.name)
+    with store.transaction(write=True):
+        row["networks"] = claim_macs(store, p["networks"] or [], row["networks"], row)
+        host, row = placement.allocate(store, req, new_row=row)
+        store.record_usage("create", row, offering["name"], host.name)
     return row, [f"place on {host.name}"]
+
+
+def parse_uuid(value: str) -> str:
+    """The canonical form of a UUID given as ``uuid`` (InvalidInput naming the value otherwise)."""
+    try:
+        return str(uuid_mod.UUID(value))
+    except ValueError as exc:
+        raise InvalidInput(
+            f"uuid={value!r} is not a UUID.",
+            "Give a UUID such as 6f1c2a9e-0b7d-4c55-9a53-3d2e8f1b7c40, or omit uuid to get a new one.",
+        ) from exc
 
 
 def fill_paths(
@@ -424,9 +467,10 @@ def update(module: AnsibleModule, store: Store, inst: dict[str, Any]) -> tuple[d
     actions: list[str] = []
     changes: dict[str, Any] = {}
     if p["networks"] is not None:
-        nets = normalise_networks(p["networks"], inst["uuid"])
+        nets = normalise_networks(p["networks"], inst["uuid"], inst["networks"])
         if nets != inst["networks"]:
-            changes["networks"] = nets
+            with store.transaction(write=not module.check_mode):
+                changes["networks"] = claim_macs(store, p["networks"], nets, inst)
     ci = desired_cloud_init(p, store, inst["cloud_init"])
     if ci != inst["cloud_init"]:
         changes["cloud_init"] = ci
@@ -435,6 +479,7 @@ def update(module: AnsibleModule, store: Store, inst: dict[str, Any]) -> tuple[d
             store, "offerings", "offering", "Define it with compleat.cloud.offering.", name=p["offering"]
         )
         if offering["id"] != inst["offering_id"]:
+            lifecycle.refuse_root_shrink(store, runner(module), inst, offering)  # before the store changes
             host = lifecycle.host_of(store, inst)
             req = placement.Request(
                 vcpus=int(offering["vcpus"]),
@@ -523,6 +568,65 @@ def describe(store: Store, inst: dict[str, Any], host: dict[str, Any]) -> dict[s
     return out
 
 
+def build(
+    module: AnsibleModule, env: lifecycle.Env, inst: dict[str, Any], host: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Files, definition and power of the instance on its host; the state recorded in the store."""
+    p, store = module.params, env.store
+    if p["state"] == "running" and host["state"] != "up":
+        raise Conflict(
+            f"Host {host['name']} of instance {p['name']} is {host['state']}.",
+            "Evacuate the host (compleat.cloud.evacuate) or bring it up (compleat.cloud.hypervisor).",
+        )
+    inst = fill_paths(module, store, inst, host)
+    image = store.get("images", id=inst["image_id"]) if inst.get("image_id") else None
+    conn = virt.connect(host["uri"])
+    summary = lifecycle.converge(env, conn, inst, host, image, power=POWER[p["state"]])
+    state_changes = {"state": summary["state"], "seed_hash": summary["seed_hash"]}
+    if not module.check_mode:
+        with store.transaction(write=True):
+            store.update("instances", inst["id"], state_changes)
+            lifecycle.record_power_change(store, inst, summary["state"], host["name"])
+    return {**inst, **state_changes}, summary
+
+
+def build_new(
+    module: AnsibleModule, env: lifecycle.Env, inst: dict[str, Any], host: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``build`` for an instance placed by this run: when it fails, undo everything it did.
+
+    The domain, the overlay and the seed it created and the ``building`` row (with its usage
+    event) are removed, so a failed create holds no capacity and leaves no file behind; files
+    that were there before the run are kept.  A run killed outright cannot do this: the
+    ``building`` row is then released by compleat.cloud.reconcile after ``building_ttl``.
+    """
+    paths = lifecycle.instance_paths(host["storage_dir"], inst["name"], inst["seed_format"])
+    before = lifecycle.existing_files(*paths)
+    try:
+        return build(module, env, inst, host)
+    except Exception as exc:
+        undo = lifecycle.Env(env.store, False, env.run)
+        try:
+            conn = virt.connect(host["uri"])
+        except VirtError:
+            conn = None
+        row = env.store.get("instances", id=inst["id"]) or inst
+        try:
+            lifecycle.discard_instance(undo, conn, row, keep=before)
+        except Exception as undo_exc:  # report both; the reaper finishes what is left
+            if isinstance(exc, CloudError):
+                exc.details["rolled_back"] = False
+                exc.hint = (
+                    f"{exc.hint} Rolling the create back failed too ({undo_exc}); "
+                    "compleat.cloud.reconcile releases the building row after building_ttl."
+                ).strip()
+        else:
+            if isinstance(exc, CloudError):
+                exc.details["rolled_back"] = True
+                exc.details["rollback_actions"] = undo.actions
+        raise
+
+
 def handle(module: AnsibleModule) -> dict[str, Any]:
     """Converge the instance."""
     p = module.params
@@ -541,23 +645,12 @@ def handle(module: AnsibleModule) -> dict[str, Any]:
             check_immutable(p, inst, store)
             inst, actions = update(module, store, inst)
         host = lifecycle.host_of(store, inst)
-        if p["state"] == "running" and host["state"] != "up":
-            raise Conflict(
-                f"Host {host['name']} of instance {p['name']} is {host['state']}.",
-                "Evacuate the host (compleat.cloud.evacuate) or bring it up.",
-            )
-        inst = fill_paths(module, store, inst, host)
-        image = store.get("images", id=inst["image_id"]) if inst.get("image_id") else None
         env = lifecycle.Env(store, module.check_mode, runner(module), stop_timeout=p["stop_timeout"])
         env.actions.extend(actions)
-        conn = virt.connect(host["uri"])
-        summary = lifecycle.converge(env, conn, inst, host, image, power=POWER[p["state"]])
-        state_changes = {"state": summary["state"], "seed_hash": summary["seed_hash"]}
-        if not module.check_mode:
-            with store.transaction(write=True):
-                store.update("instances", inst["id"], state_changes)
-                lifecycle.record_power_change(store, inst, summary["state"], host["name"])
-        inst = {**inst, **state_changes}
+        if before_row or module.check_mode:
+            inst, summary = build(module, env, inst, host)
+        else:
+            inst, summary = build_new(module, env, inst, host)
         changed = bool(actions) or summary["changed"] or before_row.get("state") != inst["state"]
         return {
             "changed": changed,

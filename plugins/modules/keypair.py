@@ -93,7 +93,7 @@ def fingerprint(public_key: str) -> tuple[str, str]:
         blob = base64.b64decode(parts[1], validate=True)
     except (ValueError, binascii.Error) as exc:
         raise Conflict(
-            f"Not an OpenSSH public key ({exc}).",
+            f"public_key is not an OpenSSH public key ({exc}).",
             "Give the single line of the .pub file: TYPE BASE64 [COMMENT].",
         ) from exc
     digest = base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")

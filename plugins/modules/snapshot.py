@@ -131,6 +131,7 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud import (  # noqa: E402
     lifecycle,
+    macs,
     overlay,
     placement,
     seed,
@@ -247,9 +248,15 @@ def internal(module: AnsibleModule, store: Store, inst: dict[str, Any], dom: Any
         actions.append(f"revert to snapshot {p['name']}")
         if not module.check_mode:
             virt.call("revert to the snapshot", dom.revertToSnapshot, snap, 0)
-            state = "running" if virt.power_state(dom) == "running" else "stopped"
+            # libvirt brings back the devices of the snapshot's time (a volume attached then and
+            # detached since, or attached to another instance now): the store's view wins.
+            host = lifecycle.host_of(store, inst)
+            env = lifecycle.Env(store, False, runner(module))
+            repaired = lifecycle.restore_store_view(env, virt.connect(host["uri"]), inst, host, dom)
+            actions.extend(env.actions)
+            state = "running" if virt.power_state(repaired["dom"] or dom) == "running" else "stopped"
             store.update("instances", inst["id"], {"state": state})
-            lifecycle.record_power_change(store, inst, state, lifecycle.host_of(store, inst)["name"])
+            lifecycle.record_power_change(store, inst, state, host["name"])
 
 
 def backup(module: AnsibleModule, store: Store, inst: dict[str, Any], dom: Any, actions: list[str]) -> None:
@@ -333,7 +340,9 @@ def restore(module: AnsibleModule, store: Store, actions: list[str]) -> dict[str
         "domain_type": "qemu",
         "seed_format": manifest.get("seed_format", "iso"),
         "cloud_init": manifest["cloud_init"],
-        "networks": [{**n, "mac": seed.mac_for(new_uuid, i)} for i, n in enumerate(manifest["networks"])],
+        "networks": [
+            {**n, "mac": macs.generated_mac(new_uuid, i)} for i, n in enumerate(manifest["networks"])
+        ],
     }
     req = placement.Request(
         vcpus=int(offering["vcpus"]),
@@ -344,21 +353,34 @@ def restore(module: AnsibleModule, store: Store, actions: list[str]) -> dict[str
         host = placement.plan(store, req)
         actions.append(f"restore {image_path} as {p['restore_to']} on {host.name}")
         return {**row, "host": host.name}
-    chosen, row = placement.allocate(store, req, new_row=row)
-    store.record_usage("create", row, offering["name"], chosen.name)
+    with store.transaction(write=True):
+        row["networks"] = macs.claim(store, row["networks"], new_uuid, set(), owner=p["restore_to"])
+        chosen, row = placement.allocate(store, req, new_row=row)
+        store.record_usage("create", row, offering["name"], chosen.name)
     host = lifecycle.host_of(store, row)
     root, seed_path = lifecycle.instance_paths(host["storage_dir"], row["name"], row["seed_format"])
-    store.update(
-        "instances",
-        row["id"],
-        {"root_disk": root, "seed_path": seed_path, "domain_type": virt.DOMAIN_TYPES[host["hypervisor"]]},
-    )
-    row = store.get("instances", id=row["id"])
-    actions.append(f"restore {image_path} as {p['restore_to']} on {host['name']}")
-    os.makedirs(os.path.dirname(root), exist_ok=True)
-    shutil.copyfile(image_path, root)
-    env = lifecycle.Env(store, False, runner(module))
-    summary = lifecycle.converge(env, virt.connect(host["uri"]), row, host, image, power=None)
+    before = lifecycle.existing_files(root, seed_path)
+    try:
+        store.update(
+            "instances",
+            row["id"],
+            {"root_disk": root, "seed_path": seed_path, "domain_type": virt.DOMAIN_TYPES[host["hypervisor"]]},
+        )
+        row = store.get("instances", id=row["id"])
+        actions.append(f"restore {image_path} as {p['restore_to']} on {host['name']}")
+        if root in before:
+            raise Conflict(
+                f"{root} already exists; restoring {p['restore_to']} would overwrite it.",
+                "Remove the stale file or restore under another restore_to name.",
+            )
+        os.makedirs(os.path.dirname(root), exist_ok=True)
+        shutil.copyfile(image_path, root)
+        env = lifecycle.Env(store, False, runner(module))
+        summary = lifecycle.converge(env, virt.connect(host["uri"]), row, host, image, power=None)
+    except Exception:
+        # undo the half-made instance: its row, domain and the files this run wrote
+        lifecycle.discard_instance(lifecycle.Env(store, False, runner(module)), None, row, keep=before)
+        raise
     store.update("instances", row["id"], {"state": summary["state"], "seed_hash": summary["seed_hash"]})
     actions.extend(env.actions)
     return {**public(store.get("instances", id=row["id"])), "host": host["name"]}

@@ -56,7 +56,17 @@ options:
     choices: [pool, iscsi]
     default: pool
   size_gb:
-    description: Size in GiB. Required to create a pool volume; a larger value grows it (never shrinks).
+    description:
+      - Size in GiB. Required to create a pool volume.
+      - A larger value grows a pool volume, online (C(virDomainBlockResize)) when it is attached to a
+        running domain, otherwise through the pool (C(virStorageVolResize)). In check mode the growth is
+        only reported (RV(actions), and the new size in the diff).
+      - An iSCSI LUN is sized on the storage side (the block device behind its
+        M(compleat.cloud.iscsi_target) backstore); grow it there first, then a larger value records the
+        new size and, when the volume is attached to a running QEMU guest, grows the disk online (QEMU
+        refuses a size the LUN does not have).
+      - A smaller value than the stored size is refused (shrinking would lose data); an equal one
+        changes nothing.
     type: int
   pool:
     description: libvirt storage pool of a pool volume.
@@ -147,7 +157,7 @@ from typing import Any  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
-from ansible_collections.compleat.cloud.plugins.module_utils.cloud import lifecycle, virt  # noqa: E402
+from ansible_collections.compleat.cloud.plugins.module_utils.cloud import lifecycle, overlay, virt  # noqa: E402
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud._common import (  # noqa: E402
     make_diff,
     new_module,
@@ -158,6 +168,7 @@ from ansible_collections.compleat.cloud.plugins.module_utils.cloud._common impor
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud.errors import (  # noqa: E402
     Conflict,
     NotFound,
+    VirtError,
 )
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud.names import check_name  # noqa: E402
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud.store import Store  # noqa: E402
@@ -261,7 +272,8 @@ def ensure_iscsi(
         actions.append("update iSCSI address")
         if not module.check_mode:
             store.update("volumes", row["id"], changes)
-    return {**row, **changes}
+    row = {**row, **changes}
+    return grow_iscsi_volume(module, store, row, actions) if size_change(row, p["size_gb"]) else row
 
 
 def ensure_volume(module: AnsibleModule, store: Store, actions: list[str]) -> dict[str, Any]:
@@ -311,18 +323,102 @@ def ensure_volume(module: AnsibleModule, store: Store, actions: list[str]) -> di
             f"Volume {row['name']} is recorded at {row['path']} but the pool has no such volume.",
             "Restore it from backup, or delete the record (state=absent with force=true).",
         )
-    if p["size_gb"] and p["size_gb"] > row["size_gb"]:
-        actions.append(f"grow to {p['size_gb']} GiB")
-        if not module.check_mode:
-            virt.call("grow the volume", vol.resize, p["size_gb"] * GIB, 0)
-            store.update("volumes", row["id"], {"size_gb": p["size_gb"]})
-        return {**row, "size_gb": p["size_gb"]}
-    if p["size_gb"] and p["size_gb"] < row["size_gb"]:
-        raise Conflict(
-            f"Volume {row['name']} is {row['size_gb']} GiB; shrinking would lose data.",
-            "Create a new, smaller volume and copy the data.",
+    if not size_change(row, p["size_gb"]):
+        return row
+    return grow_pool_volume(module, store, row, vol, actions)
+
+
+# ------------------------------------------------------------------------------------------------
+# Growing (never shrinking)
+# ------------------------------------------------------------------------------------------------
+ISCSI_GROW_HINT = (
+    "Grow the LUN on the storage side first (the block device behind the compleat.cloud.iscsi_target "
+    "backstore, for example lvextend), then run again."
+)
+
+
+def size_change(row: dict[str, Any], size_gb: int | None) -> bool:
+    """Whether ``size_gb`` grows the volume; a smaller size is refused, an omitted or equal one is not."""
+    if not size_gb:
+        return False
+    overlay.refuse_shrink(
+        f"Volume {row['name']}",
+        int(row["size_gb"] or 0) * GIB,
+        size_gb * GIB,
+        f"Give size_gb >= {row['size_gb']}, or create a new, smaller volume and copy the data.",
+    )
+    return size_gb > int(row["size_gb"] or 0)
+
+
+def attached_domain(store: Store, row: dict[str, Any]) -> Any | None:
+    """The domain a volume is attached to (None when detached or not defined on its host)."""
+    inst = store.get("instances", id=row["attached_to"]) if row.get("attached_to") else None
+    if inst is None or inst.get("host_id") is None:
+        return None
+    return virt.lookup(virt.connect(lifecycle.host_of(store, inst)["uri"]), inst["uuid"])
+
+
+def record_size(module: AnsibleModule, store: Store, row: dict[str, Any]) -> dict[str, Any]:
+    """The row with the new ``size_gb`` (written unless in check mode)."""
+    if not module.check_mode:
+        store.update("volumes", row["id"], {"size_gb": module.params["size_gb"]})
+    return {**row, "size_gb": module.params["size_gb"]}
+
+
+def grow_pool_volume(
+    module: AnsibleModule, store: Store, row: dict[str, Any], vol: Any, actions: list[str]
+) -> dict[str, Any]:
+    """Grow a pool volume: online (blockResize) when attached to a running domain, else ``vol.resize``.
+
+    A volume whose capacity already reaches the size (a run that died before the store was
+    written) is only recorded.
+    """
+    size = module.params["size_gb"] * GIB
+    dom = attached_domain(store, row)
+    online = lifecycle.is_active(dom)
+    how = "online" if online else "offline"
+    actions.append(f"grow from {row['size_gb']} GiB to {module.params['size_gb']} GiB ({how})")
+    if module.check_mode:
+        return record_size(module, store, row)
+    if online:
+        lifecycle.grow_online(dom, row["target_dev"], size)
+    elif int(virt.call("read the volume's size", vol.info)[1]) < size:
+        virt.call(
+            "grow the volume",
+            vol.resize,
+            size,
+            0,
+            hint="The pool's driver cannot resize volumes: grow it on the storage side, then give size_gb.",
         )
-    return row
+    return record_size(module, store, row)
+
+
+def grow_iscsi_volume(
+    module: AnsibleModule, store: Store, row: dict[str, Any], actions: list[str]
+) -> dict[str, Any]:
+    """Record a larger iSCSI LUN (sized on the storage side, not here) and tell a running guest.
+
+    QEMU re-reads the LUN's capacity on blockResize and refuses a size the LUN does not have, so
+    a LUN that was not grown first fails with a hint. A driver without online resize (libxl) gets
+    a warning: the guest sees the size at its next boot.
+    """
+    dom = attached_domain(store, row)
+    online = lifecycle.is_active(dom)
+    actions.append(
+        f"record {module.params['size_gb']} GiB (was {row['size_gb']} GiB)"
+        + (f"; grow {row['target_dev']} online" if online else "")
+    )
+    if online and not module.check_mode:
+        try:
+            lifecycle.grow_online(dom, row["target_dev"], module.params["size_gb"] * GIB, ISCSI_GROW_HINT)
+        except VirtError as exc:
+            if exc.details.get("libvirt_code") != virt.ERR_NO_SUPPORT:
+                raise
+            module.warn(
+                f"libvirt cannot resize {row['target_dev']} of a running guest on this host; the guest sees "
+                "the new size of the LUN at its next boot."
+            )
+    return record_size(module, store, row)
 
 
 def find_pool_volume(conn: Any, path: str | None) -> Any | None:

@@ -141,3 +141,138 @@ def run_module(monkeypatch):
         return info.value.result
 
     return run
+
+
+# ------------------------------------------------------------------------------------------------
+# A second, independent libvirtd (tests that need two hosts on separate daemons)
+# ------------------------------------------------------------------------------------------------
+# The directories a system-mode libvirtd keeps its config, state, cache, logs and runtime files in.
+# Their paths are compiled in (a second `libvirtd -f CONF` with its own unix_sock_dir still fails on
+# the lock of /run/libvirt/network/driver.pid), so the second daemon runs in its own mount namespace
+# where each of them is a bind mount of a private directory.
+PRIVATE_DIRS = (
+    ("etc", "/etc/libvirt"),
+    ("lib", "/var/lib/libvirt"),
+    ("cache", "/var/cache/libvirt"),
+    ("log", "/var/log/libvirt"),
+    ("run", "/run/libvirt"),
+)
+
+
+def _virsh_answers(uri: str) -> bool:
+    return subprocess.run(["virsh", "-c", uri, "version"], capture_output=True, check=False).returncode == 0
+
+
+class PrivateLibvirtd:
+    """A libvirtd of its own: config, state, cache, logs and runtime files under ``base``, sockets in
+    ``base/sock`` (reached with ``qemu+unix:///system?socket=...``), no virtlogd (QEMU's output goes
+    to files: ``stdio_handler = "file"``). It can be killed and started again on the same state."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.sock_dir = base / "sock"
+        self.uri = f"qemu+unix:///system?socket={self.sock_dir}/libvirt-sock"
+        self.proc: subprocess.Popen | None = None
+        for sub, _target in PRIVATE_DIRS:
+            (base / sub).mkdir()
+        self.sock_dir.mkdir()
+        (base / "etc" / "libvirtd.conf").write_text(f'unix_sock_dir = "{self.sock_dir}"\n')
+        (base / "etc" / "qemu.conf").write_text('stdio_handler = "file"\n')
+        # the first daemon's QEMU capabilities: without them the first start probes QEMU (~8 s here)
+        cache = Path("/var/cache/libvirt/qemu")
+        if cache.is_dir():
+            shutil.copytree(cache, base / "cache" / "qemu", symlinks=True)
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.running() else None
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self, timeout: float = 60.0) -> None:
+        assert not self.running(), "already running"
+        binds = "".join(f"mount --bind {self.base / sub} {target}\n" for sub, target in PRIVATE_DIRS)
+        script = (
+            f"set -e\n{binds}exec libvirtd -f {self.base / 'etc' / 'libvirtd.conf'} -p {self.base / 'pid'}\n"
+        )
+        with (self.base / "libvirtd.log").open("ab") as log:
+            # unshare and sh exec: the child's PID is libvirtd's
+            self.proc = subprocess.Popen(
+                ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.running():
+            if _virsh_answers(self.uri):
+                return
+            time.sleep(0.1)
+        log_tail = (self.base / "libvirtd.log").read_text(errors="replace")[-2000:]
+        self.stop()
+        raise AssertionError(f"the second libvirtd did not answer at {self.uri}:\n{log_tail}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
+        """Stop the daemon (SIGKILL: it dies like its host, without cleaning up); its domains stay."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def remove_cgroups(self) -> None:
+        """Remove the machine cgroups a domain of this daemon left behind: a QEMU killed while its
+        libvirtd was dead keeps them for good (a restarted libvirtd does not remove them either).
+        Only empty cgroups can be removed: those of running QEMUs (of any daemon) stay."""
+        for log in (self.base / "log" / "qemu").glob("*.log"):  # one per domain ever started
+            for group in Path("/sys/fs/cgroup").glob(f"*/machine/qemu-*-{log.stem}.libvirt-qemu"):
+                subs = sorted((d for d in group.rglob("*") if d.is_dir()), key=lambda d: -len(d.parts))
+                for sub in [*subs, group]:  # children first
+                    with contextlib.suppress(OSError):
+                        sub.rmdir()
+
+    def qemu_pids(self) -> dict[str, int]:
+        """Domain name -> PID of the QEMU processes this daemon started that are still alive."""
+        found = {}
+        for pidfile in (self.base / "run" / "qemu").glob("*.pid"):
+            with contextlib.suppress(OSError, ValueError):
+                pid = int(pidfile.read_text().strip())
+                if b"qemu" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    found[pidfile.stem] = pid
+        return found
+
+
+@pytest.fixture
+def second_libvirtd(libvirtd):
+    """A second libvirtd, independent of the first (``libvirtd``): see PrivateLibvirtd. Stopped, its
+    domains forced off and its directories removed afterwards, also when the test fails."""
+    base = Path(tempfile.mkdtemp(prefix="compleat-cit-d2-", dir="/var/tmp"))
+    base.chmod(0o755)
+    daemon = PrivateLibvirtd(base)
+    try:
+        daemon.start()
+        yield daemon
+    finally:
+        try:
+            if daemon.qemu_pids() and not daemon.running():
+                daemon.start()  # it reconnects to its QEMUs: destroyed through it, they leave no cgroups
+            if daemon.running():
+                for name in daemon.qemu_pids():
+                    subprocess.run(
+                        ["virsh", "-c", daemon.uri, "destroy", name], capture_output=True, check=False
+                    )
+        finally:
+            daemon.stop()
+            for name, pid in daemon.qemu_pids().items():  # left over only if the daemon failed
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                print(f"killed QEMU {pid} of {name}")
+            daemon.remove_cgroups()
+            shutil.rmtree(base, ignore_errors=True)

@@ -12,7 +12,7 @@ from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from .errors import CloudError
+from .errors import CloudError, InvalidInput
 from .overlay import Runner
 from .store import DEFAULT_STORE_PATH, HAS_PSYCOPG, PSYCOPG_IMPORT_ERROR, Store
 from .virt import HAS_LIBVIRT, LIBVIRT_IMPORT_ERROR
@@ -22,6 +22,25 @@ STORE_OPTIONS: dict[str, dict[str, Any]] = {
     "store_dsn": {"type": "str", "no_log": True},
 }
 VOLATILE = frozenset({"created_at", "updated_at", "id"})
+# Ranges of the numeric options, by option name, whichever cloud module has them: checked before
+# the store or libvirt sees a value (2**70 MiB of RAM must be refused with the key, not by SQLite).
+PiB_IN_GB = 1024**2
+LIMITS: dict[str, tuple[float, float]] = {
+    "vcpus": (0, 65536),
+    "reserved_vcpus": (0, 65536),
+    "ram_mb": (0, 1024**3 * 64),
+    "reserved_ram_mb": (0, 1024**3 * 64),
+    "disk_gb": (0, PiB_IN_GB),
+    "size_gb": (0, PiB_IN_GB),
+    "cpu_ratio": (0.01, 1000),
+    "ram_ratio": (0.01, 1000),
+    "iscsi_lun": (0, 16383),
+    "stop_timeout": (0, 86400),
+    "health_timeout": (1, 86400),
+    "verify_timeout": (1, 86400),
+    "building_ttl": (0, 365 * 86400),
+    "max_moves": (0, 1_000_000),
+}
 
 
 def new_module(argument_spec: dict[str, Any], **kwargs: Any) -> AnsibleModule:
@@ -134,12 +153,33 @@ def delete_row(
         return True, current
 
 
+def range_problems(params: dict[str, Any], limits: dict[str, tuple[float, float]] = LIMITS) -> list[str]:
+    """Every numeric option outside its range, as ``key=value (min..max)`` (all of them, sorted)."""
+    out = []
+    for key in sorted(limits.keys() & params.keys()):
+        value = params[key]
+        low, high = limits[key]
+        if isinstance(value, int | float) and not isinstance(value, bool) and not low <= value <= high:
+            out.append(f"{key}={value} (allowed {low:g}..{high:g})")
+    return out
+
+
+def check_ranges(params: dict[str, Any]) -> None:
+    """Raise InvalidInput naming every out-of-range numeric option."""
+    problems = range_problems(params)
+    if problems:
+        raise InvalidInput(
+            f"Out of range: {'; '.join(problems)}.", "Give values inside the allowed ranges shown."
+        )
+
+
 def run_module(
     module: AnsibleModule, handler: Callable[[AnsibleModule], dict[str, Any]], libvirt: bool = False
 ) -> None:
     """Run ``handler`` and exit: its dict on success, an actionable failure on CloudError."""
     require(module, libvirt=libvirt)
     try:
+        check_ranges(module.params)
         result = handler(module)
     except CloudError as exc:
         module.fail_json(**exc.as_result())

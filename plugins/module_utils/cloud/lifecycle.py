@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Set
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -289,6 +289,87 @@ def ensure_power(env: Env, dom: Any | None, want: str) -> tuple[bool, str]:
     return False, "unchanged"
 
 
+# ------------------------------------------------------------------------------------------------
+# Growing disks (never shrinking them)
+# ------------------------------------------------------------------------------------------------
+BLOCK_RESIZE_BYTES = 1  # VIR_DOMAIN_BLOCK_RESIZE_BYTES (stable libvirt ABI): the size is in bytes
+ONLINE_HINT = (
+    "The host's libvirt driver cannot grow a running guest's disk: stop the instance (state=stopped) "
+    "and run again; the disk then grows offline."
+)
+
+
+def is_active(dom: Any | None) -> bool:
+    """Whether a domain has a running (or paused) process that holds its disks open."""
+    return virt.power_state(dom) in ("running", "paused")
+
+
+def grow_online(dom: Any, target: str, size: int, hint: str = ONLINE_HINT) -> None:
+    """Grow disk ``target`` of a running domain to ``size`` bytes; the guest sees the new capacity."""
+    virt.call(f"grow disk {target} online", dom.blockResize, target, size, BLOCK_RESIZE_BYTES, hint=hint)
+
+
+def root_wanted_size(store: Store, inst: dict[str, Any]) -> int:
+    """Virtual size the store asks of an instance's root overlay (the template's when that is larger)."""
+    image = store.get("images", id=inst["image_id"]) if inst.get("image_id") else None
+    return overlay.wanted_size(int(image["virtual_size"]) if image else 0, int(inst.get("disk_gb") or 0))
+
+
+def root_virtual_size(run: overlay.Runner, inst: dict[str, Any]) -> int | None:
+    """Current virtual size of an instance's root overlay (None while it has no file)."""
+    path = inst.get("root_disk")
+    if not path or not os.path.exists(path):
+        return None
+    return int(overlay.image_info(path, run)["virtual_size"])
+
+
+def refuse_root_shrink(
+    store: Store, run: overlay.Runner, inst: dict[str, Any], offering: dict[str, Any]
+) -> None:
+    """Refuse ``offering`` when it asks a smaller root disk than the instance's overlay already is.
+
+    Called before the store changes, so a refused resize leaves the row as it was.
+    """
+    current = root_virtual_size(run, inst)
+    if current is None:
+        return
+    wanted = root_wanted_size(store, {**inst, "disk_gb": int(offering["disk_gb"] or 0)})
+    overlay.refuse_shrink(
+        f"The root disk of instance {inst['name']} (offering {offering['name']} asks disk_gb "
+        f"{int(offering['disk_gb'] or 0)})",
+        current,
+        wanted,
+        f"Choose an offering with disk_gb >= {-(-current // overlay.GIB)}, or create a new instance "
+        "with the smaller disk and copy the data.",
+    )
+
+
+def ensure_root_size(env: Env, inst: dict[str, Any], dom: Any | None) -> bool:
+    """Grow the root overlay to the size the store asks: online (libvirt blockResize) while the domain
+    runs, else ``qemu-img resize``.  A disk already larger is left alone (see ``refuse_root_shrink``).
+    """
+    current = root_virtual_size(env.run, inst)
+    size = None if current is None else overlay.needed_growth(current, root_wanted_size(env.store, inst))
+    if current is None or size is None:
+        return False
+    online = is_active(dom)
+    env.did(
+        f"grow root disk {inst['root_disk']} from {overlay.human_size(current)} to "
+        f"{overlay.human_size(size)} ({'online' if online else 'offline'})"
+    )
+    if env.check_mode:
+        return True
+    if online:
+        grow_online(dom, virt.disk_target(inst["domain_type"], 0), size)
+    else:
+        overlay.run_checked(
+            env.run,
+            overlay.resize_command(inst["root_disk"], size),
+            "Is the overlay in use by a process other than the domain, or the storage full?",
+        )
+    return True
+
+
 def record_power_change(store: Store, inst: dict[str, Any], new_state: str, host_name: str) -> None:
     """Record ``start``/``stop`` when the power state differs from what the store had.
 
@@ -331,6 +412,7 @@ def converge(
     spec = domain_spec(env.store, inst, host)
     def_changed, before, after, dom = ensure_definition(env, conn, spec)
     power_changed, how = ensure_power(env, dom, power) if power else (False, "unchanged")
+    disk_changed = ensure_root_size(env, inst, dom) or disk_changed
     current = virt.power_state(dom)
     state = (power or current) if env.check_mode else current
     state = "running" if state == "running" else "stopped"
@@ -347,3 +429,123 @@ def converge(
         "state": state,
         "restart_required": restart_required,
     }
+
+
+# ------------------------------------------------------------------------------------------------
+# Drift: the domain against the store, and the repair in the store's direction
+# ------------------------------------------------------------------------------------------------
+LIVE_FIELDS = ("disks", "nics", "vcpus", "memory_kib")
+
+
+def _targets(disks: list[dict[str, Any]]) -> dict[str, str]:
+    return {d["target"]: d["source"] for d in disks}
+
+
+def disk_drift(desired: list[dict[str, Any]], actual: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """Disk targets the domain has but the store does not (``extra``), lacks (``missing``) or
+    has with another source (``other_source``)."""
+    want, have = _targets(desired), _targets(actual)
+    return {
+        "extra": sorted(set(have) - set(want)),
+        "missing": sorted(set(want) - set(have)),
+        "other_source": sorted(t for t in set(want) & set(have) if want[t] != have[t]),
+    }
+
+
+def drift(store: Store, inst: dict[str, Any], host: dict[str, Any], dom: Any | None) -> dict[str, Any]:
+    """How an instance's domain differs from what the store records.
+
+    ``config``: owned fields of the persistent definition that differ (disks, volumes, NICs,
+    vCPUs, memory, metadata...); ``live``: the same for the running guest (disks, NICs, vCPUs,
+    memory); ``disks``/``live_disks``: which targets are extra, missing or elsewhere; ``power``:
+    the store's state and libvirt's.  ``agrees`` is true only when all of them match.
+    """
+    desired = virt.spec_fields(domain_spec(store, inst, host))
+    power = {"store": inst["state"], "libvirt": virt.power_state(dom)}
+    out: dict[str, Any] = {
+        "missing": dom is None,
+        "config": [],
+        "live": [],
+        "disks": {},
+        "live_disks": {},
+        "power": power,
+    }
+    if dom is not None:
+        config = virt.owned_fields(virt.inactive_xml(dom))
+        out["config"] = virt.changed_fields(desired, config)
+        out["disks"] = disk_drift(desired["disks"], config["disks"])
+        if power["libvirt"] in ("running", "paused"):
+            live = virt.owned_fields(virt.live_xml(dom))
+            out["live"] = [k for k in LIVE_FIELDS if desired[k] != live.get(k)]
+            out["live_disks"] = disk_drift(desired["disks"], live["disks"])
+    out["agrees"] = not (out["missing"] or out["config"] or out["live"] or power["store"] != power["libvirt"])
+    return out
+
+
+def repair_live_disks(env: Env, dom: Any, spec: virt.DomainSpec, found: dict[str, list[str]]) -> list[str]:
+    """Detach the guest's extra disks and hot-plug the missing ones; returns what still needs a restart."""
+    by_target = {d.target: d for d in spec.disks}
+    for target in found.get("extra", []):
+        env.did(f"detach {target} from the running guest")
+        xml = virt.live_disk_xml(dom, target)
+        if not env.check_mode and xml:
+            virt.change_live_device(dom, xml, attach=False)
+    for target in found.get("missing", []):
+        env.did(f"attach {target} to the running guest")
+        if not env.check_mode:
+            virt.change_live_device(dom, virt.disk_xml(by_target[target]), attach=True)
+    return list(found.get("other_source", []))
+
+
+def restore_store_view(
+    env: Env, conn: Any, inst: dict[str, Any], host: dict[str, Any], dom: Any
+) -> dict[str, Any]:
+    """Make the definition and the running guest's disks agree with the store.
+
+    Used after a snapshot revert (libvirt brings back the devices of the snapshot's time) and by
+    compleat.cloud.reconcile.  NIC, vCPU and memory differences of a running guest take effect at
+    the next start; they are returned as ``restart_required``.
+    """
+    found = drift(env.store, inst, host, dom)
+    spec = domain_spec(env.store, inst, host)
+    changed, _before, _after, dom = ensure_definition(env, conn, spec)
+    pending: list[str] = []
+    live_changes = bool(found["live_disks"].get("extra") or found["live_disks"].get("missing"))
+    if dom is not None and found["live"]:
+        pending = repair_live_disks(env, dom, spec, found["live_disks"])
+        pending += [f for f in found["live"] if f != "disks"]
+    return {
+        "drift": found,
+        "changed": changed or live_changes,
+        "restart_required": sorted(pending),
+        "dom": dom,
+    }
+
+
+# ------------------------------------------------------------------------------------------------
+# Undoing a create
+# ------------------------------------------------------------------------------------------------
+def existing_files(*paths: str | None) -> set[str]:
+    """The paths among ``paths`` that exist now (taken before a create, to know what it added)."""
+    return {p for p in paths if p and os.path.exists(p)}
+
+
+def discard_instance(env: Env, conn: Any | None, inst: dict[str, Any], keep: Set[str] = frozenset()) -> None:
+    """Remove an instance that never finished building: domain, files (except ``keep``), row.
+
+    The row's usage events go too: an instance that never finished creating was never a
+    billable instance.  Used to roll back a failed create and by the reaper of ``building`` rows.
+    """
+    dom = virt.lookup(conn, inst["uuid"]) if conn is not None else None
+    if dom is not None:
+        env.did(f"undefine domain {inst['name']}")
+        if not env.check_mode:
+            virt.undefine(dom)
+    remove_files(env, *(p for p in (inst.get("root_disk"), inst.get("seed_path")) if p not in keep))
+    env.did(f"release {inst['name']} from the store")
+    if not env.check_mode and inst.get("id") is not None:
+        with env.store.transaction(write=True):
+            for vol in env.store.select("volumes", attached_to=inst["id"]):
+                env.store.update("volumes", vol["id"], {"attached_to": None, "target_dev": None})
+            env.store.delete("usage_events", instance_uuid=inst["uuid"])
+            env.store.delete("instances", id=inst["id"])

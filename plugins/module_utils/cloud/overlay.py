@@ -112,6 +112,44 @@ def overlay_size(template_virtual_size: int, disk_gb: int) -> int | None:
     return wanted if wanted > template_virtual_size else None
 
 
+def wanted_size(template_virtual_size: int, disk_gb: int) -> int:
+    """Virtual size the store asks of a root overlay: the offering's disk, or the template's if larger."""
+    return overlay_size(template_virtual_size, disk_gb) or template_virtual_size
+
+
+def needed_growth(current: int, wanted: int) -> int | None:
+    """The size to grow a disk to: ``wanted`` when larger than ``current``; None when it is not.
+
+    A disk is never shrunk: a ``wanted`` below ``current`` is not growth (refusing it is the
+    caller's decision, see ``refuse_shrink``).
+    """
+    return wanted if wanted > current else None
+
+
+def human_size(size: int) -> str:
+    """Bytes as GiB (or MiB below 1 GiB) for messages: ``1 GiB``, ``1.5 GiB``, ``64 MiB``."""
+    if size >= GIB or size == 0:
+        return f"{size / GIB:.2f}".rstrip("0").rstrip(".") + " GiB"
+    return f"{size / 1024**2:.2f}".rstrip("0").rstrip(".") + " MiB"
+
+
+def refuse_shrink(what: str, current: int, wanted: int, hint: str) -> None:
+    """Raise Conflict (naming ``what`` and both sizes) when ``wanted`` is below ``current``."""
+    if wanted < current:
+        raise Conflict(
+            f"{what} is {human_size(current)}; {human_size(wanted)} was asked: shrinking a disk would lose "
+            "data and is refused.",
+            hint,
+            current_bytes=current,
+            wanted_bytes=wanted,
+        )
+
+
+def resize_command(path: str, size_bytes: int, fmt: str = "qcow2") -> list[str]:
+    """``qemu-img resize`` of an image that no running guest uses (grows the virtual size only)."""
+    return ["qemu-img", "resize", "-q", "-f", fmt, path, str(size_bytes)]
+
+
 def full_copy_command(src: str, dest: str) -> list[str]:
     """What overlays replace: a full, non-sparse copy of the template (benchmarks only)."""
     return ["cp", "--sparse=never", src, dest]

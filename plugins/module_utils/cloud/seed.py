@@ -34,12 +34,6 @@ def instance_id_for(uuid: str) -> str:
     return f"iid-{uuid}"
 
 
-def mac_for(uuid: str, index: int) -> str:
-    """A stable locally administered MAC (QEMU's 52:54:00 prefix) for NIC ``index`` of ``uuid``."""
-    digest = hashlib.sha256(f"{uuid}/{index}".encode()).digest()
-    return "52:54:00:" + ":".join(f"{b:02x}" for b in digest[:3])
-
-
 # ------------------------------------------------------------------------------------------------
 # Tiny deterministic YAML emitter (dicts keep insertion order; scalars JSON-quoted)
 # ------------------------------------------------------------------------------------------------

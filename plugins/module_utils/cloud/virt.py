@@ -391,11 +391,14 @@ def connect(uri: str) -> Any:
     require_libvirt()
     conn = _CONNECTIONS.get(uri)
     if conn is not None:
+        # isAlive() stays true after the daemon died until a call fails: one cheap round trip
+        # tells a live connection from a dead one (long-lived callers: host_health, tests).
         try:
-            if conn.isAlive():
+            if conn.isAlive() and conn.getLibVersion():
                 return conn
         except libvirt.libvirtError:
             pass
+        _CONNECTIONS.pop(uri, None)
     libvirt.registerErrorHandler(_quiet, None)
     try:
         conn = libvirt.open(uri)
@@ -596,6 +599,32 @@ def change_device(dom: Any, device_xml: str, attach: bool, config_fallback: Call
             raise VirtError(f"libvirt could not {what}: {exc}", "See the libvirtd log.") from exc
         config_fallback()
     return "config"
+
+
+def live_xml(dom: Any) -> str:
+    """The running definition (devices as the guest has them now)."""
+    return call("read the live definition", dom.XMLDesc, 0)
+
+
+def live_disk_xml(dom: Any, target: str) -> str | None:
+    """Device XML of the live disk on ``target`` (what a live detach needs), or None."""
+    for el in ET.fromstring(live_xml(dom)).findall("devices/disk"):
+        dev = el.find("target")
+        if dev is not None and dev.get("dev") == target:
+            return ET.tostring(el, encoding="unicode")
+    return None
+
+
+def change_live_device(dom: Any, device_xml: str, attach: bool) -> None:
+    """Attach or detach a device in the running guest only (the definition is handled apart)."""
+    fn = dom.attachDeviceFlags if attach else dom.detachDeviceFlags
+    call(
+        ("attach" if attach else "detach") + " the device in the running guest",
+        fn,
+        device_xml,
+        AFFECT_LIVE,
+        hint="The guest or driver refused hot-plug; stop and start the instance to apply the store's view.",
+    )
 
 
 def console_info(uri: str, dom: Any | None, name: str) -> dict[str, Any]:

@@ -58,7 +58,10 @@ def test_keypair_states(cloud):
         expected
     ).decode().rstrip("=")
     assert not cloud.ok(keypair, name="k2", public_key=KEY, tenant="acme")["changed"]
-    assert "Not an OpenSSH public key" in cloud.fails(keypair, name="bad", public_key="hello world")["msg"]
+    assert (
+        "public_key is not an OpenSSH public key"
+        in cloud.fails(keypair, name="bad", public_key="hello world")["msg"]
+    )
     assert cloud.ok(keypair, name="k2", state="absent")["changed"]
 
 

@@ -110,7 +110,7 @@ def test_resize_within_capacity_and_refused_beyond(cloud):
     cloud.ok(instance, name="vm2", template="tpl", offering="large")
     from ansible_collections.compleat.cloud.plugins.modules import offering
 
-    cloud.ok(offering, name="huge", vcpus=8, ram_mb=1024)
+    cloud.ok(offering, name="huge", vcpus=8, ram_mb=1024, disk_gb=1)
     res = cloud.fails(instance, name="vm1", offering="huge")
     assert "vCPU" in res["msg"] and res["hint"]
     assert store_row(cloud)["vcpus"] == 4

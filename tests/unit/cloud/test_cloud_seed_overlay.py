@@ -71,9 +71,7 @@ def test_seed_files_are_valid_and_deterministic():
     assert seed.seed_hash(files) != seed.seed_hash({**files, "meta-data": "x"})
 
 
-def test_mac_and_instance_id_are_stable():
-    assert seed.mac_for("u1", 0) == seed.mac_for("u1", 0) != seed.mac_for("u1", 1)
-    assert seed.mac_for("u1", 0).startswith("52:54:00:")
+def test_instance_id_is_stable():
     assert seed.instance_id_for("abc") == "iid-abc"
 
 

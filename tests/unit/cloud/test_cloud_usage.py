@@ -85,11 +85,13 @@ def test_cloud_info_sections_filters_and_health(cloud, libvirt_test):
 
     healthy = cloud.ok(cloud_info, gather=["hosts"], check_health=True)["health"]
     assert healthy["dead_hosts"] == [] and healthy["mismatched"] == []
+    no_disks = {"extra": [], "missing": [], "other_source": []}
     assert healthy["instances"]["vm1"] == {
         "host": "hv1",
         "store": "running",
         "libvirt": "running",
         "agrees": True,
+        "drift": {"missing": False, "config": [], "live": [], "disks": no_disks, "live_disks": no_disks},
     }
     libvirt_test.lookupByName("vm1").destroy()  # crashed behind the store's back
     assert cloud.ok(cloud_info, gather=["hosts"], check_health=True)["health"]["mismatched"] == ["vm1"]
