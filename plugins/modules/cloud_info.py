@@ -15,9 +15,9 @@ description:
   - Returns what the metadata store records (hosts with their committed capacity, images,
     offerings, keys, instances, volumes, snapshots, stale definitions), optionally filtered.
   - With O(check_health=true) it also asks every host's libvirt, with a timeout, whether it
-    answers and whether each instance's domain agrees with the store: defined, in the power state
+    answers and whether each instance's domain agrees with the store (defined, in the power state
     the store records, and with the disks and volumes, NICs (MACs), vCPUs, memory and metadata the
-    store records, in the persistent definition and in the running guest. It lists dead hosts and
+    store records, in the persistent definition and in the running guest). It lists dead hosts and
     disagreeing instances (what C(playbooks/health_check.yml) acts on); M(compleat.cloud.reconcile)
     repairs the drift.
   - Never writes; the store is not created or migrated.

@@ -182,7 +182,7 @@ evacuated:
   sample: [{"instance": "web1", "from": "hv3", "to": "hv1", "instance_id": "iid-4f0c...",
             "volumes": ["web1-data"], "state": "running"}]
 failures:
-  description: Evacuations refused (for example a host not fenced yet, RV(failures[].instance) null) or
+  description: Evacuations refused (for example a host not fenced yet, with a null C(instance)) or
     instances that could not be moved, with the reason and the hint. The task fails when there are any
     (outside check mode), after recording the probes.
   returned: always

@@ -15,7 +15,7 @@ description:
   - The store is the source of truth. For every instance on every reachable host (or on O(hosts)),
     the module compares the domain with what the store records, field by field (disks and
     volumes, NICs and their MACs, vCPUs, memory, metadata, power state), in the persistent
-    definition and in the running guest, and repairs the domain in the store's direction: a
+    definition and in the running guest, and repairs the domain in the store's direction. A
     missing overlay, seed or definition is rebuilt, a changed definition is redefined (devices
     added by hand outside the owned fields are kept), a volume that the running guest has but the
     store does not is detached live and a missing one is hot-plugged.
@@ -96,6 +96,40 @@ instances:
             "disks": {"extra": ["vdb"], "missing": [], "other_source": []},
             "power": {"store": "running", "libvirt": "running"}, "repaired": true,
             "restart_required": []}]
+  contains:
+    instance:
+      description: Instance name.
+      type: str
+    host:
+      description: Host name.
+      type: str
+    missing:
+      description: The domain was not defined (it is rebuilt).
+      type: bool
+    config:
+      description: Owned fields of the persistent definition that differed.
+      type: list
+      elements: str
+    live:
+      description: Fields of the running guest that differed (disks, nics, vcpus, memory_kib).
+      type: list
+      elements: str
+    disks:
+      description: Disk targets of the definition that were C(extra), C(missing) or had C(other_source).
+      type: dict
+    live_disks:
+      description: The same for the running guest.
+      type: dict
+    power:
+      description: The store's and libvirt's power state before the run.
+      type: dict
+    repaired:
+      description: Whether anything was changed (or would be, in check mode) for this instance.
+      type: bool
+    restart_required:
+      description: Fields of a running guest that take effect at its next start.
+      type: list
+      elements: str
 reaped:
   description: Abandoned C(building) instances released (or that would be, in check mode).
   returned: always

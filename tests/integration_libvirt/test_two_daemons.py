@@ -56,7 +56,8 @@ def domstate(uri: str, name: str) -> str:
 
 def dominfo(uri: str, name: str) -> dict[str, str]:
     out = virsh(uri, "dominfo", name).stdout
-    return {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in out.splitlines()) if v}
+    pairs = (line.partition(":") for line in out.splitlines())
+    return {key.strip(): value.strip() for key, _sep, value in pairs if value}
 
 
 def domain_facts(uri: str, name: str) -> dict:

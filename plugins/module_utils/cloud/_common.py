@@ -153,8 +153,9 @@ def delete_row(
         return True, current
 
 
-def range_problems(params: dict[str, Any], limits: dict[str, tuple[float, float]] = LIMITS) -> list[str]:
-    """Every numeric option outside its range, as ``key=value (min..max)`` (all of them, sorted)."""
+def range_problems(params: dict[str, Any], limits: dict[str, tuple[float, float]] | None = None) -> list[str]:
+    """Every numeric option outside its range (``LIMITS`` by default), as ``key=value (min..max)``."""
+    limits = LIMITS if limits is None else limits
     out = []
     for key in sorted(limits.keys() & params.keys()):
         value = params[key]

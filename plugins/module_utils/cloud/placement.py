@@ -369,7 +369,7 @@ def host_state(row: dict[str, Any], usage: dict[str, Any] | None, groups: Iterab
         instances=int(usage.get("n") or 0),
         groups=frozenset(groups),
         host_id=int(row["id"]),
-        maintenance=bool(row.get("maintenance") or 0),
+        maintenance=bool(row.get("maintenance")),
     )
 
 

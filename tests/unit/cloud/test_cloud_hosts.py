@@ -142,7 +142,8 @@ def test_reachable_host_resets_failures_and_is_idempotent(cloud):
     assert res["changed"] and hv1["reachable"] and hv1["reason"] == "" and hv1["failed_probes"] == 0
     assert not hv1["recovered"] and not hv1["marked_down"] and hv1["state"] == "up"
     row = host_row(cloud, "hv1")
-    assert row["failed_probes"] == 0 and row["last_probe_at"] == hv1["last_probe_at"] is not None
+    assert row["failed_probes"] == 0 and row["last_probe_at"] is not None
+    assert row["last_probe_at"] == hv1["last_probe_at"]
     again = cloud.ok(host_health)
     assert not again["changed"] and again["actions"] == []
     assert not cloud.ok(host_health, check=True)["changed"]
@@ -206,7 +207,7 @@ def test_bringing_a_host_up_resets_its_counter(cloud):
 
 def test_maintenance_host_is_probed_but_never_marked_down(cloud):
     cloud.ok(hypervisor, name="hv1", uri=dead_uri(cloud), maintenance=True)
-    for _ in range(3):
+    for _attempt in range(3):
         res = cloud.ok(host_health, down_after=2, evacuate=True)
     hv1 = entry(res, "hv1")
     assert hv1["maintenance"] and hv1["failed_probes"] == 2 and hv1["state"] == "up" and not res["changed"]

@@ -69,7 +69,11 @@ def test_failed_create_leaves_no_row_no_file_no_domain(cloud, libvirt_test, monk
 def test_rollback_keeps_files_that_were_there_before(cloud, libvirt_test, monkeypatch):
     stale = cloud.tmp / "hv1" / "vm1-seed.iso"
     stale.write_text("not ours")
-    monkeypatch.setattr(virt, "define", lambda _c, _x: (_ for _ in ()).throw(VirtError("no define", "hint")))
+
+    def refuse(*_args):
+        raise VirtError("no define", "hint")
+
+    monkeypatch.setattr(virt, "define", refuse)
     cloud.fails(instance, **VM)
     assert stale.exists() and not (cloud.tmp / "hv1" / "vm1.qcow2").exists()
     assert rows(cloud) == []
