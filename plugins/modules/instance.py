@@ -462,15 +462,26 @@ def fill_paths(
 
 
 def update(module: AnsibleModule, store: Store, inst: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """Resize and mutable-field changes of an existing instance."""
+    """Resize and mutable-field changes of an existing instance, in ONE write transaction.
+
+    The MAC check, the capacity check of a resize and the writes cannot interleave with another
+    run's (the inner transactions of ``claim_macs`` and ``placement.allocate`` join this one).
+    """
+    with store.transaction(write=not module.check_mode):
+        return apply_changes(module, store, inst)
+
+
+def apply_changes(
+    module: AnsibleModule, store: Store, inst: dict[str, Any]
+) -> tuple[dict[str, Any], list[str]]:
+    """The body of ``update``: store the changes the parameters ask for."""
     p = module.params
     actions: list[str] = []
     changes: dict[str, Any] = {}
     if p["networks"] is not None:
         nets = normalise_networks(p["networks"], inst["uuid"], inst["networks"])
         if nets != inst["networks"]:
-            with store.transaction(write=not module.check_mode):
-                changes["networks"] = claim_macs(store, p["networks"], nets, inst)
+            changes["networks"] = claim_macs(store, p["networks"], nets, inst)
     ci = desired_cloud_init(p, store, inst["cloud_init"])
     if ci != inst["cloud_init"]:
         changes["cloud_init"] = ci

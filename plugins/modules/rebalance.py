@@ -410,7 +410,9 @@ def clean_source(
 ) -> None:
     """Undefine the old domain and remove the old overlay and seed (those not in use any more)."""
     try:
-        if dom is not None:
+        # Only a definition that still names the source: when both hosts are one libvirt (one
+        # daemon registered twice, or a URI that reaches the target), it is the moved domain.
+        if dom is not None and virt.metadata_of(dom).get("host") == source["name"]:
             virt.undefine(dom)
         old = [p for p in (inst["root_disk"], inst["seed_path"]) if p]
         lifecycle.remove_files(

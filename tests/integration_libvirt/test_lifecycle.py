@@ -19,7 +19,9 @@ import sys
 import uuid
 from pathlib import Path
 
+import cloudlib
 import pytest
+from cloudlib import seed_meta
 
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud import lifecycle, virt
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud.store import Store
@@ -57,20 +59,8 @@ def make_template(path: Path) -> str:
     return str(path)
 
 
-class Cloud:
+class Cloud(cloudlib.Cloud):
     """The modules against one store, plus the checks that store and libvirt agree."""
-
-    def __init__(self, run_module, workdir: Path, uri: str, tag: str) -> None:
-        self.run_module, self.dir, self.uri, self.tag = run_module, workdir, uri, tag
-        self.store = str(workdir / "cloud.db")
-
-    def __call__(self, module, check: bool = False, expect_failure: bool = False, **args):
-        return self.run_module(
-            module, {"store": self.store, **args}, check=check, expect_failure=expect_failure
-        )
-
-    def name(self, short: str) -> str:
-        return f"{self.tag}-{short}"
 
     def agree(self, name: str) -> dict:
         """Store row, domain definition and power state agree; returns the row."""
@@ -240,12 +230,6 @@ def test_instance_lifecycle(cloud):
         assert s.get("instances", name=vm) is None
         assert s.get("volumes", name=c.name("data"))["attached_to"] is None
     assert c(volume, name=c.name("data"), state="absent")["changed"]
-
-
-def seed_meta(path: str) -> str:
-    return subprocess.run(
-        ["isoinfo", "-J", "-i", path, "-x", "/meta-data"], capture_output=True, text=True, check=True
-    ).stdout
 
 
 def test_evacuate_dead_host(cloud):

@@ -14,26 +14,17 @@ Run (as root):  .venv/bin/python -m pytest -q -p no:cacheprovider -m libvirt tes
 
 from __future__ import annotations
 
-import json
 import subprocess
 import uuid
-from pathlib import Path
 
 import pytest
+from cloudlib import Cloud, empty_template, virtual_size
 
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud import virt
 from ansible_collections.compleat.cloud.plugins.modules import hypervisor, image, instance, offering, volume
 
 pytestmark = pytest.mark.libvirt
 MIB, GIB = 1024**2, 1024**3
-
-
-def virtual_size(path: str) -> int:
-    """qemu-img's virtual size (``-U``: the image may be open in a running QEMU)."""
-    out = subprocess.run(
-        ["qemu-img", "info", "--output=json", "-U", path], capture_output=True, text=True, check=True
-    ).stdout
-    return json.loads(out)["virtual-size"]
 
 
 def capacity(uri: str, name: str, target: str) -> int:
@@ -43,19 +34,6 @@ def capacity(uri: str, name: str, target: str) -> int:
     ).stdout
     fields = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
     return int(fields["Capacity"].strip())
-
-
-class Cloud:
-    """The modules against one store in the scratch directory."""
-
-    def __init__(self, run_module, workdir: Path, uri: str, tag: str) -> None:
-        self.run_module, self.dir, self.uri, self.tag = run_module, workdir, uri, tag
-        self.store = str(workdir / "cloud.db")
-
-    def __call__(self, module, check: bool = False, expect_failure: bool = False, **args):
-        return self.run_module(
-            module, {"store": self.store, **args}, check=check, expect_failure=expect_failure
-        )
 
 
 @pytest.fixture
@@ -81,9 +59,7 @@ def cloud(libvirtd, workdir, run_module):
     )
     for name, disk_gb in (("d0", 0), ("d1", 1), ("d2", 2)):
         c(offering, name=name, vcpus=1, ram_mb=128, disk_gb=disk_gb)
-    tpl = workdir / "tpl.qcow2"
-    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(tpl), "64M"], check=True)
-    c(image, name="tpl", path=str(tpl), os="none", os_version="0")
+    c(image, name="tpl", path=empty_template(workdir / "tpl.qcow2"), os="none", os_version="0")
     try:
         yield c
     finally:

@@ -24,7 +24,9 @@ import uuid
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import cloudlib
 import pytest
+from cloudlib import seed_meta, virsh
 
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud import virt
 from ansible_collections.compleat.cloud.plugins.modules import (
@@ -37,12 +39,6 @@ from ansible_collections.compleat.cloud.plugins.modules import (
 )
 
 pytestmark = pytest.mark.libvirt
-
-
-def virsh(uri: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(["virsh", "-c", uri, *args], capture_output=True, text=True, check=False)
-    assert not check or proc.returncode == 0, f"virsh -c {uri} {' '.join(args)}: {proc.stderr}"
-    return proc
 
 
 def uuids(uri: str) -> set[str]:
@@ -75,12 +71,6 @@ def domain_facts(uri: str, name: str) -> dict:
     return {"macs": [m.get("address") for m in root.iter("mac")], "disks": disks, "metadata": meta}
 
 
-def seed_meta(path: str) -> str:
-    return subprocess.run(
-        ["isoinfo", "-J", "-i", path, "-x", "/meta-data"], capture_output=True, text=True, check=True
-    ).stdout
-
-
 def wait_for(what: str, check, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while not check():
@@ -88,23 +78,18 @@ def wait_for(what: str, check, timeout: float = 30.0) -> None:
         time.sleep(0.1)
 
 
-class Cloud:
+class Cloud(cloudlib.Cloud):
+    """The modules against one store; host A on the private daemon, host B on the suite's."""
+
     def __init__(self, run_module, workdir: Path, tag: str, uri_a: str, uri_b: str) -> None:
-        self.run_module, self.dir, self.tag = run_module, workdir, tag
+        super().__init__(run_module, workdir, uri_b, tag)
         self.uri_a, self.uri_b = uri_a, uri_b
-        self.store = str(workdir / "cloud.db")
 
     def __call__(self, module, check: bool = False, expect_failure: bool = False, **args):
-        # Every Ansible task is a new process with no libvirt connection yet. In-process, virt.connect
-        # would hand out its cached connection to a daemon killed since: isAlive() still says 1 (no
-        # event loop notices the closed socket) and the next call fails with "Broken pipe".
+        # Every Ansible task is a new process with no libvirt connection yet; so is every call here
+        # (daemon A is killed and restarted under the cached connection).
         virt.forget_connections()
-        return self.run_module(
-            module, {"store": self.store, **args}, check=check, expect_failure=expect_failure
-        )
-
-    def name(self, short: str) -> str:
-        return f"{self.tag}-{short}"
+        return super().__call__(module, check=check, expect_failure=expect_failure, **args)
 
 
 @pytest.fixture

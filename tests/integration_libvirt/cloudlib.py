@@ -1,0 +1,56 @@
+# Copyright (c) 2026 compleat.cloud developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""What the libvirt integration tests share: the modules run against one store, the real clients
+(virsh, qemu-img, isoinfo) read back what they did."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+
+class Cloud:
+    """The modules against one store in the scratch directory, on the libvirt at ``uri``."""
+
+    def __init__(self, run_module, workdir: Path, uri: str, tag: str) -> None:
+        self.run_module, self.dir, self.uri, self.tag = run_module, workdir, uri, tag
+        self.store = str(workdir / "cloud.db")
+
+    def __call__(self, module, check: bool = False, expect_failure: bool = False, **args):
+        return self.run_module(
+            module, {"store": self.store, **args}, check=check, expect_failure=expect_failure
+        )
+
+    def name(self, short: str) -> str:
+        """A domain name that belongs to this test (the fixtures remove every one at the end)."""
+        return f"{self.tag}-{short}"
+
+
+def virsh(uri: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run ``virsh -c URI ARGS`` (asserting success unless ``check`` is false)."""
+    proc = subprocess.run(["virsh", "-c", uri, *args], capture_output=True, text=True, check=False)
+    assert not check or proc.returncode == 0, f"virsh -c {uri} {' '.join(args)}: {proc.stderr}"
+    return proc
+
+
+def seed_meta(path: str) -> str:
+    """The NoCloud ``meta-data`` inside a seed ISO (isoinfo)."""
+    return subprocess.run(
+        ["isoinfo", "-J", "-i", path, "-x", "/meta-data"], capture_output=True, text=True, check=True
+    ).stdout
+
+
+def virtual_size(path: str) -> int:
+    """qemu-img's virtual size (``-U``: the image may be open in a running QEMU)."""
+    out = subprocess.run(
+        ["qemu-img", "info", "--output=json", "-U", path], capture_output=True, text=True, check=True
+    ).stdout
+    return json.loads(out)["virtual-size"]
+
+
+def empty_template(path: Path, size: str = "64M") -> str:
+    """An empty qcow2: SeaBIOS finds nothing to boot and keeps the domain running."""
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(path), size], check=True)
+    return str(path)
