@@ -9,6 +9,10 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
+
+from ansible_collections.compleat.cloud.plugins.module_utils.cloud import virt
+from ansible_collections.compleat.cloud.plugins.modules import hypervisor
 
 
 class Cloud:
@@ -26,6 +30,36 @@ class Cloud:
     def name(self, short: str) -> str:
         """A domain name that belongs to this test (the fixtures remove every one at the end)."""
         return f"{self.tag}-{short}"
+
+    def add_hosts(self, *names: str, **kw: Any) -> None:
+        """Register hosts on this libvirt, each with its own storage dir (4 vCPU, 4 GiB by default)."""
+        for name in names:
+            (self.dir / name).mkdir()
+            args = {"hypervisor": "qemu", "vcpus": 4, "ram_mb": 4096, **kw}
+            self(hypervisor, name=name, uri=self.uri, storage_dir=str(self.dir / name), **args)
+
+    def cleanup(self, *pools: Any) -> None:
+        """Remove this test's domains, and the given storage pools with their volumes."""
+        conn = virt.connect(self.uri)
+        for dom in conn.listAllDomains(0):
+            if dom.name().startswith(self.tag):
+                virt.undefine(dom)
+        for pool in pools:
+            for vol in pool.listAllVolumes(0):
+                vol.delete(0)
+            if pool.isActive():
+                pool.destroy()
+            pool.undefine()
+
+
+def dir_pool(uri: str, name: str, path: Path) -> Any:
+    """A started libvirt ``dir`` pool at ``path`` (created)."""
+    path.mkdir()
+    pool = virt.connect(uri).storagePoolDefineXML(
+        f"<pool type='dir'><name>{name}</name><target><path>{path}</path></target></pool>", 0
+    )
+    pool.create(0)
+    return pool
 
 
 def virsh(uri: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:

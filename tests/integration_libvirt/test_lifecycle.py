@@ -21,7 +21,7 @@ from pathlib import Path
 
 import cloudlib
 import pytest
-from cloudlib import seed_meta
+from cloudlib import dir_pool, seed_meta
 
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud import lifecycle, virt
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud.store import Store
@@ -79,39 +79,15 @@ class Cloud(cloudlib.Cloud):
 def cloud(libvirtd, workdir, run_module):
     tag = f"cit{uuid.uuid4().hex[:6]}"
     c = Cloud(run_module, workdir, libvirtd, tag)
-    conn = virt.connect(libvirtd)
-    pool_dir = workdir / "pool"
-    pool_dir.mkdir()
-    pool = conn.storagePoolDefineXML(
-        f"<pool type='dir'><name>{tag}</name><target><path>{pool_dir}</path></target></pool>", 0
-    )
-    pool.create(0)
-    for h in ("hv-a", "hv-b"):
-        (workdir / h).mkdir()
-        c(
-            hypervisor,
-            name=h,
-            uri=libvirtd,
-            hypervisor="qemu",
-            vcpus=4,
-            ram_mb=4096,
-            cpu_ratio=1.0,
-            storage_dir=str(workdir / h),
-        )
+    pool = dir_pool(libvirtd, tag, workdir / "pool")
+    c.add_hosts("hv-a", "hv-b", cpu_ratio=1.0)
     c(offering, name="tiny", vcpus=1, ram_mb=256)
     (workdir / "secondary").mkdir()
     c(image, name="tpl", path=make_template(workdir / "secondary" / "tpl.qcow2"), os="none", os_version="0")
     try:
         yield c
     finally:
-        for dom in conn.listAllDomains(0):
-            if dom.name().startswith(tag):
-                virt.undefine(dom)
-        for vol in pool.listAllVolumes(0):
-            vol.delete(0)
-        if pool.isActive():
-            pool.destroy()
-        pool.undefine()
+        c.cleanup(pool)
 
 
 def playbook(c: Cloud, tasks: str) -> dict:

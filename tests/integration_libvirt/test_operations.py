@@ -23,7 +23,6 @@ import xml.etree.ElementTree as ET
 import pytest
 from cloudlib import Cloud, empty_template, seed_meta, virsh
 
-from ansible_collections.compleat.cloud.plugins.module_utils.cloud import virt
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud.store import Store
 from ansible_collections.compleat.cloud.plugins.modules import (
     cloud_info,
@@ -42,28 +41,14 @@ pytestmark = pytest.mark.libvirt
 @pytest.fixture
 def cloud(libvirtd, workdir, run_module):
     """Hosts hv-a and hv-b (separate storage dirs on the suite's libvirtd), offering tiny, template tpl."""
-    tag = f"ops{uuid.uuid4().hex[:6]}"
-    c = Cloud(run_module, workdir, libvirtd, tag)
-    conn = virt.connect(libvirtd)
-    for h in ("hv-a", "hv-b"):
-        (workdir / h).mkdir()
-        c(
-            hypervisor,
-            name=h,
-            uri=libvirtd,
-            hypervisor="qemu",
-            vcpus=4,
-            ram_mb=4096,
-            storage_dir=str(workdir / h),
-        )
+    c = Cloud(run_module, workdir, libvirtd, f"ops{uuid.uuid4().hex[:6]}")
+    c.add_hosts("hv-a", "hv-b")
     c(offering, name="tiny", vcpus=1, ram_mb=128)
     c(image, name="tpl", path=empty_template(workdir / "tpl.qcow2"), os="none", os_version="0")
     try:
         yield c
     finally:
-        for dom in conn.listAllDomains(0):
-            if dom.name().startswith(tag):
-                virt.undefine(dom)
+        c.cleanup()
 
 
 def files(c: Cloud, host: str) -> list[str]:

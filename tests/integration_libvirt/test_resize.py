@@ -18,10 +18,10 @@ import subprocess
 import uuid
 
 import pytest
-from cloudlib import Cloud, empty_template, virtual_size
+from cloudlib import Cloud, dir_pool, empty_template, virtual_size
 
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud import virt
-from ansible_collections.compleat.cloud.plugins.modules import hypervisor, image, instance, offering, volume
+from ansible_collections.compleat.cloud.plugins.modules import image, instance, offering, volume
 
 pytestmark = pytest.mark.libvirt
 MIB, GIB = 1024**2, 1024**3
@@ -41,36 +41,15 @@ def cloud(libvirtd, workdir, run_module):
     """Host hv-a, offerings with 0/1/2 GiB disks, a 64 MiB template and a dir pool named after the test."""
     tag = f"rsz{uuid.uuid4().hex[:6]}"
     c = Cloud(run_module, workdir, libvirtd, tag)
-    conn = virt.connect(libvirtd)
-    (workdir / "pool").mkdir()
-    pool = conn.storagePoolDefineXML(
-        f"<pool type='dir'><name>{tag}</name><target><path>{workdir / 'pool'}</path></target></pool>", 0
-    )
-    pool.create(0)
-    (workdir / "hv-a").mkdir()
-    c(
-        hypervisor,
-        name="hv-a",
-        uri=libvirtd,
-        hypervisor="qemu",
-        vcpus=4,
-        ram_mb=4096,
-        storage_dir=str(workdir / "hv-a"),
-    )
+    pool = dir_pool(libvirtd, tag, workdir / "pool")
+    c.add_hosts("hv-a")
     for name, disk_gb in (("d0", 0), ("d1", 1), ("d2", 2)):
         c(offering, name=name, vcpus=1, ram_mb=128, disk_gb=disk_gb)
     c(image, name="tpl", path=empty_template(workdir / "tpl.qcow2"), os="none", os_version="0")
     try:
         yield c
     finally:
-        for dom in conn.listAllDomains(0):
-            if dom.name().startswith(tag):
-                virt.undefine(dom)
-        for vol in pool.listAllVolumes(0):
-            vol.delete(0)
-        if pool.isActive():
-            pool.destroy()
-        pool.undefine()
+        c.cleanup(pool)
 
 
 def test_root_disk_grows_online_then_offline_and_never_shrinks(cloud):

@@ -36,6 +36,14 @@ class Cloud:
         assert failed, result
         return result
 
+    def add_host(self, name, uri, **kw):
+        """Register another test-driver host with its own storage dir (ratio 1: capacity is exact)."""
+        from ansible_collections.compleat.cloud.plugins.modules import hypervisor
+
+        (self.tmp / name).mkdir()
+        args = {"hypervisor": "test", "cpu_ratio": 1.0, "storage_dir": str(self.tmp / name), **kw}
+        return self.ok(hypervisor, name=name, uri=uri, **args)
+
 
 def make_template(path: Path, size: str = "64M") -> str:
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(path), size], check=True)

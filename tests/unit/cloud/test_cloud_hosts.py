@@ -228,15 +228,7 @@ def test_bad_arguments(cloud):
 @pytest.fixture
 def two_hosts(cloud, second_node, libvirt_test):
     """vm1 (running, iSCSI volume) on hv1; hv2 is a second test-driver node; hv1 then dies."""
-    (cloud.tmp / "hv2").mkdir()
-    cloud.ok(
-        hypervisor,
-        name="hv2",
-        uri=second_node,
-        hypervisor="test",
-        cpu_ratio=1.0,
-        storage_dir=str(cloud.tmp / "hv2"),
-    )
+    cloud.add_host("hv2", second_node)
     cloud.ok(instance, state="stopped", **VM)
     cloud.ok(volume, name="data", instance="vm1", state="attached", **ISCSI)
     first = cloud.ok(instance, state="running", **VM)["instance"]

@@ -403,15 +403,7 @@ VM = {
 @pytest.fixture
 def grown(cloud, second_node):
     """hv1 runs four small instances (vm-a, vm-b running; vm-c, vm-d stopped); hv2 is new and empty."""
-    (cloud.tmp / "hv2").mkdir()
-    cloud.ok(
-        hypervisor,
-        name="hv2",
-        uri=second_node,
-        hypervisor="test",
-        cpu_ratio=1.0,
-        storage_dir=str(cloud.tmp / "hv2"),
-    )
+    cloud.add_host("hv2", second_node)
     made = {}
     for name, state in (("vm-a", "running"), ("vm-b", "running"), ("vm-c", "stopped"), ("vm-d", "stopped")):
         made[name] = cloud.ok(instance, name=name, state=state, **VM)["instance"]
