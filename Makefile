@@ -30,7 +30,7 @@ test-quick: ## lint, sanity and unit tests only (no labs, no molecule)
 lint: bootstrap ## ruff + ansible-lint --profile production
 	@bash scripts/test.sh lint
 
-sanity: bootstrap ## ansible-test sanity, offline
+sanity: bootstrap ## ansible-test sanity (its pip bootstrap seeded locally; its venv installs from PyPI)
 	@bash scripts/sanity.sh
 
 units: bootstrap ## pytest unit tests
