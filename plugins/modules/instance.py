@@ -29,6 +29,10 @@ description:
     C(growpart) does so at boot). A disk is never shrunk.
   - V(stopped) asks the guest to shut down (ACPI) and forces it off after O(stop_timeout) seconds.
   - V(absent) removes the domain, its overlay and seed; attached volumes are detached and kept.
+  - A create that fails after placement (libvirt refuses the definition, the overlay or seed cannot
+    be written, the start fails) is rolled back before the task fails, so that no row, usage event,
+    file or domain of it is left behind (the failure says C(rolled_back)). A run killed outright
+    leaves a C(building) row that the next run completes or M(compleat.cloud.reconcile) releases.
 author:
   - compleat.cloud developers (@compleat-cloud)
 requirements:
@@ -117,7 +121,10 @@ options:
         type: str
         default: default
       mac:
-        description: MAC address (default derived from the instance UUID and NIC index, so it never changes).
+        description:
+          - MAC address (default derived from the instance UUID and NIC index, so it never changes).
+          - Unique in the store, checked in the transaction that stores it. A given MAC that another
+            instance has is refused; a derived one that clashes is derived again and then kept.
         type: str
       model:
         description: NIC model.
