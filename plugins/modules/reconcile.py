@@ -220,7 +220,7 @@ def reconcile_instance(
         summary = lifecycle.converge(env, conn, inst, host, image, power=want)
         dom, report["restart_required"] = summary["dom"], []
     else:
-        repaired = lifecycle.restore_store_view(env, conn, inst, host, dom)
+        repaired = lifecycle.restore_store_view(env, conn, inst, host, dom, found=found)
         dom, report["restart_required"] = repaired["dom"] or dom, repaired["restart_required"]
         if power == "enforce":
             lifecycle.ensure_power(env, dom, "running" if inst["state"] == "running" else "stopped")

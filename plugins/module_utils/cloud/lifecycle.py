@@ -452,7 +452,13 @@ def disk_drift(desired: list[dict[str, Any]], actual: list[dict[str, Any]]) -> d
     }
 
 
-def drift(store: Store, inst: dict[str, Any], host: dict[str, Any], dom: Any | None) -> dict[str, Any]:
+def drift(
+    store: Store,
+    inst: dict[str, Any],
+    host: dict[str, Any],
+    dom: Any | None,
+    spec: virt.DomainSpec | None = None,
+) -> dict[str, Any]:
     """How an instance's domain differs from what the store records.
 
     ``config``: owned fields of the persistent definition that differ (disks, volumes, NICs,
@@ -460,7 +466,7 @@ def drift(store: Store, inst: dict[str, Any], host: dict[str, Any], dom: Any | N
     memory); ``disks``/``live_disks``: which targets are extra, missing or elsewhere; ``power``:
     the store's state and libvirt's.  ``agrees`` is true only when all of them match.
     """
-    desired = virt.spec_fields(domain_spec(store, inst, host))
+    desired = virt.spec_fields(spec or domain_spec(store, inst, host))
     power = {"store": inst["state"], "libvirt": virt.power_state(dom)}
     out: dict[str, Any] = {
         "missing": dom is None,
@@ -498,7 +504,13 @@ def repair_live_disks(env: Env, dom: Any, spec: virt.DomainSpec, found: dict[str
 
 
 def restore_store_view(
-    env: Env, conn: Any, inst: dict[str, Any], host: dict[str, Any], dom: Any
+    env: Env,
+    conn: Any,
+    inst: dict[str, Any],
+    host: dict[str, Any],
+    dom: Any,
+    *,
+    found: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Make the definition and the running guest's disks agree with the store.
 
@@ -506,8 +518,8 @@ def restore_store_view(
     compleat.cloud.reconcile.  NIC, vCPU and memory differences of a running guest take effect at
     the next start; they are returned as ``restart_required``.
     """
-    found = drift(env.store, inst, host, dom)
     spec = domain_spec(env.store, inst, host)
+    found = found or drift(env.store, inst, host, dom, spec)
     changed, _before, _after, dom = ensure_definition(env, conn, spec)
     pending: list[str] = []
     live_changes = bool(found["live_disks"].get("extra") or found["live_disks"].get("missing"))
