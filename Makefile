@@ -9,7 +9,7 @@ export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(ROOT)/ansible.cfg
 export STAGE_FILE := $(ROOT)/build/stage-times.txt
 
-.PHONY: help bootstrap test test-extended test-quick lint ruff ansible-lint sanity units fabric-lab molecule \
+.PHONY: help bootstrap test test-extended test-quick lint ruff ansible-lint sanity units core-min fabric-lab molecule \
         images lab lab-down build clean
 
 help: ## list targets
@@ -35,6 +35,9 @@ sanity: bootstrap ## ansible-test sanity (its pip bootstrap seeded locally; its 
 
 units: bootstrap ## pytest unit tests
 	@bash scripts/test.sh units
+
+core-min: bootstrap ## unit tests and ansible-test sanity again on the lowest supported ansible-core
+	@bash scripts/test.sh core-min
 
 fabric-lab: bootstrap ## BGP and OSPF namespace labs from generated FRR configs
 	@bash scripts/test.sh fabric-lab

@@ -132,8 +132,8 @@ def worker_ours(racks: int, repeat: int, tmp: str | None) -> dict[str, Any]:
     import yaml
 
     sys.path.insert(0, str(ROOT / "plugins" / "module_utils"))
-    from fabric import build_plan, load_fabric
-    from fabric.render import frr_available, render_all
+    from fabric.plan import build_plan, load_fabric
+    from fabric.render.tree import frr_available, render_all
 
     work = Path(tempfile.mkdtemp(prefix="fabric-bench-", dir=tmp))
     try:

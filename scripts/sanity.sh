@@ -5,14 +5,17 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$COMPLEAT_ROOT"
-export PATH="$COMPLEAT_ROOT/.venv/bin:$PATH"
+# COMPLEAT_SANITY_VENV: the venv whose ansible-test runs (scripts/compat.sh: the lowest ansible-core)
+venv="${COMPLEAT_SANITY_VENV:-.venv}"
+export PATH="$COMPLEAT_ROOT/$venv/bin:$PATH"
+tree="build/ansible-test${COMPLEAT_SANITY_VENV:+-${venv#.venv-}}"
 
 # Pre-seed the pip bootstrap script for every pip version this ansible-test may ask for.
 seed_pip_bootstrap() {
   local cache=~/.ansible/test/cache versions v
   mkdir -p "$cache"
   # The pinned bootstrap pip versions are the "pip='X.Y'" defaults in ansible-test's requirements code.
-  versions=$(grep -hoE "pip='[0-9.]+'" .venv/lib/python3*/site-packages/ansible_test/_internal/python_requirements.py \
+  versions=$(grep -hoE "pip='[0-9.]+'" "$venv"/lib/python3*/site-packages/ansible_test/_internal/python_requirements.py \
     | grep -oE '[0-9.]+' | sort -u)
   [ -n "$versions" ] || die "cannot find ansible-test's bootstrap pip version"
   for v in $versions; do
@@ -23,11 +26,11 @@ seed_pip_bootstrap() {
 sync_tree() {
   # A git repository of its own: otherwise ansible-test would list files through the outer
   # checkout, where build/ is ignored, and skip every target.
-  local dest=build/ansible-test/ansible_collections/compleat/cloud
+  local dest="$tree/ansible_collections/compleat/cloud"
   mkdir -p "$dest"
-  git ls-files -co --exclude-standard -z > build/ansible-test/files.lst
+  git ls-files -co --exclude-standard -z > "$tree/files.lst"
   rsync -a --delete --exclude=/.git/ --exclude=/tests/output/ --from0 \
-    --files-from=build/ansible-test/files.lst ./ "$dest/"
+    --files-from="$tree/files.lst" ./ "$dest/"
   (
     cd "$dest"
     [ -d .git ] || git init -q

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test pipeline behind `make test` / `make test-quick`. Every stage prints its wall time and
 # the summary at the end lists them all. Exit code 0 only when every stage passed.
-#   scripts/test.sh full|quick|lint|units|fabric-lab|molecule
+#   scripts/test.sh full|quick|extended|lint|units|fabric-lab|libvirt|core-min|molecule
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$COMPLEAT_ROOT" || exit 1
@@ -13,7 +13,8 @@ failed=()
 
 run() { stage "$@" || failed+=("$1"); }
 
-ruff_check() { ruff check . && ruff format --check .; }
+# ruff, then the changelog fragments against antsibull-changelog's conventions
+ruff_check() { ruff check . && ruff format --check . && antsibull-changelog lint; }
 ansible_lint() { ansible-lint --profile production --offline; }
 units() {
   # pytest exits 5 when it collects nothing: that is a failure here, never a pass.
@@ -21,7 +22,7 @@ units() {
 }
 # The fabric labs proven in CI; `extended` runs every lab test (DHCP relay, BGP alert, ...).
 CI_LAB_TESTS=(tests/lab/test_fabric_lab.py tests/lab/test_fabric_lab_unnumbered.py tests/lab/test_dhcp_relay.py
-  tests/lab/test_bgp_alert.py)
+  tests/lab/test_bgp_alert.py tests/lab/test_evpn_lab.py)
 fabric_lab() { python -m pytest -q -p no:cacheprovider -rP -m lab "${CI_LAB_TESTS[@]}"; }
 all_labs() { python -m pytest -q -p no:cacheprovider -m lab tests/lab; }
 libvirt_lab() { python -m pytest -q -p no:cacheprovider -m libvirt tests/integration_libvirt; }
@@ -177,6 +178,8 @@ stage_libvirt_warm() { bash scripts/libvirt-warm.sh; }
 stage_libvirt() { libvirt_lab; }
 stage_fabric_lab() { fabric_lab; }
 stage_labs() { all_labs; }
+# Unit tests and sanity again on the lowest supported ansible-core (scripts/compat.sh)
+stage_core_min() { bash scripts/compat.sh; }
 
 # CI's limit is 90 minutes for the whole of `make test`; a full run that passes 60 fails here, so
 # the next addition cannot silently eat the margin (COMPLEAT_CI_FAIL_AFTER_S changes the bound).
@@ -204,19 +207,20 @@ case "$mode" in
     # after the VM image. The namespace labs (FRR convergence and bounded waits, little CPU) fit
     # beside all of it. libvirt-warm must end before the libvirt stage starts: same lane.
     WAIT_FOR_IMAGES=1
-    run_side_by_side "libvirt-warm sanity libvirt molecule-b" "ruff ansible-lint units fabric-lab" \
+    run_side_by_side "libvirt-warm sanity libvirt molecule-b" "ruff ansible-lint units fabric-lab core-min" \
       "image-container image-vm molecule-a"
     ;;
   extended)
-    run_side_by_side "libvirt-warm sanity libvirt" "ruff ansible-lint units labs" "images"
+    run_side_by_side "libvirt-warm sanity libvirt" "ruff ansible-lint units labs core-min" "images"
     run molecule molecule_all
     ;;
   lint) run ruff ruff_check; run ansible-lint ansible_lint ;;
   units) run units units ;;
   fabric-lab) run fabric-lab fabric_lab ;;
   libvirt) run libvirt libvirt_lab ;;
+  core-min) run core-min bash scripts/compat.sh ;;
   molecule) run images bash scripts/images/build-all.sh; run molecule molecule_all ;;
-  *) die "unknown mode $mode (full|quick|extended|lint|units|fabric-lab|libvirt|molecule)" ;;
+  *) die "unknown mode $mode (full|quick|extended|lint|units|fabric-lab|libvirt|core-min|molecule)" ;;
 esac
 
 total=$(($(date +%s) - started_at))

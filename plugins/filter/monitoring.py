@@ -112,20 +112,21 @@ def plan_dict(plan: Any) -> dict[str, Any]:
     if hasattr(plan, "devices") and hasattr(plan, "fabric"):
         return _export().plan_to_dict(plan)
     if isinstance(plan, str | Mapping) and plan:
-        engine = _engine()
+        planner, errors = _engine()
         try:
-            return _export().plan_to_dict(engine.build_plan(engine.load_fabric(plan)))
-        except engine.FabricValidationError as exc:
+            return _export().plan_to_dict(planner.build_plan(planner.load_fabric(plan)))
+        except errors.FabricValidationError as exc:
             raise AnsibleFilterError(f"invalid fabric: {exc}") from exc
     raise AnsibleFilterError("expected a fabric plan, its dict view or a fabric definition")
 
 
-def _engine() -> Any:
+def _engine() -> tuple[Any, Any]:
+    """The fabric engine's ``plan`` and ``errors`` modules."""
     try:
-        from ansible_collections.compleat.cloud.plugins.module_utils import fabric
+        from ansible_collections.compleat.cloud.plugins.module_utils.fabric import errors, plan
     except ImportError:  # plain checkout: plugins/module_utils on sys.path
-        import fabric  # type: ignore[no-redef]
-    return fabric
+        from fabric import errors, plan  # type: ignore[no-redef]
+    return plan, errors
 
 
 def _export() -> Any:

@@ -35,10 +35,13 @@ options:
     description: Sections to return.
     type: list
     elements: str
-    choices: [hosts, images, offerings, keys, instances, volumes, snapshots, stale_definitions]
-    default: [hosts, images, offerings, keys, instances, volumes, snapshots, stale_definitions]
+    choices: [hosts, images, offerings, keys, instances, volumes, snapshots, stale_definitions, networks,
+              addresses]
+    default: [hosts, images, offerings, keys, instances, volumes, snapshots, stale_definitions, networks,
+              addresses]
   tenant:
-    description: Only instances, volumes and keys of this tenant.
+    description: Only instances, volumes, keys and addresses of this tenant (and its networks and the rack
+      networks).
     type: str
   host:
     description: Only this host and its instances.
@@ -118,6 +121,22 @@ stale_definitions:
   returned: when gathered
   type: list
   elements: dict
+networks:
+  description: Tenant and rack networks (M(compleat.cloud.network)) with bridge, capacity and allocated count.
+  returned: when gathered
+  type: list
+  elements: dict
+  sample: [{"name": "acme-net", "tenant": "acme", "kind": "tenant", "rack": 0, "cidr": "10.10.0.0/24",
+            "gateway": "10.10.0.1", "vni": 10010, "mtu": 1450, "bridge": "brv10010", "capacity": 253,
+            "allocated": 2}]
+addresses:
+  description: IPAM allocations, by tenant, network and address (the instance, its NIC index and MAC).
+  returned: when gathered
+  type: list
+  elements: dict
+  sample: [{"network": "acme-net", "tenant": "acme", "kind": "tenant", "rack": null, "cidr": "10.10.0.0/24",
+            "address": "10.10.0.2", "instance": "web1", "instance_tenant": "acme", "nic_index": 0,
+            "mac": "52:54:00:12:34:56"}]
 health:
   description: Result of O(check_health).
   returned: when check_health is true
@@ -150,7 +169,12 @@ from typing import Any  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
-from ansible_collections.compleat.cloud.plugins.module_utils.cloud import lifecycle, placement, virt  # noqa: E402
+from ansible_collections.compleat.cloud.plugins.module_utils.cloud import (  # noqa: E402
+    ipam,
+    lifecycle,
+    placement,
+    virt,
+)
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud._common import (  # noqa: E402
     new_module,
     open_store,
@@ -159,7 +183,18 @@ from ansible_collections.compleat.cloud.plugins.module_utils.cloud._common impor
 )
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud.store import Store  # noqa: E402
 
-SECTIONS = ["hosts", "images", "offerings", "keys", "instances", "volumes", "snapshots", "stale_definitions"]
+SECTIONS = [
+    "hosts",
+    "images",
+    "offerings",
+    "keys",
+    "instances",
+    "volumes",
+    "snapshots",
+    "stale_definitions",
+    "networks",
+    "addresses",
+]
 ARGUMENT_SPEC: dict[str, Any] = {
     "gather": {"type": "list", "elements": "str", "choices": SECTIONS, "default": SECTIONS},
     "tenant": {"type": "str"},
@@ -233,6 +268,18 @@ def gather(store: Store, sections: list[str]) -> dict[str, Any]:
             out["instances"] = instances_section(store)
         elif section == "volumes":
             out["volumes"] = volumes_section(store)
+        elif section == "networks":
+            out[section] = [
+                {
+                    **public(r, HIDDEN),
+                    "bridge": ipam.bridge_of(r),
+                    "capacity": ipam.pool_of(r).capacity(),
+                    "allocated": ipam.count_allocated(store, r["id"]),
+                }
+                for r in store.select("networks", order_by="name")
+            ]
+        elif section == "addresses":
+            out[section] = ipam.allocations(store)
         elif section == "stale_definitions":
             hosts = names(store, "hosts")
             out[section] = [
@@ -242,6 +289,18 @@ def gather(store: Store, sections: list[str]) -> dict[str, Any]:
         else:
             out[section] = [public(r, HIDDEN) for r in store.select(section, order_by=simple[section])]
     return out
+
+
+def filter_addresses(data: dict[str, Any], tenant: str | None, host: str | None) -> None:
+    """Networks of ``tenant`` (and the shared rack networks), addresses of its (or ``host``'s) instances."""
+    if tenant:
+        if "networks" in data:
+            data["networks"] = [r for r in data["networks"] if r["tenant"] in (tenant, "")]
+        if "addresses" in data:
+            data["addresses"] = [r for r in data["addresses"] if r["instance_tenant"] == tenant]
+    if host and "addresses" in data and "instances" in data:
+        on_host = {i["name"] for i in data["instances"]}
+        data["addresses"] = [r for r in data["addresses"] if r["instance"] in on_host]
 
 
 def apply_filters(data: dict[str, Any], tenant: str | None, host: str | None) -> dict[str, Any]:
@@ -257,6 +316,7 @@ def apply_filters(data: dict[str, Any], tenant: str | None, host: str | None) ->
         for section in ("instances", "stale_definitions", "volumes"):
             if section in data:
                 data[section] = [r for r in data[section] if r.get("host") == host]
+    filter_addresses(data, tenant, host)
     if "snapshots" in data and "instances" in data and (tenant or host):
         keep = {i["uuid"] for i in data["instances"]}
         data["snapshots"] = [s for s in data["snapshots"] if s["instance_uuid"] in keep]

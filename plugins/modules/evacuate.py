@@ -86,6 +86,50 @@ options:
     description: Only these instances (default every instance on the host).
     type: list
     elements: str
+  dns_update:
+    description:
+      - Move the A/PTR records of every moved instance whose address changed (a rack-network
+        address changes with the rack; a tenant-network address never does) by RFC 2136 dynamic
+        update with TSIG. Same suboptions as O(compleat.cloud.instance#module:dns_update).
+      - A failed update fails the task naming the server and the zone; the moves stay done.
+    type: dict
+    suboptions:
+      server:
+        description: Address of the primary DNS server that accepts the updates.
+        type: str
+        required: true
+      port:
+        description: DNS port of the server (TCP).
+        type: int
+        default: 53
+      zone:
+        description: Forward zone of the A records.
+        type: str
+        required: true
+      reverse_zone:
+        description: Reverse zone of the PTR records; without it no PTR records.
+        type: str
+      key_name:
+        description: TSIG key name.
+        type: str
+        required: true
+      key_secret:
+        description: TSIG key secret (base64).
+        type: str
+        required: true
+      key_algorithm:
+        description: TSIG algorithm.
+        type: str
+        choices: [hmac-sha256, hmac-sha512, hmac-sha1, hmac-md5]
+        default: hmac-sha256
+      ttl:
+        description: TTL of the records in seconds.
+        type: int
+        default: 300
+      timeout:
+        description: Seconds to wait for the server.
+        type: int
+        default: 10
 """
 
 EXAMPLES = r"""
@@ -139,7 +183,11 @@ from typing import Any  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
-from ansible_collections.compleat.cloud.plugins.module_utils.cloud import evacuation, lifecycle  # noqa: E402
+from ansible_collections.compleat.cloud.plugins.module_utils.cloud import (  # noqa: E402
+    dns_update,
+    evacuation,
+    lifecycle,
+)
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud._common import (  # noqa: E402
     new_module,
     open_store,
@@ -156,6 +204,7 @@ ARGUMENT_SPEC: dict[str, Any] = {
     "verify_timeout": {"type": "int", "default": 10},
     "root_disk": {"type": "str", "choices": ["recreate", "reuse"], "default": "recreate"},
     "instances": {"type": "list", "elements": "str"},
+    "dns_update": {"type": "dict", "options": dns_update.OPTION_SPEC},
 }
 
 
@@ -187,6 +236,12 @@ def handle(module: AnsibleModule) -> dict[str, Any]:
         result = evacuation.evacuate_host(
             store, host, options(p), runner(module), check_mode=module.check_mode, actions=actions
         )
+        cfg = dns_update.config_from(p["dns_update"])
+        for entry in result["evacuated"] if cfg and not module.check_mode else []:
+            # a tenant-network address stays; a rack-network address changes with the rack
+            actions.extend(
+                dns_update.sync(cfg, entry["instance"], entry.get("previous_address"), entry.get("address"))
+            )
         changed = bool(actions)
         if result["failures"] and not module.check_mode:
             names = ", ".join(f["instance"] for f in result["failures"])

@@ -122,7 +122,10 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric.errors import FabricValidationError  # noqa: E402
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric.plan import build_plan, load_fabric  # noqa: E402
-from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render import RenderResult, render_all  # noqa: E402
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.tree import (  # noqa: E402
+    RenderResult,
+    render_all,
+)
 
 
 def _diff(result: RenderResult) -> dict[str, str]:

@@ -130,8 +130,25 @@ options:
         description: NIC model.
         type: str
         default: virtio
+      network:
+        description:
+          - A network of the IPAM (M(compleat.cloud.network)) - a tenant network of the instance's
+            tenant, or a rack network (its host's rack). The NIC gets an address allocated in the
+            transaction that places the instance (the lowest free one, or O(networks[].ip)), is
+            plugged into the network's bridge (C(brv<VNI>) for a tenant network; O(networks[].type)
+            and O(networks[].source) are ignored) and cloud-init configures the address, gateway,
+            MTU and DNS servers statically.
+          - The address and the MAC stay with the instance for its life, across evacuation and
+            rebalancing (a rack network gives a new address of the new rack when the rack changes).
+            They are released when the instance is deleted or its create is rolled back.
+        type: str
       ip:
-        description: Static address in CIDR form for cloud-init; DHCP when omitted.
+        description:
+          - Without O(networks[].network), a static address in CIDR form for cloud-init; DHCP when
+            omitted.
+          - With O(networks[].network), a fixed address to allocate (bare or in CIDR form; the
+            prefix is the network's). It must be inside the network, not its network, broadcast,
+            gateway or a reserved address, and free.
         type: str
       gateway:
         description: Default gateway with O(networks[].ip).
@@ -171,6 +188,53 @@ options:
     description: Seconds to wait for an ACPI shutdown before forcing the domain off.
     type: int
     default: 60
+  dns_update:
+    description:
+      - Keep the instance's DNS records on a DNS server by RFC 2136 dynamic update signed with a
+        TSIG key (pure Python, no C(nsupdate) needed) - an A record C(NAME.ZONE) for the first
+        address allocated from a O(networks[].network) and its PTR record in
+        O(dns_update.reverse_zone), added when the instance is created, changed when its address
+        changes, removed when it is deleted. M(compleat.cloud.evacuate) takes the same option for
+        the instances it moves.
+      - A failed update fails the task naming the server and the zone; the instance itself is kept.
+    type: dict
+    suboptions:
+      server:
+        description: Address of the primary DNS server that accepts the updates.
+        type: str
+        required: true
+      port:
+        description: DNS port of the server (TCP).
+        type: int
+        default: 53
+      zone:
+        description: Forward zone the A records go to (C(cloud.example.com)).
+        type: str
+        required: true
+      reverse_zone:
+        description: Reverse zone of the PTR records (C(10.10.in-addr.arpa)); without it no PTR records.
+        type: str
+      key_name:
+        description: TSIG key name.
+        type: str
+        required: true
+      key_secret:
+        description: TSIG key secret (base64), as in the server's C(key) statement.
+        type: str
+        required: true
+      key_algorithm:
+        description: TSIG algorithm.
+        type: str
+        choices: [hmac-sha256, hmac-sha512, hmac-sha1, hmac-md5]
+        default: hmac-sha256
+      ttl:
+        description: TTL of the records in seconds.
+        type: int
+        default: 300
+      timeout:
+        description: Seconds to wait for the server.
+        type: int
+        default: 10
 """
 
 EXAMPLES = r"""
@@ -236,6 +300,8 @@ from typing import Any  # noqa: E402
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud import (  # noqa: E402
+    dns_update,
+    ipam,
     lifecycle,
     macs,
     placement,
@@ -265,6 +331,7 @@ NETWORK_SPEC: dict[str, Any] = {
     "source": {"type": "str", "default": "default"},
     "mac": {"type": "str"},
     "model": {"type": "str", "default": "virtio"},
+    "network": {"type": "str"},
     "ip": {"type": "str"},
     "gateway": {"type": "str"},
     "nameservers": {"type": "list", "elements": "str"},
@@ -288,6 +355,7 @@ ARGUMENT_SPEC: dict[str, Any] = {
     "seed_format": {"type": "str", "choices": ["iso", "vfat"], "default": "iso"},
     "vnc": {"type": "bool"},
     "stop_timeout": {"type": "int", "default": 60},
+    "dns_update": {"type": "dict", "options": dns_update.OPTION_SPEC},
 }
 POWER = {"present": None, "running": "running", "stopped": "stopped"}
 
@@ -313,6 +381,14 @@ def normalise_networks(
             "mac": (net.get("mac") or kept or macs.generated_mac(instance_uuid, index)).lower(),
             "model": net.get("model") or "virtio",
         }
+        if net.get("network"):  # address, bridge, gateway and MTU come from the IPAM (assign_addresses)
+            nic["network"] = net["network"]
+            if net.get("ip"):
+                nic["fixed_ip"] = str(net["ip"]).split("/", 1)[0]
+            if net.get("nameservers"):
+                nic["nameservers"] = net["nameservers"]
+            out.append(nic)
+            continue
         for key in ("ip", "gateway", "nameservers"):
             if net.get(key):
                 nic[key] = net[key]
@@ -329,6 +405,23 @@ def claim_macs(
     given = {i for i, net in enumerate(networks) if net.get("mac")}
     macs.check_format(nics)
     return macs.claim(store, nics, inst["uuid"], given, owner=inst["name"], instance_id=inst.get("id"))
+
+
+def assign_addresses(
+    store: Store, inst: dict[str, Any], host: dict[str, Any] | None, nics: list[dict[str, Any]], write: bool
+) -> list[dict[str, Any]]:
+    """``nics`` with the IPAM addresses of the NICs on a network (``write``: allocate and release)."""
+    return ipam.assign_nics(store, inst, host, nics, write=write)
+
+
+def address_actions(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> list[str]:
+    """``allocate ADDR on NETWORK`` for every IPAM address ``after`` has and ``before`` had not."""
+    had = {(n.get("network"), n.get("ip")) for n in before}
+    return [
+        f"allocate {n['ip']} on {n['network']}"
+        for n in after
+        if n.get("network") and n.get("ip") and (n["network"], n["ip"]) not in had
+    ]
 
 
 def resolve_keys(store: Store, names: list[str] | None, literal: list[str] | None) -> list[str]:
@@ -364,6 +457,7 @@ def request_for(offering: dict[str, Any], params: dict[str, Any], group: str | N
         hypervisors=virt.HYPERVISOR_FAMILIES[family] if family else frozenset(),
         anti_affinity_group=group,
         only=frozenset({params["host"]}) if params["host"] else frozenset(),
+        **placement.offering_needs(offering),
     )
 
 
@@ -425,19 +519,21 @@ def create(module: AnsibleModule, store: Store) -> tuple[dict[str, Any], list[st
     req = request_for(offering, p, p["anti_affinity_group"])
     if module.check_mode:
         host = placement.plan(store, req)
-        row.update(
-            id=None,
-            host_id=host.host_id,
-            vcpus=req.vcpus,
-            ram_mb=req.ram_mb,
-            anti_affinity_group=req.anti_affinity_group,
-        )
-        return row, [f"place on {host.name}"]
+        row.update(id=None, host_id=host.host_id, **placement.allocation_columns(req))
+        with store.transaction():
+            host_row = store.get("hosts", id=host.host_id)
+            row["networks"] = assign_addresses(store, row, host_row, row["networks"], write=False)
+        return row, [f"place on {host.name}", *address_actions([], row["networks"])]
     with store.transaction(write=True):
         row["networks"] = claim_macs(store, p["networks"] or [], row["networks"], row)
         host, row = placement.allocate(store, req, new_row=row)
+        # the addresses are allocated in the placement's transaction: both or neither
+        nics = assign_addresses(store, row, store.get("hosts", id=host.host_id), row["networks"], write=True)
+        if nics != row["networks"]:
+            store.update("instances", row["id"], {"networks": nics})
+            row = {**row, "networks": nics}
         store.record_usage("create", row, offering["name"], host.name)
-    return row, [f"place on {host.name}"]
+    return row, [f"place on {host.name}", *address_actions([], row["networks"])]
 
 
 def parse_uuid(value: str) -> str:
@@ -487,8 +583,14 @@ def apply_changes(
     changes: dict[str, Any] = {}
     if p["networks"] is not None:
         nets = normalise_networks(p["networks"], inst["uuid"], inst["networks"])
+        host_row = store.get("hosts", id=inst["host_id"]) if inst.get("host_id") else None
+        nets = assign_addresses(store, inst, host_row, nets, write=False)
         if nets != inst["networks"]:
-            changes["networks"] = claim_macs(store, p["networks"], nets, inst)
+            nets = claim_macs(store, p["networks"], nets, inst)
+            if not module.check_mode:
+                nets = assign_addresses(store, inst, host_row, nets, write=True)
+            actions.extend(address_actions(inst["networks"], nets))
+            changes["networks"] = nets
     ci = desired_cloud_init(p, store, inst["cloud_init"])
     if ci != inst["cloud_init"]:
         changes["cloud_init"] = ci
@@ -504,12 +606,13 @@ def apply_changes(
                 ram_mb=int(offering["ram_mb"]),
                 anti_affinity_group=inst["anti_affinity_group"],
                 only=frozenset({host["name"]}),
+                **placement.offering_needs(offering),
             )
             actions.append(f"resize to {offering['name']}")
             more = {"offering_id": offering["id"], "disk_gb": int(offering["disk_gb"])}
             if module.check_mode:
                 placement.plan(store, req, ignore_instance=inst["id"])
-                changes.update(more, vcpus=req.vcpus, ram_mb=req.ram_mb)
+                changes.update(more, **placement.allocation_columns(req))
             else:
                 _host, row = placement.allocate(
                     store, req, instance_id=inst["id"], changes={**changes, **more}
@@ -563,7 +666,9 @@ def absent(module: AnsibleModule, store: Store, inst: dict[str, Any] | None) -> 
             store.record_usage(
                 "delete", inst, lifecycle.offering_name(store, inst), host["name"] if host else None
             )
+            ipam.release(store, inst["id"])  # (the foreign key's ON DELETE CASCADE would too)
             store.delete("instances", id=inst["id"])
+    env.actions.extend(follow_dns(module, inst["name"], ipam.primary_address(inst["networks"]), None))
     return {
         "changed": True,
         "actions": env.actions,
@@ -645,9 +750,20 @@ def build_new(
         raise
 
 
+def follow_dns(module: AnsibleModule, name: str, old: str | None, new: str | None) -> list[str]:
+    """Move the instance's A/PTR records from ``old`` to ``new`` (dns_update given; check mode: predict)."""
+    cfg = dns_update.config_from(module.params["dns_update"])
+    if cfg is None or old == new:
+        return []
+    if module.check_mode:
+        return dns_update.sync_actions(cfg, name, old, new)
+    return dns_update.sync(cfg, name, old, new)
+
+
 def handle(module: AnsibleModule) -> dict[str, Any]:
     """Converge the instance."""
     p = module.params
+    dns_update.config_from(p["dns_update"])  # a bad dns_update is refused before anything changes
     with open_store(module) as store:
         inst = store.get("instances", name=p["name"])
         if p["state"] == "absent":
@@ -670,6 +786,14 @@ def handle(module: AnsibleModule) -> dict[str, Any]:
         else:
             inst, summary = build_new(module, env, inst, host)
         changed = bool(actions) or summary["changed"] or before_row.get("state") != inst["state"]
+        env.actions.extend(
+            follow_dns(
+                module,
+                inst["name"],
+                ipam.primary_address(before_row.get("networks") or []),
+                ipam.primary_address(inst["networks"]),
+            )
+        )
         return {
             "changed": changed,
             "instance": describe(store, inst, host),

@@ -170,6 +170,7 @@ from typing import Any  # noqa: E402
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud import (  # noqa: E402
+    ipam,
     lifecycle,
     placement,
     virt,
@@ -233,15 +234,21 @@ def family_of(domain_type: str) -> frozenset[str]:
 
 
 def planner_instance(row: dict[str, Any], host: str) -> planner.Instance:
-    """An instance row as the planner sees it; only running or stopped instances move."""
+    """An instance row as the planner sees it; only running or stopped instances move.
+
+    Its shared vCPU and RAM (none for pinned or hugepage-backed ones) and the dedicated resources
+    it takes, so a move only targets a host that has them free.
+    """
+    req = placement.Request(int(row["vcpus"]), int(row["ram_mb"]), **placement.instance_needs(row))
     return planner.Instance(
         name=row["name"],
         host=host,
-        vcpus=int(row["vcpus"]),
-        ram_mb=int(row["ram_mb"]),
+        vcpus=req.shared_vcpus,
+        ram_mb=req.shared_ram_mb,
         anti_affinity_group=row["anti_affinity_group"],
         hypervisors=family_of(row["domain_type"]),
         movable=row["state"] in MOVABLE_STATES,
+        resources=req.resources,
     )
 
 
@@ -252,8 +259,8 @@ def cloud_view(
     with store.transaction():
         hosts = placement.load_hosts(store)
         rows = store.query(
-            "SELECT name, host_id, vcpus, ram_mb, anti_affinity_group, domain_type, state FROM instances"
-            " WHERE host_id IS NOT NULL ORDER BY name"
+            "SELECT name, host_id, vcpus, ram_mb, anti_affinity_group, domain_type, state, cpu_pinning,"
+            " hugepages, pci_devices FROM instances WHERE host_id IS NOT NULL ORDER BY name"
         )
     if only:
         missing = sorted(set(only) - {h.name for h in hosts})
@@ -340,6 +347,7 @@ def request_to(inst: dict[str, Any], target: str) -> placement.Request:
         hypervisors=family_of(inst["domain_type"]),
         anti_affinity_group=inst["anti_affinity_group"],
         only=frozenset({target}),
+        **placement.instance_needs(inst),
     )
 
 
@@ -360,6 +368,7 @@ def allocate_to(mover: Mover, inst: dict[str, Any], target: dict[str, Any], path
         )
         # an old definition left there by an evacuation is this very domain now: never clean it
         store.delete("stale_definitions", instance_uuid=inst["uuid"], host_id=target["id"])
+        ipam.follow(store, inst, target)  # same MACs and tenant addresses; rack addresses follow the rack
 
 
 def build_on_target(
@@ -396,6 +405,7 @@ def put_back(mover: Mover, inst: dict[str, Any], source: dict[str, Any], undo: U
                 inst["id"],
                 {k: inst[k] for k in ("host_id", "root_disk", "seed_path", "domain_type", "state")},
             )
+            ipam.restore(store, inst, source)  # its addresses (and NICs) as they were
         if undo.was_running and undo.dom is not None and not undo.dom.isActive():
             virt.start(undo.dom)
             store.record_usage("start", inst, lifecycle.offering_name(store, inst), source["name"])

@@ -10,7 +10,7 @@ DOCUMENTATION = r"""
 ---
 module: reconcile
 short_description: Repair drift between the metadata store and libvirt, and reap stale builds
-version_added: "0.2.0"
+version_added: "0.1.0"
 description:
   - The store is the source of truth. For every instance on every reachable host (or on O(hosts)),
     the module compares the domain with what the store records, field by field (disks and

@@ -130,6 +130,7 @@ from typing import Any  # noqa: E402
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud import (  # noqa: E402
+    ipam,
     lifecycle,
     macs,
     overlay,
@@ -340,14 +341,16 @@ def restore(module: AnsibleModule, store: Store, actions: list[str]) -> dict[str
         "domain_type": "qemu",
         "seed_format": manifest.get("seed_format", "iso"),
         "cloud_init": manifest["cloud_init"],
-        "networks": [
-            {**n, "mac": macs.generated_mac(new_uuid, i)} for i, n in enumerate(manifest["networks"])
+        "networks": [  # new MACs, and new addresses on IPAM networks (the original may still exist)
+            {**n, "mac": macs.generated_mac(new_uuid, i)}
+            for i, n in enumerate(ipam.fresh_nics(manifest["networks"]))
         ],
     }
     req = placement.Request(
         vcpus=int(offering["vcpus"]),
         ram_mb=int(offering["ram_mb"]),
         only=frozenset({p["host"]}) if p["host"] else frozenset(),
+        **placement.offering_needs(offering),
     )
     if module.check_mode:
         host = placement.plan(store, req)
@@ -356,6 +359,12 @@ def restore(module: AnsibleModule, store: Store, actions: list[str]) -> dict[str
     with store.transaction(write=True):
         row["networks"] = macs.claim(store, row["networks"], new_uuid, set(), owner=p["restore_to"])
         chosen, row = placement.allocate(store, req, new_row=row)
+        nics = ipam.assign_nics(
+            store, row, store.get("hosts", id=chosen.host_id), row["networks"], write=True
+        )
+        if nics != row["networks"]:
+            store.update("instances", row["id"], {"networks": nics})
+            row = {**row, "networks": nics}
         store.record_usage("create", row, offering["name"], chosen.name)
     host = lifecycle.host_of(store, row)
     root, seed_path = lifecycle.instance_paths(host["storage_dir"], row["name"], row["seed_format"])

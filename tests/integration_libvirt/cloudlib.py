@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,20 @@ class Cloud:
             pool.undefine()
 
 
+class TwoDaemonCloud(Cloud):
+    """The modules against one store; host hv-a on a private daemon, host hv-b on the suite's."""
+
+    def __init__(self, run_module, workdir: Path, tag: str, uri_a: str, uri_b: str) -> None:
+        super().__init__(run_module, workdir, uri_b, tag)
+        self.uri_a, self.uri_b = uri_a, uri_b
+
+    def __call__(self, module, check: bool = False, expect_failure: bool = False, **args):
+        # Every Ansible task is a new process with no libvirt connection yet; so is every call here
+        # (daemon A is killed and restarted under the cached connection).
+        virt.forget_connections()
+        return super().__call__(module, check=check, expect_failure=expect_failure, **args)
+
+
 def dir_pool(uri: str, name: str, path: Path) -> Any:
     """A started libvirt ``dir`` pool at ``path`` (created)."""
     path.mkdir()
@@ -88,3 +103,29 @@ def empty_template(path: Path, size: str = "64M") -> str:
     """An empty qcow2: SeaBIOS finds nothing to boot and keeps the domain running."""
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(path), size], check=True)
     return str(path)
+
+
+# The tenant network hook of the role compleat.cloud.tenant_vtep, installed into a private daemon
+HOOK_VTEP_IP = "192.0.2.123"  # TEST-NET-1: on no interface, reaches nothing (VXLAN needs no route to bind)
+HOOK_MTU = 8950
+
+
+def install_tenant_vtep_hook(base: Path, vtep_ip: str = HOOK_VTEP_IP, mtu: int = HOOK_MTU) -> Path:
+    """Install the role's QEMU hook as ``base/etc/hooks/qemu`` (the private daemon's /etc/libvirt)
+    with its library, configuration and lock under ``base/tenant-vtep`` -- the role's file, only its
+    three path constants rewritten. Returns the configuration file."""
+    root = Path(__file__).resolve().parents[2]
+    home = base / "tenant-vtep"
+    home.mkdir()
+    shutil.copy(root / "plugins" / "module_utils" / "cloud" / "vtep.py", home / "vtep.py")
+    config = home / "tenant-vtep.json"
+    config.write_text(json.dumps({"vtep_ip": vtep_ip, "mtu": mtu, "neigh_suppress": False}))
+    text = (root / "roles" / "tenant_vtep" / "files" / "qemu_hook.py").read_text()
+    for key, value in (("LIB_DIR", home), ("CONFIG", config), ("LOCK", home / "lock")):
+        (line,) = [line for line in text.splitlines() if line.startswith(f"{key} = ")]
+        text = text.replace(line, f'{key} = "{value}"')
+    hook = base / "etc" / "hooks" / "qemu"
+    hook.parent.mkdir()
+    hook.write_text(text)
+    hook.chmod(0o755)
+    return config

@@ -119,7 +119,7 @@ class ModuleExit(BaseException):
 def run_module(monkeypatch):
     """``run_module(module, args, check=False) -> result``; fails the test when the module fails."""
     from ansible.module_utils import basic
-    from ansible.module_utils.testing import patch_module_args
+    from modargs import patch_module_args
 
     def exit_json(self, **kwargs):
         kwargs.setdefault("changed", False)
@@ -173,6 +173,7 @@ class PrivateLibvirtd:
         self.sock_dir = base / "sock"
         self.uri = f"qemu+unix:///system?socket={self.sock_dir}/libvirt-sock"
         self.proc: subprocess.Popen | None = None
+        self.hook_config: Path | None = None  # the tenant network hook's configuration, when installed
         for sub, _target in PRIVATE_DIRS:
             (base / sub).mkdir()
         self.sock_dir.mkdir()
@@ -249,14 +250,17 @@ class PrivateLibvirtd:
         return found
 
 
-@pytest.fixture
-def second_libvirtd(libvirtd):
-    """A second libvirtd, independent of the first (``libvirtd``): see PrivateLibvirtd. Stopped, its
-    domains forced off and its directories removed afterwards, also when the test fails."""
+@contextlib.contextmanager
+def private_libvirtd(prepare=None):
+    """A started PrivateLibvirtd (``prepare(daemon)`` runs before it starts, e.g. to install hooks into
+    ``daemon.base / "etc"``). Stopped, its domains forced off and its directories removed afterwards,
+    also when the test fails."""
     base = Path(tempfile.mkdtemp(prefix="compleat-cit-d2-", dir="/var/tmp"))
     base.chmod(0o755)
     daemon = PrivateLibvirtd(base)
     try:
+        if prepare is not None:
+            prepare(daemon)
         daemon.start()
         yield daemon
     finally:
@@ -276,3 +280,72 @@ def second_libvirtd(libvirtd):
                 print(f"killed QEMU {pid} of {name}")
             daemon.remove_cgroups()
             shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def second_libvirtd(libvirtd):
+    """A second libvirtd, independent of the first (``libvirtd``): see PrivateLibvirtd and
+    private_libvirtd."""
+    with private_libvirtd() as daemon:
+        yield daemon
+
+
+@pytest.fixture
+def hooked_libvirtd(libvirtd):
+    """A private libvirtd (see private_libvirtd) started with the tenant network hook of the role
+    compleat.cloud.tenant_vtep installed (cloudlib.install_tenant_vtep_hook); ``.hook_config`` is the
+    hook's configuration file."""
+    from cloudlib import install_tenant_vtep_hook
+
+    def prepare(daemon: PrivateLibvirtd) -> None:
+        daemon.hook_config = install_tenant_vtep_hook(daemon.base)
+
+    with private_libvirtd(prepare) as daemon:
+        yield daemon
+
+
+@pytest.fixture
+def two_hosts(libvirtd, second_libvirtd, workdir, run_module):
+    """hv-a on the second libvirtd, hv-b on the suite's; a dir pool on hv-a, an offering, a template.
+    Every domain of the test and the pool are removed afterwards."""
+    import uuid
+
+    from cloudlib import TwoDaemonCloud, virsh
+
+    from ansible_collections.compleat.cloud.plugins.module_utils.cloud import virt
+    from ansible_collections.compleat.cloud.plugins.modules import hypervisor, image, offering
+
+    tag = f"cit2d{uuid.uuid4().hex[:6]}"
+    c = TwoDaemonCloud(run_module, workdir, tag, second_libvirtd.uri, libvirtd)
+    (workdir / "pool").mkdir()
+    virsh(c.uri_a, "pool-define-as", tag, "dir", "--target", str(workdir / "pool"))
+    virsh(c.uri_a, "pool-start", tag)
+    for name, uri in (("hv-a", c.uri_a), ("hv-b", c.uri_b)):
+        (workdir / name).mkdir()
+        c(
+            hypervisor,
+            name=name,
+            uri=uri,
+            hypervisor="qemu",
+            vcpus=2,
+            ram_mb=2048,
+            storage_dir=str(workdir / name),
+        )
+    c(offering, name="tiny", vcpus=1, ram_mb=128)
+    (workdir / "secondary").mkdir()
+    tpl = workdir / "secondary" / "tpl.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(tpl), "64M"], check=True)
+    c(image, name="tpl", path=str(tpl), os="none", os_version="0")
+    try:
+        yield c
+    finally:
+        virt.forget_connections()  # hv-a's daemon was restarted: no stale cached connection
+        for uri in (c.uri_a, c.uri_b):
+            if second_libvirtd.running() or uri == c.uri_b:
+                for name in virsh(uri, "list", "--all", "--name").stdout.split():
+                    if name.startswith(tag):
+                        virsh(uri, "destroy", name, check=False)
+                        virsh(uri, "undefine", name, "--nvram", check=False)
+        if second_libvirtd.running():
+            virsh(c.uri_a, "pool-destroy", tag, check=False)
+            virsh(c.uri_a, "pool-undefine", tag, check=False)

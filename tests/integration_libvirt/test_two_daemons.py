@@ -18,23 +18,17 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
-import uuid
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-import cloudlib
 import pytest
 from cloudlib import seed_meta, virsh
 
-from ansible_collections.compleat.cloud.plugins.module_utils.cloud import virt
 from ansible_collections.compleat.cloud.plugins.modules import (
     evacuate,
     hypervisor,
-    image,
     instance,
-    offering,
     volume,
 )
 
@@ -76,59 +70,6 @@ def wait_for(what: str, check, timeout: float = 30.0) -> None:
     while not check():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.1)
-
-
-class Cloud(cloudlib.Cloud):
-    """The modules against one store; host A on the private daemon, host B on the suite's."""
-
-    def __init__(self, run_module, workdir: Path, tag: str, uri_a: str, uri_b: str) -> None:
-        super().__init__(run_module, workdir, uri_b, tag)
-        self.uri_a, self.uri_b = uri_a, uri_b
-
-    def __call__(self, module, check: bool = False, expect_failure: bool = False, **args):
-        # Every Ansible task is a new process with no libvirt connection yet; so is every call here
-        # (daemon A is killed and restarted under the cached connection).
-        virt.forget_connections()
-        return super().__call__(module, check=check, expect_failure=expect_failure, **args)
-
-
-@pytest.fixture
-def two_hosts(libvirtd, second_libvirtd, workdir, run_module):
-    """hv-a on the second libvirtd, hv-b on the suite's; a dir pool on hv-a, an offering, a template."""
-    tag = f"cit2d{uuid.uuid4().hex[:6]}"
-    c = Cloud(run_module, workdir, tag, second_libvirtd.uri, libvirtd)
-    (workdir / "pool").mkdir()
-    virsh(c.uri_a, "pool-define-as", tag, "dir", "--target", str(workdir / "pool"))
-    virsh(c.uri_a, "pool-start", tag)
-    for name, uri in (("hv-a", c.uri_a), ("hv-b", c.uri_b)):
-        (workdir / name).mkdir()
-        c(
-            hypervisor,
-            name=name,
-            uri=uri,
-            hypervisor="qemu",
-            vcpus=2,
-            ram_mb=2048,
-            storage_dir=str(workdir / name),
-        )
-    c(offering, name="tiny", vcpus=1, ram_mb=128)
-    (workdir / "secondary").mkdir()
-    tpl = workdir / "secondary" / "tpl.qcow2"
-    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(tpl), "64M"], check=True)
-    c(image, name="tpl", path=str(tpl), os="none", os_version="0")
-    try:
-        yield c
-    finally:
-        virt.forget_connections()  # hv-a's daemon was restarted: no stale cached connection
-        for uri in (c.uri_a, c.uri_b):
-            if second_libvirtd.running() or uri == c.uri_b:
-                for name in virsh(uri, "list", "--all", "--name").stdout.split():
-                    if name.startswith(tag):
-                        virsh(uri, "destroy", name, check=False)
-                        virsh(uri, "undefine", name, "--nvram", check=False)
-        if second_libvirtd.running():
-            virsh(c.uri_a, "pool-destroy", tag, check=False)
-            virsh(c.uri_a, "pool-undefine", tag, check=False)
 
 
 def test_evacuate_between_two_daemons(two_hosts, second_libvirtd):

@@ -16,8 +16,8 @@ for entry in (ROOT, ROOT / "plugins" / "module_utils"):
     if str(entry) not in sys.path:
         sys.path.insert(0, str(entry))
 
-from fabric import build_plan, load_fabric  # noqa: E402
-from fabric.render import render_all  # noqa: E402
+from fabric.plan import build_plan, load_fabric  # noqa: E402
+from fabric.render.tree import render_all  # noqa: E402
 from lab.fabric_lab import FabricLab  # noqa: E402
 from lab.frr import frr_available  # noqa: E402
 

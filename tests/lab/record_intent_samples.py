@@ -21,9 +21,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "plugins" / "module_utils")]
 
-from fabric import build_plan, load_fabric  # noqa: E402
 from fabric import intent as fabric_intent  # noqa: E402
-from fabric.render import render_all  # noqa: E402
+from fabric.plan import build_plan, load_fabric  # noqa: E402
+from fabric.render.tree import render_all  # noqa: E402
 from lab.fabric_lab import FabricLab  # noqa: E402
 from lab.netns import wait_for  # noqa: E402
 

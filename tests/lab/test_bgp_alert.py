@@ -40,8 +40,8 @@ import pytest
 import yaml
 from labtestlib import FABRICS, ROOT, RUN_PREFIX, lab_skip_reason, render
 
-from fabric import build_plan, load_fabric
 from fabric.export import plan_to_dict
+from fabric.plan import build_plan, load_fabric
 from lab.fabric_lab import FabricLab
 from lab.netns import wait_for
 

@@ -11,13 +11,10 @@ passing tests).  Each protocol's lab is brought up once (module-scoped fixture) 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
+import awxjob
 import pytest
 from labtestlib import rack_prefixes, show_paths, tors, uplinks
 
@@ -28,36 +25,32 @@ from lab.netns import wait_for
 pytestmark = pytest.mark.lab
 
 ROOT = Path(__file__).resolve().parents[2]
-PLAYBOOK = ROOT / "playbooks" / "fabric_validate.yml"
 
 
 # ------------------------------------------------------------------------------------ helpers
-def ansible_playbook() -> str | None:
-    local = Path(sys.executable).parent / "ansible-playbook"
-    return str(local) if local.exists() else shutil.which("ansible-playbook")
-
-
 def run_validate(lab: FabricLab, tmp_path: Path, *, inventory: bool = True) -> tuple[int, dict, str]:
-    """Run playbooks/fabric_validate.yml against the lab; return (rc, report, output).
+    """Run the AWX job template "compleat.cloud fabric validate" (playbooks/fabric_validate.yml)
+    against the lab as AWX runs it (ansible-runner, survey answers as strings); return (rc, report,
+    output).
 
     With ``inventory`` the lab's written inventory is used; without, the playbook finds the lab
     routers itself from topology.json and the namespace prefix.
     """
-    binary = ansible_playbook()
-    if binary is None:
-        pytest.skip("ansible-playbook is not installed")
     report = tmp_path / "report.json"
     report.unlink(missing_ok=True)
-    argv = [binary, str(PLAYBOOK), "-e", f"fabric_validate_report={report}"]
-    if inventory:
-        argv += ["-i", str(lab.write_inventory(tmp_path / "lab-inventory.json"))]
-    else:
-        argv += ["-e", f"fabric_out={lab.topology.outdir}", "-e", f"fabric_validate_lab_prefix={lab.prefix}"]
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
-    proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
-    output = proc.stdout + proc.stderr
+    launch_vars = {"fabric_validate_report": str(report)}
+    if not inventory:
+        launch_vars["fabric_validate_lab_prefix"] = lab.prefix
+    job = awxjob.launch(
+        "compleat.cloud fabric validate",
+        {"fabric_out": str(lab.topology.outdir), "fabric_validate_fail": "true"},
+        private_data_dir=tmp_path / "job",
+        inventory=lab.write_inventory(tmp_path / "lab-inventory.json") if inventory else None,
+        envvars={"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"},
+        launch_vars=launch_vars,
+    )
     data = json.loads(report.read_text()) if report.exists() else {}
-    return proc.returncode, data, output
+    return job.rc, data, job.stdout
 
 
 # ------------------------------------------------------------------------------------ tests

@@ -10,16 +10,21 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
 
 from .errors import CloudError, InvalidInput
 from .overlay import Runner
 from .store import DEFAULT_STORE_PATH, HAS_PSYCOPG, PSYCOPG_IMPORT_ERROR, Store
 from .virt import HAS_LIBVIRT, LIBVIRT_IMPORT_ERROR
 
+# The environment names the store when a task does not: an AWX credential injects the DSN as an
+# environment variable (never an extra var, which job output would show); the inventory plugin
+# reads the same variables.
+STORE_ENV = "COMPLEAT_CLOUD_STORE"
+STORE_DSN_ENV = "COMPLEAT_CLOUD_STORE_DSN"
 STORE_OPTIONS: dict[str, dict[str, Any]] = {
-    "store": {"type": "path", "default": DEFAULT_STORE_PATH},
-    "store_dsn": {"type": "str", "no_log": True},
+    "store": {"type": "path", "default": DEFAULT_STORE_PATH, "fallback": (env_fallback, [STORE_ENV])},
+    "store_dsn": {"type": "str", "no_log": True, "fallback": (env_fallback, [STORE_DSN_ENV])},
 }
 VOLATILE = frozenset({"created_at", "updated_at", "id"})
 # Ranges of the numeric options, by option name, whichever cloud module has them: checked before
@@ -40,6 +45,7 @@ LIMITS: dict[str, tuple[float, float]] = {
     "verify_timeout": (1, 86400),
     "building_ttl": (0, 365 * 86400),
     "max_moves": (0, 1_000_000),
+    "nic_queues": (0, 256),
 }
 
 

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from . import lifecycle, placement, virt
+from . import ipam, lifecycle, placement, virt
 from .errors import CloudError, CommandError, Conflict
 from .overlay import Runner
 from .store import Store
@@ -99,7 +99,8 @@ def verify_dead(host: dict[str, Any], insts: list[dict[str, Any]], timeout: floa
 # Evacuation
 # ------------------------------------------------------------------------------------------------
 def request_for(inst: dict[str, Any], dead: str, avoid: frozenset[str] = frozenset()) -> placement.Request:
-    """Same size, same hypervisor family, same anti-affinity group, never the dead host."""
+    """Same size, hypervisor family, anti-affinity group and dedicated resources (pinned pCPUs,
+    hugepages, PCI devices: only hosts that have them free), never the dead host."""
     family = FAMILY_OF.get(inst["domain_type"], "kvm")
     return placement.Request(
         vcpus=int(inst["vcpus"]),
@@ -107,6 +108,7 @@ def request_for(inst: dict[str, Any], dead: str, avoid: frozenset[str] = frozens
         hypervisors=virt.HYPERVISOR_FAMILIES[family],
         anti_affinity_group=inst["anti_affinity_group"],
         exclude=frozenset({dead}) | avoid,
+        **placement.instance_needs(inst),
     )
 
 
@@ -151,6 +153,8 @@ def _reallocate(
                 "domain_type": virt.DOMAIN_TYPES[new_host["hypervisor"]],
             },
         )
+        # same MACs and tenant addresses; a rack-network address follows the new host's rack
+        ipam.follow(store, inst, new_host)
         store.delete("stale_definitions", instance_uuid=inst["uuid"], host_id=dead["id"])
         store.insert(
             "stale_definitions",
@@ -193,7 +197,7 @@ def move(
     store.update("instances", row["id"], {"state": summary["state"], "seed_hash": summary["seed_hash"]})
     if summary["state"] == "running":
         store.record_usage("start", row, lifecycle.offering_name(store, row), new_host["name"])
-    return {
+    entry = {
         "instance": row["name"],
         "from": dead["name"],
         "to": new_host["name"],
@@ -201,6 +205,12 @@ def move(
         "state": summary["state"],
         "volumes": [v["name"] for v in lifecycle.volumes_of(store, row)],
     }
+    if ipam.primary_address(inst["networks"]):  # instances on IPAM networks: for the DNS records
+        entry.update(
+            address=ipam.primary_address(row["networks"]),
+            previous_address=ipam.primary_address(inst["networks"]),
+        )
+    return entry
 
 
 def _plan_report(

@@ -16,7 +16,7 @@ from collections.abc import Callable, Set
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import overlay, seed, virt
+from . import overlay, resources, seed, virt
 from .errors import Conflict, NotFound
 from .names import confined
 from .store import Store
@@ -137,14 +137,16 @@ def volume_disk(vol: dict[str, Any], domain_type: str) -> virt.DiskSpec:
     return virt.DiskSpec(target=vol["target_dev"], source=vol["path"], kind=kind, fmt=vol["format"], bus=bus)
 
 
-def nic_specs(networks: list[dict[str, Any]]) -> tuple[virt.NicSpec, ...]:
-    """NICs of the stored networks (MACs were assigned when the instance was created)."""
+def nic_specs(networks: list[dict[str, Any]], queues: int = 1) -> tuple[virt.NicSpec, ...]:
+    """NICs of the stored networks (MACs were assigned when the instance was created); ``queues``
+    virtio queue pairs each (the instance's ``nic_queues``)."""
     return tuple(
         virt.NicSpec(
             mac=n["mac"],
             kind=n.get("type", "network"),
             source=n.get("source", ""),
             model=n.get("model") or None,
+            queues=queues,
         )
         for n in networks
     )
@@ -167,7 +169,8 @@ def domain_spec(store: Store, inst: dict[str, Any], host: dict[str, Any]) -> vir
         memory_mib=int(inst["ram_mb"]),
         vcpus=int(inst["vcpus"]),
         disks=tuple(disks),
-        nics=nic_specs(inst["networks"]),
+        nics=nic_specs(inst["networks"], int(inst.get("nic_queues") or 1)),
+        **resources.domain_extras(store, inst),
         metadata={
             "instance-id": inst["instance_id"],
             "tenant": inst["tenant"],
@@ -339,8 +342,8 @@ def refuse_root_shrink(
         f"{int(offering['disk_gb'] or 0)})",
         current,
         wanted,
-        f"Choose an offering with disk_gb >= {-(-current // overlay.GIB)}, or create a new instance "
-        "with the smaller disk and copy the data.",
+        f"Choose an offering with disk_gb >= {(current + overlay.GIB - 1) // overlay.GIB}, or create a new "
+        "instance with the smaller disk and copy the data.",
     )
 
 

@@ -18,6 +18,13 @@ heap-based ``place_many`` give exactly the answers of repeated ``select_host`` c
 ``allocate`` reads the hosts and the committed usage and writes the allocation in ONE write
 transaction (SQLite ``BEGIN IMMEDIATE``; PostgreSQL ``SELECT ... FOR UPDATE`` on the host rows),
 so two concurrent runs can never both take the last slot.
+
+Heavy-workload offerings also take *dedicated resources* (``resources.py``): pinned pCPUs from a
+host's dedicated set, hugepages from its pool, whole PCI devices by class.  The dedicated set and
+the hugepage pool are taken out of the shared vCPU and RAM limits; a pinned instance commits no
+shared vCPU, a hugepage-backed one no shared RAM.  The filter checks every resource a request
+needs (``Request.resources``) against the host's free amounts (``HostState.free``) and names the
+missing one; ``allocate`` assigns the exact pCPUs and devices in the same write transaction.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from collections.abc import Iterable, Sequence, Set
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from . import resources as res
 from .errors import NoCapacity
 from .store import Store
 
@@ -63,16 +71,26 @@ class HostState:
     groups: frozenset[str] = frozenset()
     host_id: int | None = None
     maintenance: bool = False
+    dedicated_cpus: int = 0
+    hugepage_mb: int = 0
+    free: tuple[tuple[str, int], ...] = ()
 
     @property
     def vcpu_limit(self) -> int:
-        """vCPUs that may be committed (overcommit applied)."""
-        return max(0, math.floor((self.vcpus - self.reserved_vcpus) * self.cpu_ratio + 1e-9))
+        """Shared vCPUs that may be committed (overcommit applied; the dedicated set is not shared)."""
+        shared = self.vcpus - self.reserved_vcpus - self.dedicated_cpus
+        return max(0, math.floor(shared * self.cpu_ratio + 1e-9))
 
     @property
     def ram_limit_mb(self) -> int:
-        """RAM (MiB) that may be committed (overcommit applied)."""
-        return max(0, math.floor((self.ram_mb - self.reserved_ram_mb) * self.ram_ratio + 1e-9))
+        """Shared RAM (MiB) that may be committed (overcommit applied; the hugepage pool is not shared)."""
+        shared = self.ram_mb - self.reserved_ram_mb - self.hugepage_mb
+        return max(0, math.floor(shared * self.ram_ratio + 1e-9))
+
+    @property
+    def free_resources(self) -> dict[str, int]:
+        """Free amount of every dedicated resource (``pcpu``, ``hugepages:SIZE``, ``pci:CLASS``)."""
+        return dict(self.free)
 
     @property
     def free_vcpus(self) -> int:
@@ -87,18 +105,29 @@ class HostState:
     def with_allocation(self, request: Request) -> HostState:
         """This host after committing ``request``."""
         groups = self.groups | {request.anti_affinity_group} if request.anti_affinity_group else self.groups
+        free = self.free
+        if request.resources:
+            left = dict(self.free)
+            for key, amount in request.resources:
+                left[key] = left.get(key, 0) - amount
+            free = tuple(sorted(left.items()))
         return dataclasses.replace(
             self,
-            used_vcpus=self.used_vcpus + request.vcpus,
-            used_ram_mb=self.used_ram_mb + request.ram_mb,
+            used_vcpus=self.used_vcpus + request.shared_vcpus,
+            used_ram_mb=self.used_ram_mb + request.shared_ram_mb,
             instances=self.instances + 1,
             groups=frozenset(groups),
+            free=free,
         )
 
 
 @dataclass(frozen=True, slots=True)
 class Request:
-    """What an instance needs.  Empty ``hypervisors`` accepts any; ``only`` pins the candidates."""
+    """What an instance needs.  Empty ``hypervisors`` accepts any; ``only`` pins the candidates.
+
+    ``cpu_pinning`` (one dedicated pCPU per vCPU), ``hugepages`` (page size backing the RAM) and
+    ``pci`` (``(class, count)`` pairs) are dedicated resources; ``nic_queues`` is only recorded.
+    """
 
     vcpus: int
     ram_mb: int
@@ -106,6 +135,58 @@ class Request:
     anti_affinity_group: str | None = None
     exclude: frozenset[str] = frozenset()
     only: frozenset[str] = frozenset()
+    cpu_pinning: bool = False
+    hugepages: str = ""
+    pci: tuple[tuple[str, int], ...] = ()
+    nic_queues: int = 1
+    resources: tuple[tuple[str, int], ...] = dataclasses.field(init=False, default=())
+
+    def __post_init__(self) -> None:
+        needs = res.needs(self.vcpus, self.ram_mb, self.cpu_pinning, self.hugepages, self.pci)
+        object.__setattr__(self, "resources", needs)
+
+    @property
+    def shared_vcpus(self) -> int:
+        """vCPUs committed from the shared (overcommitted) pool: none when pinned."""
+        return 0 if self.cpu_pinning else self.vcpus
+
+    @property
+    def shared_ram_mb(self) -> int:
+        """RAM committed from the shared pool: none when backed by hugepages."""
+        return 0 if self.hugepages else self.ram_mb
+
+
+def offering_needs(offering: dict[str, Any]) -> dict[str, Any]:
+    """The dedicated-resource part of a ``Request`` for an offering row (defaults for old rows)."""
+    return {
+        "cpu_pinning": bool(offering.get("cpu_pinning")),
+        "hugepages": offering.get("hugepages") or "",
+        "pci": res.pci_pairs(offering.get("pci_devices") or []),
+        "nic_queues": res.effective_queues(offering.get("nic_queues", 1), int(offering["vcpus"])),
+    }
+
+
+def instance_needs(inst: dict[str, Any]) -> dict[str, Any]:
+    """The same for an instance row (what it was given when placed: evacuation and moves keep it)."""
+    return {
+        "cpu_pinning": bool(inst.get("cpu_pinning")),
+        "hugepages": inst.get("hugepages") or "",
+        "pci": res.pci_pairs(inst.get("pci_devices") or []),
+        "nic_queues": int(inst.get("nic_queues") or 1),
+    }
+
+
+def allocation_columns(request: Request) -> dict[str, Any]:
+    """Instance columns a placement writes besides the host (the committed allocation)."""
+    return {
+        "vcpus": request.vcpus,
+        "ram_mb": request.ram_mb,
+        "anti_affinity_group": request.anti_affinity_group,
+        "nic_queues": request.nic_queues,
+        "cpu_pinning": int(request.cpu_pinning),
+        "hugepages": request.hugepages,
+        "pci_devices": [{"class": c, "count": n} for c, n in request.pci],
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,13 +228,15 @@ class Capacity(Protocol):
     def groups(self) -> Set[str]: ...
     @property
     def maintenance(self) -> bool: ...
+    @property
+    def free_resources(self) -> dict[str, int]: ...
 
 
 # ------------------------------------------------------------------------------------------------
 # Pure filter and weigh
 # ------------------------------------------------------------------------------------------------
 def rejection(host: Capacity, request: Request) -> str | None:  # noqa: PLR0911 - one return per filter
-    """Why ``host`` cannot take ``request`` (one of ``REASONS``), or None when it can."""
+    """Why ``host`` cannot take ``request`` (one of ``REASONS`` or a resource key), or None when it can."""
     if host.name in request.exclude or (request.only and host.name not in request.only):
         return "excluded"
     if host.state != "up":
@@ -164,10 +247,16 @@ def rejection(host: Capacity, request: Request) -> str | None:  # noqa: PLR0911 
         return "hypervisor"
     if request.anti_affinity_group and request.anti_affinity_group in host.groups:
         return "anti_affinity"
-    if host.free_vcpus < request.vcpus:
+    # a pinned or hugepage-backed request takes nothing from that shared pool (even an overfull one)
+    if request.shared_vcpus and host.free_vcpus < request.shared_vcpus:
         return "vcpu"
-    if host.free_ram_mb < request.ram_mb:
+    if request.shared_ram_mb and host.free_ram_mb < request.shared_ram_mb:
         return "ram"
+    if request.resources:
+        free = host.free_resources
+        for key, amount in request.resources:
+            if free.get(key, 0) < amount:
+                return key  # pcpu, hugepages:SIZE or pci:CLASS: the message names it
     return None
 
 
@@ -218,13 +307,16 @@ def explain(request: Request, rejected: dict[str, list[str]]) -> str:
     if not rejected:
         return "no hosts are registered in the store"
     parts = []
-    for reason in REASONS:
+    order = [*REASONS, *sorted(set(rejected) - set(REASONS))]
+    for reason in order:
         names = rejected.get(reason)
         if names:
             shown = ", ".join(names[:5]) + (f" (+{len(names) - 5} more)" if len(names) > 5 else "")
-            parts.append(f"{len(names)} {_REASON_TEXT[reason]} [{shown}]")
+            text = _REASON_TEXT.get(reason) or res.resource_text(reason)
+            parts.append(f"{len(names)} {text} [{shown}]")
     return (
         f"no host can take {request.vcpus} vCPU / {request.ram_mb} MiB"
+        f"{' with ' + res.describe_needs(request.resources) if request.resources else ''}"
         f"{' in anti-affinity group ' + request.anti_affinity_group if request.anti_affinity_group else ''}"
         f": {'; '.join(parts)}"
     )
@@ -240,7 +332,13 @@ def select_host(
         raise NoCapacity(
             text[0].upper() + text[1:] + ".",
             "Register or bring up a host (compleat.cloud.hypervisor host_state=up, maintenance=false), "
-            "raise its cpu_ratio/ram_ratio, free capacity, or choose a smaller offering.",
+            "raise its cpu_ratio/ram_ratio, free capacity, or choose a smaller offering"
+            + (
+                "; dedicated pCPUs, hugepages and PCI devices come from the hosts' registration "
+                "(compleat.cloud.hypervisor dedicated_cpus, hugepages, pci_devices)."
+                if request.resources
+                else "."
+            ),
             rejected=rejected,
         )
     norm = normalisers(hosts)
@@ -257,6 +355,7 @@ class _Slot:
 
     __slots__ = (
         "free_ram_mb",
+        "free_resources",
         "free_vcpus",
         "groups",
         "host",
@@ -273,11 +372,14 @@ class _Slot:
         self.maintenance = host.maintenance
         self.free_vcpus, self.free_ram_mb = host.free_vcpus, host.free_ram_mb
         self.instances, self.groups = host.instances, set(host.groups)
+        self.free_resources = dict(host.free)
 
     def take(self, request: Request) -> None:
         """Commit ``request`` here."""
-        self.free_vcpus -= request.vcpus
-        self.free_ram_mb -= request.ram_mb
+        self.free_vcpus -= request.shared_vcpus
+        self.free_ram_mb -= request.shared_ram_mb
+        for key, amount in request.resources:
+            self.free_resources[key] = self.free_resources.get(key, 0) - amount
         self.instances += 1
         if request.anti_affinity_group:
             self.groups.add(request.anti_affinity_group)
@@ -291,6 +393,7 @@ class _Slot:
             used_ram_mb=h.ram_limit_mb - self.free_ram_mb,
             instances=self.instances,
             groups=frozenset(self.groups),
+            free=tuple(sorted(self.free_resources.items())),
         )
 
 
@@ -351,9 +454,16 @@ def _pop_first_fit(heaps: list[list[tuple[float, str, int]]], slots: list[_Slot]
 # ------------------------------------------------------------------------------------------------
 # Store-backed
 # ------------------------------------------------------------------------------------------------
-def host_state(row: dict[str, Any], usage: dict[str, Any] | None, groups: Iterable[str]) -> HostState:
-    """A ``HostState`` from a ``hosts`` row, its usage aggregate and its anti-affinity groups."""
+def host_state(
+    row: dict[str, Any],
+    usage: dict[str, Any] | None,
+    groups: Iterable[str],
+    dedicated: dict[str, Any] | None = None,
+) -> HostState:
+    """A ``HostState`` from a ``hosts`` row, its usage aggregate, anti-affinity groups and
+    dedicated resources (``resources.free_by_host``)."""
     usage = usage or {}
+    dedicated = dedicated or {}
     return HostState(
         name=row["name"],
         state=row["state"],
@@ -370,6 +480,9 @@ def host_state(row: dict[str, Any], usage: dict[str, Any] | None, groups: Iterab
         groups=frozenset(groups),
         host_id=int(row["id"]),
         maintenance=bool(row.get("maintenance")),
+        dedicated_cpus=int(dedicated.get("dedicated", 0)),
+        hugepage_mb=int(dedicated.get("hugepage_mb", 0)),
+        free=tuple(dedicated.get("free", ())),
     )
 
 
@@ -383,7 +496,8 @@ def load_hosts(store: Store, lock: bool = False, ignore_instance: int | None = N
     usage = {
         r["host_id"]: r
         for r in store.query(
-            "SELECT host_id, SUM(vcpus) AS vcpus, SUM(ram_mb) AS ram_mb, COUNT(*) AS n FROM instances"
+            "SELECT host_id, SUM(CASE WHEN cpu_pinning = 1 THEN 0 ELSE vcpus END) AS vcpus,"
+            " SUM(CASE WHEN hugepages <> '' THEN 0 ELSE ram_mb END) AS ram_mb, COUNT(*) AS n FROM instances"
             " WHERE host_id IS NOT NULL" + extra + " GROUP BY host_id",
             params,
         )
@@ -395,7 +509,8 @@ def load_hosts(store: Store, lock: bool = False, ignore_instance: int | None = N
         params,
     ):
         groups.setdefault(r["host_id"], set()).add(r["g"])
-    return [host_state(r, usage.get(r["id"]), groups.get(r["id"], ())) for r in rows]
+    dedicated = res.free_by_host(store, rows, ignore_instance)
+    return [host_state(r, usage.get(r["id"]), groups.get(r["id"], ()), dedicated.get(r["id"])) for r in rows]
 
 
 def plan(
@@ -418,20 +533,28 @@ def allocate(
     """Choose a host and write the allocation in one write transaction.
 
     Either insert ``new_row`` into ``instances`` or move/resize the existing ``instance_id``
-    (``changes`` are written with it).  Returns the chosen host and the stored instance row.
+    (``changes`` are written with it).  The instance's pinned pCPUs and PCI devices are released
+    and assigned again on the chosen host in the same transaction.  Returns the chosen host and
+    the stored instance row.
     """
     with store.transaction(write=True):
         hosts = load_hosts(store, lock=True, ignore_instance=instance_id)
         chosen = select_host(hosts, request, weights)
-        alloc = {
-            "host_id": chosen.host_id,
-            "vcpus": request.vcpus,
-            "ram_mb": request.ram_mb,
-            "anti_affinity_group": request.anti_affinity_group,
-        }
+        alloc = {"host_id": chosen.host_id, **allocation_columns(request)}
         if instance_id is None:
             row = store.insert("instances", {**(new_row or {}), **alloc})
         else:
+            res.release(store, instance_id)
             store.update("instances", instance_id, {**(changes or {}), **alloc})
             row = store.get("instances", id=instance_id) or {}
+        if request.cpu_pinning or request.pci:
+            host_row = store.get("hosts", id=chosen.host_id) or {}
+            res.assign(
+                store,
+                int(row["id"]),
+                host_row,
+                vcpus=request.vcpus,
+                cpu_pinning=request.cpu_pinning,
+                pci=request.pci,
+            )
     return chosen, row

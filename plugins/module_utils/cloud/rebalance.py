@@ -67,7 +67,10 @@ class Instance:
     """An instance as the planner sees it.
 
     ``hypervisors`` are the host hypervisor types it may run on (empty: any).  An instance that is
-    not ``movable`` (being built, in error) keeps its host and its capacity.
+    not ``movable`` (being built, in error) keeps its host and its capacity.  ``vcpus`` and
+    ``ram_mb`` are what it commits from the shared pools (0 vCPU when pinned, 0 MiB when backed by
+    hugepages); ``resources`` are the dedicated ones it takes (``pcpu``, ``hugepages:SIZE``,
+    ``pci:CLASS`` amounts, see ``resources.py``): a target must have them free.
     """
 
     name: str
@@ -77,6 +80,7 @@ class Instance:
     anti_affinity_group: str | None = None
     hypervisors: frozenset[str] = frozenset()
     movable: bool = True
+    resources: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +160,7 @@ class _Host:
     """Mutable working copy of a host (plain attributes: the inner loops read them often)."""
 
     __slots__ = (
+        "free",
         "groups",
         "hi",
         "hypervisor",
@@ -182,6 +187,7 @@ class _Host:
         self.iv = 1.0 / self.vlim if self.vlim > 0 else 0.0
         self.ir = 1.0 / self.rlim if self.rlim > 0 else 0.0
         self.uv, self.ur = host.used_vcpus, host.used_ram_mb
+        self.free = dict(host.free)  # dedicated resources left (pCPUs, hugepages, PCI devices)
         self.groups: dict[str, int] = {}
         self.items: list[tuple[float, str, int]] = []  # (-size here, name, instance index), sorted
         self.version = 0
@@ -204,12 +210,13 @@ class _Host:
         return max(frac(inst.vcpus, self.vlim), frac(inst.ram_mb, self.rlim))
 
     def fits(self, inst: Instance) -> bool:
-        """Capacity, anti-affinity and hypervisor family allow ``inst`` here."""
+        """Capacity, dedicated resources, anti-affinity and hypervisor family allow ``inst`` here."""
         return (
             self.uv + inst.vcpus <= self.vlim
             and self.ur + inst.ram_mb <= self.rlim
             and not (inst.anti_affinity_group and self.groups.get(inst.anti_affinity_group))
             and (not inst.hypervisors or self.hypervisor in inst.hypervisors)
+            and all(self.free.get(key, 0) >= amount for key, amount in inst.resources)
         )
 
 
@@ -301,6 +308,9 @@ class _Cloud:
         source.ur -= inst.ram_mb
         target.uv += inst.vcpus
         target.ur += inst.ram_mb
+        for key, amount in inst.resources:
+            source.free[key] = source.free.get(key, 0) + amount
+            target.free[key] = target.free.get(key, 0) - amount
         group = inst.anti_affinity_group
         if group:
             source.groups[group] -= 1

@@ -134,6 +134,8 @@ def network_config(networks: Sequence[dict[str, Any]]) -> dict[str, Any]:
     ethernets: dict[str, Any] = {}
     for index, net in enumerate(networks):
         nic: dict[str, Any] = {"match": {"macaddress": net["mac"]}, "set-name": f"eth{index}"}
+        if net.get("mtu"):
+            nic["mtu"] = int(net["mtu"])
         if net.get("ip"):
             nic["addresses"] = [net["ip"]]
             if net.get("gateway"):

@@ -44,8 +44,11 @@ _IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
 _PG_MIGRATION_LOCK = 7_434_201  # pg_advisory_xact_lock key: one migrator at a time
 
 JSON_COLUMNS: dict[str, frozenset[str]] = {
-    "instances": frozenset({"networks", "cloud_init"}),
+    "instances": frozenset({"networks", "cloud_init", "pci_devices"}),
     "snapshots": frozenset({"manifest"}),
+    "offerings": frozenset({"pci_devices"}),
+    "hosts": frozenset({"hugepages"}),
+    "networks": frozenset({"reserved", "dns", "hosts"}),
 }
 REAL_COLUMNS: dict[str, frozenset[str]] = {"hosts": frozenset({"cpu_ratio", "ram_ratio"})}
 
@@ -175,6 +178,57 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE hosts ADD COLUMN last_probe_at {bigint}",
         ),
     ),
+    Migration(
+        5,
+        "heavy workloads: NIC queues, CPU pinning, hugepages, PCI passthrough devices",
+        (
+            # Old offerings and instances keep one queue, no pinning, no hugepages, no devices.
+            "ALTER TABLE offerings ADD COLUMN nic_queues INTEGER NOT NULL DEFAULT 1",
+            "ALTER TABLE offerings ADD COLUMN cpu_pinning INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE offerings ADD COLUMN hugepages TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE offerings ADD COLUMN pci_devices TEXT NOT NULL DEFAULT '[]'",
+            "ALTER TABLE instances ADD COLUMN nic_queues INTEGER NOT NULL DEFAULT 1",
+            "ALTER TABLE instances ADD COLUMN cpu_pinning INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE instances ADD COLUMN hugepages TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE instances ADD COLUMN pci_devices TEXT NOT NULL DEFAULT '[]'",
+            "ALTER TABLE hosts ADD COLUMN dedicated_cpus TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE hosts ADD COLUMN hugepages TEXT NOT NULL DEFAULT '{{}}'",
+            "CREATE TABLE pci_devices ("
+            " id {pk}, host_id {bigint} NOT NULL REFERENCES hosts (id), address TEXT NOT NULL,"
+            " device_class TEXT NOT NULL, vendor_device TEXT NOT NULL, iommu_group INTEGER,"
+            " instance_id {bigint} REFERENCES instances (id) ON DELETE SET NULL,"
+            " " + _TS + ", UNIQUE (host_id, address))",
+            "CREATE INDEX pci_devices_instance ON pci_devices (instance_id)",
+            # UNIQUE (host_id, cpu): the store itself refuses a pCPU pinned by two instances.
+            "CREATE TABLE pinned_cpus ("
+            " id {pk}, host_id {bigint} NOT NULL REFERENCES hosts (id), cpu INTEGER NOT NULL,"
+            " vcpu INTEGER NOT NULL,"
+            " instance_id {bigint} NOT NULL REFERENCES instances (id) ON DELETE CASCADE,"
+            " UNIQUE (host_id, cpu), UNIQUE (instance_id, vcpu))",
+        ),
+    ),
+    Migration(
+        6,
+        "IPAM: tenant and rack networks, address allocations",
+        (
+            # rack 0: a tenant network; rack r > 0: rack r's row of a fabric per-rack network.
+            "CREATE TABLE networks ("
+            " id {pk}, name TEXT NOT NULL, tenant TEXT NOT NULL DEFAULT '',"
+            " kind TEXT NOT NULL CHECK (kind IN ('tenant', 'rack')), rack INTEGER NOT NULL DEFAULT 0,"
+            " cidr TEXT NOT NULL, gateway TEXT,"
+            " vni INTEGER UNIQUE CHECK (vni IS NULL OR (vni >= 1 AND vni <= 16777215)),"
+            " mtu INTEGER NOT NULL, bridge TEXT, reserved TEXT NOT NULL DEFAULT '[]',"
+            " dns TEXT NOT NULL DEFAULT '[]', hosts TEXT NOT NULL DEFAULT '[]',"
+            " " + _TS + ", UNIQUE (tenant, name, rack))",
+            # UNIQUE (network_id, address): the store itself refuses an address handed out twice.
+            "CREATE TABLE ip_allocations ("
+            " id {pk}, network_id {bigint} NOT NULL REFERENCES networks (id), address {bigint} NOT NULL,"
+            " instance_id {bigint} REFERENCES instances (id) ON DELETE CASCADE,"
+            " nic_index INTEGER NOT NULL DEFAULT 0, mac TEXT,"
+            " " + _TS + ", UNIQUE (network_id, address))",
+            "CREATE INDEX ip_allocations_instance ON ip_allocations (instance_id)",
+        ),
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 TABLES = (
@@ -187,8 +241,12 @@ TABLES = (
     "snapshots",
     "usage_events",
     "stale_definitions",
+    "pci_devices",
+    "pinned_cpus",
+    "networks",
+    "ip_allocations",
 )
-_HAS_UPDATED_AT = frozenset(TABLES) - {"usage_events", "stale_definitions"}
+_HAS_UPDATED_AT = frozenset(TABLES) - {"usage_events", "stale_definitions", "pinned_cpus"}
 
 
 def _ident(name: str) -> str:

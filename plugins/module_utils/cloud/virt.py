@@ -4,7 +4,9 @@
 """libvirt helpers: domain XML from owned fields, owned-field comparison, lifecycle, devices.
 
 Owned fields are the part of a domain the cloud stack decides: type, name, uuid, memory, vCPUs,
-our metadata element, every ``disk`` and ``interface``, the serial console and a VNC display.
+our metadata element, every ``disk`` and ``interface`` (with its virtio queue count), the serial
+console and a VNC display, and for heavy workloads the ``vcpupin``/``emulatorpin`` entries of
+``<cputune>``, the ``<hugepages>`` of ``<memoryBacking>`` and every PCI ``<hostdev>``.
 Everything else (controllers, CPU model, addresses libvirt assigned, devices added by hand) is
 left as libvirt or the operator made it: ``merge_owned`` replaces only the owned parts of an
 existing definition and keeps the PCI/drive addresses of devices it re-creates.
@@ -21,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import VirtError
+from .resources import format_cpuset
 
 try:
     import libvirt
@@ -50,6 +53,8 @@ ERR_INVALID_ARG = 8
 ERR_NO_DOMAIN_SNAPSHOT = 72
 
 _CONNECTIONS: dict[str, Any] = {}
+# NIC kinds backed by a tap device: only they have virtio-net multiqueue (user-mode networking has not).
+TAP_KINDS = frozenset({"network", "bridge"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +80,7 @@ class NicSpec:
     kind: str = "network"
     source: str = "default"
     model: str | None = "virtio"
+    queues: int = 1  # virtio-net queue pairs (multiqueue when > 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +97,9 @@ class DomainSpec:
     metadata: dict[str, str] = field(default_factory=dict)
     vnc: bool = False
     arch: str = "x86_64"
+    cpu_pins: tuple[tuple[int, int], ...] = ()  # (vCPU, pCPU)
+    hugepage_kib: int = 0  # page size backing the memory (0: normal pages)
+    hostdevs: tuple[str, ...] = ()  # PCI addresses passed through, DDDD:BB:SS.F
 
 
 # ------------------------------------------------------------------------------------------------
@@ -158,7 +167,58 @@ def nic_element(nic: NicSpec) -> ET.Element:
         _sub(el, "source", bridge=nic.source)
     if nic.model:
         _sub(el, "model", type=nic.model)
+    if nic.model == "virtio" and nic.queues > 1 and nic.kind in TAP_KINDS:
+        _sub(el, "driver", queues=str(nic.queues))
     return el
+
+
+def pci_address_attrs(address: str) -> dict[str, str]:
+    """``<address>`` attributes of a PCI address ``DDDD:BB:SS.F``."""
+    dom, bus, rest = address.split(":")
+    slot, function = rest.split(".")
+    return {"domain": f"0x{dom}", "bus": f"0x{bus}", "slot": f"0x{slot}", "function": f"0x{function}"}
+
+
+def hostdev_element(address: str) -> ET.Element:
+    """``<hostdev mode='subsystem' type='pci' managed='yes'>`` passing one host PCI device through."""
+    el = ET.Element("hostdev", {"mode": "subsystem", "type": "pci", "managed": "yes"})
+    _sub(_sub(el, "source"), "address", **pci_address_attrs(address))
+    return el
+
+
+def _pin_elements(spec: DomainSpec) -> list[ET.Element]:
+    """``vcpupin`` per vCPU and an ``emulatorpin`` on the same pCPUs."""
+    out = [ET.Element("vcpupin", {"vcpu": str(v), "cpuset": str(c)}) for v, c in spec.cpu_pins]
+    if spec.cpu_pins:
+        cpus = {c for _v, c in spec.cpu_pins}
+        out.append(ET.Element("emulatorpin", {"cpuset": format_cpuset(cpus)}))
+    return out
+
+
+def _set_tuning(root: ET.Element, spec: DomainSpec) -> None:
+    """Replace our parts of ``<cputune>`` and ``<memoryBacking>`` (others an operator set stay)."""
+    for parent_tag, owned, new in (
+        ("cputune", ("vcpupin", "emulatorpin"), _pin_elements(spec)),
+        ("memoryBacking", ("hugepages",), _hugepage_elements(spec)),
+    ):
+        parent = root.find(parent_tag)
+        if parent is not None:
+            for child in [c for c in parent if c.tag in owned]:
+                parent.remove(child)
+        if new:
+            if parent is None:
+                parent = _sub(root, parent_tag)
+            parent.extend(new)
+        elif parent is not None and not len(parent) and not parent.attrib:
+            root.remove(parent)
+
+
+def _hugepage_elements(spec: DomainSpec) -> list[ET.Element]:
+    if not spec.hugepage_kib:
+        return []
+    el = ET.Element("hugepages")
+    _sub(el, "page", size=str(spec.hugepage_kib), unit="KiB")
+    return [el]
 
 
 def metadata_element(values: dict[str, str]) -> ET.Element:
@@ -187,7 +247,10 @@ def console_elements(spec: DomainSpec) -> list[ET.Element]:
 
 def _owned_devices(spec: DomainSpec) -> list[ET.Element]:
     return (
-        [disk_element(d) for d in spec.disks] + [nic_element(n) for n in spec.nics] + console_elements(spec)
+        [disk_element(d) for d in spec.disks]
+        + [nic_element(n) for n in spec.nics]
+        + [hostdev_element(a) for a in spec.hostdevs]
+        + console_elements(spec)
     )
 
 
@@ -200,6 +263,7 @@ def build_xml(spec: DomainSpec) -> str:
     _sub(root, "memory", str(spec.memory_mib * 1024), unit="KiB")
     _sub(root, "currentMemory", str(spec.memory_mib * 1024), unit="KiB")
     _sub(root, "vcpu", str(spec.vcpus), placement="static")
+    _set_tuning(root, spec)
     os_el = _sub(root, "os")
     _sub(os_el, "type", "hvm", arch=spec.arch)
     _sub(os_el, "boot", dev="hd")
@@ -228,12 +292,20 @@ def _device_key(el: ET.Element) -> str | None:
     if el.tag == "interface":
         mac = el.find("mac")
         return "nic:" + mac.get("address", "").lower() if mac is not None else None
+    if el.tag == "hostdev":
+        return "pci:" + _hostdev_address(el)
     return None
 
 
+def _is_pci_hostdev(el: ET.Element) -> bool:
+    return el.tag == "hostdev" and el.get("mode") == "subsystem" and el.get("type") == "pci"
+
+
 def _is_owned_device(el: ET.Element) -> bool:
-    return el.tag in ("disk", "interface", "serial", "console") or (
-        el.tag == "graphics" and el.get("type") == "vnc"
+    return (
+        el.tag in ("disk", "interface", "serial", "console")
+        or (el.tag == "graphics" and el.get("type") == "vnc")
+        or _is_pci_hostdev(el)
     )
 
 
@@ -260,6 +332,7 @@ def merge_owned(existing_xml: str, spec: DomainSpec) -> str:
     for old in meta.findall(f"{{{METADATA_NS}}}instance"):
         meta.remove(old)
     meta.append(metadata_element(spec.metadata))
+    _set_tuning(root, spec)
     devices = root.find("devices")
     if devices is None:
         devices = _sub(root, "devices")
@@ -333,7 +406,42 @@ def _nic_fields(el: ET.Element) -> dict[str, Any]:
             src.get({"network": "network", "bridge": "bridge"}.get(kind, ""), "") if src is not None else ""
         ),
         "model": model.get("type") if model is not None else None,
+        "queues": _queues(el),
     }
+
+
+def _queues(el: ET.Element) -> int:
+    driver = el.find("driver")
+    text = driver.get("queues", "1") if driver is not None else "1"
+    return int(text) if text.isdigit() else 1
+
+
+def _hostdev_address(el: ET.Element) -> str:
+    """``DDDD:BB:SS.F`` of a PCI hostdev's host address."""
+    addr = el.find("source/address")
+    if addr is None:
+        return ""
+
+    def part(name: str, width: int) -> str:
+        return f"{int(addr.get(name, '0'), 0):0{width}x}"
+
+    return f"{part('domain', 4)}:{part('bus', 2)}:{part('slot', 2)}.{int(addr.get('function', '0'), 0):x}"
+
+
+def _pins(root: ET.Element) -> list[list[int | str]]:
+    return sorted(
+        [[int(p.get("vcpu", "0")), p.get("cpuset", "")] for p in root.findall("cputune/vcpupin")],
+        key=lambda p: p[0],
+    )
+
+
+def _hugepage_size(root: ET.Element) -> int:
+    page = root.find("memoryBacking/hugepages/page")
+    if page is not None:
+        size = ET.Element("size", {"unit": page.get("unit", "KiB")})
+        size.text = page.get("size", "0")
+        return _memory_kib(size)
+    return -1 if root.find("memoryBacking/hugepages") is not None else 0  # -1: default size
 
 
 def owned_fields(xml: str) -> dict[str, Any]:
@@ -357,6 +465,9 @@ def owned_fields(xml: str) -> dict[str, Any]:
         "nics": sorted((_nic_fields(e) for e in devs if e.tag == "interface"), key=lambda n: n["mac"]),
         "serial_console": any(e.tag == "serial" and e.get("type") == "pty" for e in devs),
         "vnc": any(e.tag == "graphics" and e.get("type") == "vnc" for e in devs),
+        "cpu_pins": _pins(root),
+        "hugepage_kib": _hugepage_size(root),
+        "hostdevs": sorted(_hostdev_address(e) for e in devs if _is_pci_hostdev(e)),
     }
 
 

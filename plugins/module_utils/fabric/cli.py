@@ -113,7 +113,7 @@ def _validate(args: argparse.Namespace, fabric: Fabric, out: TextIO) -> int:
 
 
 def _render(args: argparse.Namespace, fabric: Fabric, out: TextIO) -> int:
-    from .render import render_all
+    from .render.tree import render_all
 
     result = render_all(build_plan(fabric), args.out, frr=not args.no_frr, check=args.check)
     verb = "would change" if args.check else "changed"

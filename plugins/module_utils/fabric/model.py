@@ -64,6 +64,7 @@ class BgpOptions:
     bfd_interval: int = 300  # BFD transmit/receive interval in milliseconds
     bfd_multiplier: int = 3  # BFD detect multiplier
     maximum_paths: int = 64  # ECMP paths per prefix
+    evpn: bool = False  # l2vpn evpn on every session; BGP hosts are VTEPs (advertise-all-vni)
 
 
 @dataclass(frozen=True, slots=True)

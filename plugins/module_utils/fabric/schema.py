@@ -238,6 +238,13 @@ SCHEMA = Field(
                 ),
                 Field("hosts", "bool", "BGP-to-host: hosts peer with their rack's ToRs.", False),
                 Field("host_network", "str", "Rack network role hosts peer over.", "mgmt", pattern=ROLE_NAME),
+                Field(
+                    "evpn",
+                    "bool",
+                    "EVPN/VXLAN for tenant networks: hosts are VTEPs (needs `hosts`); every session "
+                    "also carries `l2vpn evpn`, spines and ToRs pass the routes on unchanged.",
+                    False,
+                ),
             ),
         ),
         Field(

@@ -398,6 +398,10 @@ def _check_protocols(data: dict[str, Any], errors: list[FabricError]) -> None:
     roles = data["networks"]
     if bgp["hosts"] and bgp["host_network"] is not None and bgp["host_network"] not in roles:
         errors.append(FabricError("bgp.host_network", bgp["host_network"], "names no declared network"))
+    if bgp["evpn"] and not bgp["hosts"]:
+        errors.append(FabricError("bgp.evpn", True, "needs bgp.hosts: true (the hosts are the VTEPs)"))
+    if bgp["evpn"] and data["routing"] == "ospf":
+        errors.append(FabricError("bgp.evpn", True, "needs routing: bgp (EVPN is a BGP address family)"))
     if relay["servers"] and relay["networks"]:
         for index, role in enumerate(relay["networks"]):
             if role is not None and role not in roles:
@@ -450,6 +454,7 @@ def _build(
             bfd_interval=bgp["bfd_interval"],
             bfd_multiplier=bgp["bfd_multiplier"],
             maximum_paths=bgp["maximum_paths"],
+            evpn=bgp["evpn"],
         ),
         ospf=OspfOptions(**ospf),
         dhcp_relay_servers=tuple(data["dhcp_relay"]["servers"]),

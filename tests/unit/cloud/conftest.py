@@ -203,7 +203,7 @@ def _fail_json(self, msg, **kwargs):
 def run_module(monkeypatch):
     """``run_module(module, args, check=False, diff=False) -> (failed, result)``."""
     from ansible.module_utils import basic
-    from ansible.module_utils.testing import patch_module_args
+    from modargs import patch_module_args
 
     monkeypatch.setattr(basic.AnsibleModule, "exit_json", _exit_json)
     monkeypatch.setattr(basic.AnsibleModule, "fail_json", _fail_json)

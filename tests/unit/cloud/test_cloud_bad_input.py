@@ -17,6 +17,7 @@ from ansible_collections.compleat.cloud.plugins.modules import (
     image,
     instance,
     keypair,
+    network,
     offering,
     reconcile,
     snapshot,
@@ -134,6 +135,64 @@ CORPUS = [
     ),
     ("key-garbage", keypair, {"name": "k2", "public_key": "not a key"}, ["public_key"]),
     ("reconcile-unknown-host", reconcile, {"hosts": ["nope"]}, ["hosts", "nope"]),
+    # IPAM: the populated cloud has tenant network acme-net 10.10.0.0/24 (VNI 10010)
+    (
+        "nic-unknown-network",
+        instance,
+        {**VM, "networks": [{"network": "nope"}]},
+        ["networks[0].network", "nope"],
+    ),
+    (
+        "nic-ip-garbage",
+        instance,
+        {**VM, "networks": [{"network": "acme-net", "ip": "10.10.0.x"}]},
+        ["networks[0].ip"],
+    ),
+    (
+        "nic-ip-gateway",
+        instance,
+        {**VM, "networks": [{"network": "acme-net", "ip": "10.10.0.1"}]},
+        ["10.10.0.1"],
+    ),
+    (
+        "nic-ip-outside",
+        instance,
+        {**VM, "networks": [{"network": "acme-net", "ip": "192.0.2.1"}]},
+        ["192.0.2.1"],
+    ),
+    (
+        "nic-other-tenants-network",
+        instance,
+        {**VM, "tenant": "evil", "networks": [{"network": "acme-net"}]},
+        ["networks[0].network", "acme-net"],
+    ),
+    (
+        "dns-secret-not-base64",
+        instance,
+        {**VM, "dns_update": {"server": "127.0.0.1", "zone": "z.test", "key_name": "k", "key_secret": "%%"}},
+        ["dns_update.key_secret"],
+    ),
+    (
+        "network-host-bits",
+        network,
+        {"name": "n2", "cidr": "10.20.0.1/24", "vni": 7},
+        ["cidr", "10.20.0.1/24"],
+    ),
+    ("network-vni-zero", network, {"name": "n2", "cidr": "10.20.0.0/24", "vni": 0}, ["vni", "0"]),
+    ("network-vni-taken", network, {"name": "n2", "cidr": "10.20.0.0/24", "vni": 10010}, ["vni", "10010"]),
+    (
+        "network-mtu-vxlan",
+        network,
+        {"name": "n2", "cidr": "10.20.0.0/24", "vni": 7, "mtu": 1500},
+        ["mtu", "1500"],
+    ),
+    ("network-name-path", network, {"name": "../n", "cidr": "10.20.0.0/24", "vni": 7}, ["name", "../n"]),
+    (
+        "network-overlap-same-tenant",
+        network,
+        {"name": "n2", "tenant": "acme", "cidr": "10.10.0.0/16", "vni": 7},
+        ["cidr", "10.10.0.0/16", "acme-net"],
+    ),
 ]
 
 
@@ -156,6 +215,7 @@ def snapshot_state(cloud, conn):
 def populated(cloud, libvirt_test):
     """Two instances and a volume attached to the first (for the 'volume on two instances' case)."""
     cloud.ok(offering, name="huge", vcpus=64, ram_mb=1024)
+    cloud.ok(network, name="acme-net", tenant="acme", cidr="10.10.0.0/24", vni=10010)
     cloud.ok(instance, **{**VM, "name": "vm-a"})
     cloud.ok(instance, **{**VM, "name": "vm-b"})
     cloud.ok(

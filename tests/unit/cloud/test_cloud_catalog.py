@@ -41,7 +41,16 @@ def test_hypervisor_with_instances_cannot_go(cloud):
 def test_offering_states(cloud):
     assert cloud.ok(offering, name="m", vcpus=2, ram_mb=2048, check=True)["changed"]
     res = cloud.ok(offering, name="m", vcpus=2, ram_mb=2048)
-    assert res["offering"] == {"name": "m", "vcpus": 2, "ram_mb": 2048, "disk_gb": 0}
+    assert res["offering"] == {
+        "name": "m",
+        "vcpus": 2,
+        "ram_mb": 2048,
+        "disk_gb": 0,
+        "nic_queues": 0,
+        "cpu_pinning": False,
+        "hugepages": "none",
+        "pci_devices": [],
+    }
     assert not cloud.ok(offering, name="m", vcpus=2, ram_mb=2048)["changed"]
     assert cloud.ok(offering, name="m", ram_mb=4096)["offering"]["ram_mb"] == 4096
     assert "needs vcpus" in cloud.fails(offering, name="n", vcpus=1)["msg"]

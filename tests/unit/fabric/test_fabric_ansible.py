@@ -21,7 +21,7 @@ if not collection.exists():  # pragma: no cover - created by scripts/bootstrap.s
     pytest.skip("build/collections is missing: run scripts/bootstrap.sh", allow_module_level=True)
 
 from ansible.errors import AnsibleFilterError  # noqa: E402
-from ansible.module_utils.testing import patch_module_args  # noqa: E402
+from modargs import patch_module_args  # noqa: E402
 
 from ansible_collections.compleat.cloud.plugins.filter import fabric as filters  # noqa: E402
 from ansible_collections.compleat.cloud.plugins.modules import fabric_render  # noqa: E402
@@ -142,7 +142,7 @@ def test_module_fails_listing_every_error(tmp_path: Path) -> None:
 
 
 def test_module_with_frr(tmp_path: Path) -> None:
-    from fabric.render import frr_available
+    from fabric.render.tree import frr_available
 
     if not frr_available():
         pytest.skip("render/frr.py not present yet")

@@ -15,7 +15,7 @@ import pytest
 from fabric_testlib import DOC_FILE, LAB_FILE, ROOT
 
 from fabric.cli import main
-from fabric.render import MANIFEST
+from fabric.render.tree import MANIFEST
 
 BAD = """\
 name: bad

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from fabric_testlib import EXAMPLE_500, LAB_FILE, LAB_OSPF_FILE, make_doc, plan_of
 
-from fabric import build_plan, load_fabric
 from fabric.model import Plan
+from fabric.plan import build_plan, load_fabric
 from fabric.render.frr import FrrRenderError, render_frr
 
 VTYSH = shutil.which("vtysh") or ("/usr/bin/vtysh" if Path("/usr/bin/vtysh").exists() else None)
@@ -23,7 +23,7 @@ needs_vtysh = pytest.mark.skipif(VTYSH is None, reason="vtysh (Debian package fr
 
 
 def _variants() -> dict[str, Plan]:
-    """Every rendering mode: lab BGP/OSPF, unnumbered, BGP-to-host with two ToRs per rack."""
+    """Every rendering mode: lab BGP/OSPF, unnumbered, BGP-to-host with two ToRs per rack, EVPN."""
     two_tors = {"tors": 2, "uplinks": 2, "hosts": 2}
     return {
         "lab-bgp": build_plan(load_fabric(LAB_FILE)),
@@ -39,6 +39,13 @@ def _variants() -> dict[str, Plan]:
             )
         ),
         "bgp-hosts-2tors": plan_of(make_doc(defaults=two_tors, bgp={"hosts": True, "bfd_interval": 150})),
+        "bgp-evpn-2tors": plan_of(make_doc(defaults=two_tors, bgp={"hosts": True, "evpn": True})),
+        "bgp-evpn-unnumbered": plan_of(
+            make_doc(
+                pools={"loopbacks": "10.255.0.0/20", "unnumbered": True},
+                bgp={"hosts": True, "evpn": True, "bfd": False},
+            )
+        ),
     }
 
 

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from fabric_testlib import LAB_FILE, LAB_OSPF_FILE
 
-from fabric import build_plan, load_fabric
 from fabric import intent as fi
+from fabric.plan import build_plan, load_fabric
 from fabric.render.topology import render_topology
 
 SAMPLES = Path(__file__).resolve().parent / "frr_samples"

@@ -9,9 +9,9 @@ import time
 
 from fabric_testlib import make_doc, plan_of, scale_doc
 
-from fabric import build_plan, load_fabric
 from fabric.export import plan_to_dict
 from fabric.model import Plan
+from fabric.plan import build_plan, load_fabric
 
 
 def test_lab_plan_shape(lab_plan: Plan) -> None:

@@ -16,12 +16,12 @@ from fabric_testlib import make_doc, plan_of, scale_doc
 
 from fabric import law
 from fabric.model import Plan
-from fabric.render import MANIFEST, frr_available, render_all
 from fabric.render import docs as docs_renderer
 from fabric.render.csv import HEADER, render_csv
 from fabric.render.docs import render_docs, render_fabric_md
 from fabric.render.svg import render_svg
 from fabric.render.topology import render_topology
+from fabric.render.tree import MANIFEST, frr_available, render_all
 
 NON_FRR = [
     "fabric.md",
@@ -158,7 +158,7 @@ def test_failure_while_rendering_leaves_output_untouched(
     def explode(plan: Plan) -> str:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr("fabric.render.render_svg", explode)
+    monkeypatch.setattr("fabric.render.tree.render_svg", explode)
     with pytest.raises(RuntimeError, match="boom"):
         render_all(plan_of(make_doc()), out, frr=False)
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before

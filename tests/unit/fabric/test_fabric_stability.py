@@ -14,7 +14,7 @@ import pytest
 from fabric_testlib import make_doc, plan_of
 
 from fabric.model import Plan
-from fabric.render import frr_available, render_tree
+from fabric.render.tree import frr_available, render_tree
 
 Case = tuple[dict[str, Any], dict[str, Any], set[int]]
 

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from fabric_testlib import BASE_DOC, EXAMPLE_500, LAB_FILE, LAB_OSPF_FILE, make_doc
 
-from fabric import FabricValidationError, load_fabric
-from fabric.errors import FabricError
+from fabric.errors import FabricError, FabricValidationError
+from fabric.plan import load_fabric
 from fabric.validate import _check_overlaps, _Pool, check
 
 MULTI_FAULT = """\

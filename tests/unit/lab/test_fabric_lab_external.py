@@ -18,7 +18,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from fabric.plan import build_plan, load_fabric, read_fabric_file  # noqa: E402
-from fabric.render import render_tree  # noqa: E402
+from fabric.render.tree import render_tree  # noqa: E402
 from lab import fabric_lab  # noqa: E402
 
 

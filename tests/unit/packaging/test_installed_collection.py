@@ -9,53 +9,13 @@ store set once through the ``compleat.cloud.cloud`` action group."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 import tarfile
-from pathlib import Path
 
-import pytest
 import yaml
+from pkglib import BIN, ROOT, run
 
-ROOT = Path(__file__).resolve().parents[3]
-BIN = Path(sys.executable).parent
-# Where the venv's ansible package keeps community.general and ansible.posix (the dependencies).
-SITE_COLLECTIONS = next(
-    (Path(p) for p in sys.path if (Path(p) / "ansible_collections" / "community" / "general").is_dir()), None
-)
 NOT_SHIPPED = ("lab/", "molecule/", "scripts/", "benchmarks/", "Makefile", "ansible.cfg", "tests/lab/")
-
-
-def run(argv: list[str], cwd: Path, env: dict[str, str]) -> str:
-    proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, check=False)
-    assert proc.returncode == 0, f"{' '.join(argv)}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    return proc.stdout
-
-
-@pytest.fixture(scope="module")
-def installed(tmp_path_factory):
-    """(tarball, work dir, environment) with the collection installed from the tarball only."""
-    if SITE_COLLECTIONS is None:
-        pytest.skip("community.general is not installed with ansible")
-    work = tmp_path_factory.mktemp("installed")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
-    env.update(
-        HOME=str(work),
-        ANSIBLE_CONFIG=str(work / "none.cfg"),  # never the checkout's ansible.cfg
-        ANSIBLE_COLLECTIONS_PATH=f"{work / 'collections'}:{SITE_COLLECTIONS}",
-        ANSIBLE_LOCAL_TEMP=str(work / "tmp"),
-        ANSIBLE_NOCOLOR="1",
-    )
-    galaxy = str(BIN / "ansible-galaxy")
-    run([galaxy, "collection", "build", "--output-path", str(work), str(ROOT)], work, env)
-    tarball = next(work.glob("compleat-cloud-*.tar.gz"))
-    run(
-        [galaxy, "collection", "install", "--offline", "-p", str(work / "collections"), str(tarball)],
-        work,
-        env,
-    )
-    return tarball, work, env
 
 
 def test_the_tarball_holds_the_collection_and_no_lab(installed):

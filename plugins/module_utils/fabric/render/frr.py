@@ -23,6 +23,11 @@ Design (see ``docs/fabric-frr.md``):
 - Unnumbered fabrics: links carry no address of their own; they borrow the device loopback /32
   (what OSPF unnumbered point-to-point needs, and what keeps DHCP relay replies working); BGP
   peers by interface (IPv6 link-local, RFC 5549 next hops).
+- EVPN (``bgp.evpn``): every session also carries ``address-family l2vpn evpn`` with route-maps that
+  pass only type-2 (MAC/IP) and type-3 (inclusive multicast) routes; spines and ToRs keep the next
+  hop (``attribute-unchanged next-hop``: it is the originating VTEP, the tunnel end) and hold no
+  VNI themselves; BGP hosts are the VTEPs (``advertise-all-vni``, VTEP address = their loopback,
+  already announced in IPv4) and send only the routes they originate (no host transit).
 - FRR has no interface MTU command: MTUs are set by the host's network configuration and are
   recorded in the interface descriptions here.
 
@@ -31,6 +36,7 @@ Pure string building: no template engine, no ipaddress objects, O(size of the de
 
 from __future__ import annotations
 
+from ..evpn import evpn_enabled
 from ..model import (
     KIND_DOWNLINK,
     KIND_LOOPBACK,
@@ -51,6 +57,10 @@ OSPF_LINK_COST = 10
 OSPF_SPF_THROTTLE = "0 50 1000"  # delay, initial hold, maximum hold (ms)
 OSPF_RETRANSMIT = 1  # s before a lost DD/LS request/update is resent (default 5)
 OSPF_LSA_INTERVAL = 100  # ms between originations of one LSA, and accepted arrivals of it
+EVPN_MAP = "EVPN"  # type-2 and type-3 routes, both directions on spines and ToRs
+EVPN_LOCAL_MAP = "EVPN-LOCAL"  # a VTEP host sends only what it originates
+EVPN_ROUTE_TYPES = ("macip", "multicast")  # L2 VNIs: MAC/IP advertisement, inclusive multicast
+LOCAL_ORIGIN = "LOCAL-ORIGIN"  # as-path list: empty AS path = originated here
 GROUP_OF_ROLE = {ROLE_SPINE: "SPINE", ROLE_TOR: "TOR", ROLE_HOST: "HOST"}
 LINK_KINDS = (KIND_UPLINK, KIND_DOWNLINK)
 
@@ -257,6 +267,57 @@ def _bgp_policies(
     return group_maps, member_in
 
 
+def evpn_group_maps(device: Device, groups: list[str]) -> dict[str, tuple[str, str]]:
+    """{group: (in-map, out-map)} of the l2vpn evpn sessions of ``device``.
+
+    Spines and ToRs pass type-2/3 routes both ways; a VTEP host accepts them from its ToRs and
+    sends only the routes it originates, so a host with two ToRs never carries one ToR's routes
+    to the other.
+    """
+    out_map = EVPN_LOCAL_MAP if device.role == ROLE_HOST else EVPN_MAP
+    return {group: (EVPN_MAP, out_map) for group in groups}
+
+
+def _evpn_policies(device: Device, out: list[str]) -> None:
+    """Route-maps of the l2vpn evpn sessions (``ebgp-requires-policy`` needs them too)."""
+    seq = 10
+    for route_type in EVPN_ROUTE_TYPES:
+        out.append(f"route-map {EVPN_MAP} permit {seq}")
+        out.append(f" match evpn route-type {route_type}")
+        out.append("exit")
+        out.append("!")
+        seq += 10
+    if device.role != ROLE_HOST:
+        return
+    out.append(f"bgp as-path access-list {LOCAL_ORIGIN} seq 10 permit ^$")
+    out.append("!")
+    seq = 10
+    for route_type in EVPN_ROUTE_TYPES:
+        out.append(f"route-map {EVPN_LOCAL_MAP} permit {seq}")
+        out.append(f" match as-path {LOCAL_ORIGIN}")
+        out.append(f" match evpn route-type {route_type}")
+        out.append("exit")
+        out.append("!")
+        seq += 10
+
+
+def _evpn_family(device: Device, groups: list[str], out: list[str]) -> None:
+    """``address-family l2vpn evpn``: VTEP hosts advertise their VNIs, routers keep next hops."""
+    out.append(" !")
+    out.append(" address-family l2vpn evpn")
+    for group, (in_map, out_map) in evpn_group_maps(device, groups).items():
+        out.append(f"  neighbor {group} activate")
+        if device.role != ROLE_HOST:
+            # the next hop is the originating VTEP (the tunnel end): never rewrite it in transit
+            out.append(f"  neighbor {group} attribute-unchanged next-hop")
+        out.append(f"  neighbor {group} route-map {in_map} in")
+        out.append(f"  neighbor {group} route-map {out_map} out")
+    if device.role == ROLE_HOST:
+        # every VNI zebra finds (a vxlan device with `local <loopback>` in a bridge) is announced
+        out.append("  advertise-all-vni")
+    out.append(" exit-address-family")
+
+
 def _tor_originates(plan: Plan, tor: Device) -> list[str]:
     """What a ToR sends upstream: its own prefixes plus the loopbacks of its BGP hosts."""
     prefixes = list(tor.announce)
@@ -303,6 +364,9 @@ def _router_bgp(plan: Plan, device: Device, out: list[str]) -> None:
     bgp = fabric.bgp
     groups = _neighbor_groups(plan, device)
     group_maps, member_in = _bgp_policies(plan, device, groups, out)
+    evpn = evpn_enabled(plan)
+    if evpn:
+        _evpn_policies(device, out)
     ifaces = {iface.name: iface for iface in device.interfaces}
 
     out.append(f"router bgp {device.asn}")
@@ -328,6 +392,8 @@ def _router_bgp(plan: Plan, device: Device, out: list[str]) -> None:
         out.append(f"  neighbor {peer} route-map {member_in[peer]} in")
     out.append(f"  maximum-paths {bgp.maximum_paths}")
     out.append(" exit-address-family")
+    if evpn:
+        _evpn_family(device, list(groups), out)
     out.append("exit")
     out.append("!")
 
