@@ -34,6 +34,7 @@ extends_documentation_fragment:
   - compleat.cloud.attributes
   - compleat.cloud.attributes.platform
   - compleat.cloud.cloud_store
+  - compleat.cloud.dns_update
 attributes:
   check_mode:
     support: full
@@ -86,50 +87,6 @@ options:
     description: Only these instances (default every instance on the host).
     type: list
     elements: str
-  dns_update:
-    description:
-      - Move the A/PTR records of every moved instance whose address changed (a rack-network
-        address changes with the rack; a tenant-network address never does) by RFC 2136 dynamic
-        update with TSIG. Same suboptions as O(compleat.cloud.instance#module:dns_update).
-      - A failed update fails the task naming the server and the zone; the moves stay done.
-    type: dict
-    suboptions:
-      server:
-        description: Address of the primary DNS server that accepts the updates.
-        type: str
-        required: true
-      port:
-        description: DNS port of the server (TCP).
-        type: int
-        default: 53
-      zone:
-        description: Forward zone of the A records.
-        type: str
-        required: true
-      reverse_zone:
-        description: Reverse zone of the PTR records; without it no PTR records.
-        type: str
-      key_name:
-        description: TSIG key name.
-        type: str
-        required: true
-      key_secret:
-        description: TSIG key secret (base64).
-        type: str
-        required: true
-      key_algorithm:
-        description: TSIG algorithm.
-        type: str
-        choices: [hmac-sha256, hmac-sha512, hmac-sha1, hmac-md5]
-        default: hmac-sha256
-      ttl:
-        description: TTL of the records in seconds.
-        type: int
-        default: 300
-      timeout:
-        description: Seconds to wait for the server.
-        type: int
-        default: 10
 """
 
 EXAMPLES = r"""

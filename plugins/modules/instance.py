@@ -44,6 +44,7 @@ extends_documentation_fragment:
   - compleat.cloud.attributes
   - compleat.cloud.attributes.platform
   - compleat.cloud.cloud_store
+  - compleat.cloud.dns_update
 attributes:
   check_mode:
     support: full
@@ -188,53 +189,6 @@ options:
     description: Seconds to wait for an ACPI shutdown before forcing the domain off.
     type: int
     default: 60
-  dns_update:
-    description:
-      - Keep the instance's DNS records on a DNS server by RFC 2136 dynamic update signed with a
-        TSIG key (pure Python, no C(nsupdate) needed) - an A record C(NAME.ZONE) for the first
-        address allocated from a O(networks[].network) and its PTR record in
-        O(dns_update.reverse_zone), added when the instance is created, changed when its address
-        changes, removed when it is deleted. M(compleat.cloud.evacuate) takes the same option for
-        the instances it moves.
-      - A failed update fails the task naming the server and the zone; the instance itself is kept.
-    type: dict
-    suboptions:
-      server:
-        description: Address of the primary DNS server that accepts the updates.
-        type: str
-        required: true
-      port:
-        description: DNS port of the server (TCP).
-        type: int
-        default: 53
-      zone:
-        description: Forward zone the A records go to (C(cloud.example.com)).
-        type: str
-        required: true
-      reverse_zone:
-        description: Reverse zone of the PTR records (C(10.10.in-addr.arpa)); without it no PTR records.
-        type: str
-      key_name:
-        description: TSIG key name.
-        type: str
-        required: true
-      key_secret:
-        description: TSIG key secret (base64), as in the server's C(key) statement.
-        type: str
-        required: true
-      key_algorithm:
-        description: TSIG algorithm.
-        type: str
-        choices: [hmac-sha256, hmac-sha512, hmac-sha1, hmac-md5]
-        default: hmac-sha256
-      ttl:
-        description: TTL of the records in seconds.
-        type: int
-        default: 300
-      timeout:
-        description: Seconds to wait for the server.
-        type: int
-        default: 10
 """
 
 EXAMPLES = r"""

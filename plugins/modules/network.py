@@ -129,7 +129,7 @@ EXAMPLES = r"""
     reserved: [10.10.0.2-10.10.0.9]
     dns: [10.10.0.2]
 
-- name: Jumbo-frame fabric (links carry 9000 bytes): tenant MTU up to 8950
+- name: Jumbo-frame fabric (links carry 9000 bytes), so the tenant MTU may reach 8950
   compleat.cloud.network:
     name: acme-big
     tenant: acme

@@ -126,6 +126,6 @@ def install_tenant_vtep_hook(base: Path, vtep_ip: str = HOOK_VTEP_IP, mtu: int =
         text = text.replace(line, f'{key} = "{value}"')
     hook = base / "etc" / "hooks" / "qemu"
     hook.parent.mkdir()
-    hook.write_text(text)
+    hook.write_text(f"#!/usr/bin/python3\n{text}")  # the interpreter line, as the role writes it
     hook.chmod(0o755)
     return config

@@ -213,23 +213,40 @@ class Capacity(Protocol):
     """What the filter and the weigher read: a HostState, or place_many's working copy."""
 
     @property
-    def name(self) -> str: ...
+    def name(self) -> str:
+        """Host name."""
+
     @property
-    def state(self) -> str: ...
+    def state(self) -> str:
+        """Host state (up, down, fenced)."""
+
     @property
-    def hypervisor(self) -> str: ...
+    def hypervisor(self) -> str:
+        """Hypervisor family."""
+
     @property
-    def free_vcpus(self) -> int: ...
+    def free_vcpus(self) -> int:
+        """vCPUs left (overcommit applied)."""
+
     @property
-    def free_ram_mb(self) -> int: ...
+    def free_ram_mb(self) -> int:
+        """MiB of RAM left (overcommit applied)."""
+
     @property
-    def instances(self) -> int: ...
+    def instances(self) -> int:
+        """Instances on the host."""
+
     @property
-    def groups(self) -> Set[str]: ...
+    def groups(self) -> Set[str]:
+        """Anti-affinity groups present on the host."""
+
     @property
-    def maintenance(self) -> bool: ...
+    def maintenance(self) -> bool:
+        """True while the host takes no new instance."""
+
     @property
-    def free_resources(self) -> dict[str, int]: ...
+    def free_resources(self) -> dict[str, int]:
+        """Free dedicated resources by kind (pCPUs, hugepages, PCI classes)."""
 
 
 # ------------------------------------------------------------------------------------------------
