@@ -24,6 +24,7 @@ from ansible_collections.compleat.cloud.plugins.module_utils.fabric.plan import 
     build_plan,
     load_fabric,
     read_fabric_file,
+    structure_problems,
 )
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric.validate import check
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric.whois import WhoisIndex
@@ -55,6 +56,9 @@ def _source(fabric: Any, filter_name: str) -> dict[str, Any]:
         raise AnsibleFilterError(
             f"{filter_name}: expected a fabric mapping or file path, got {type(fabric).__name__}"
         )
+    problems = structure_problems(fabric)  # before anything walks it: an alias bomb expands
+    if problems:
+        raise AnsibleFilterError(f"{filter_name}: {FabricValidationError(problems)}")
     return _plain(fabric)
 
 
@@ -96,7 +100,7 @@ def fabric_whois(address: Any, fabric: Any) -> dict[str, Any] | list[dict[str, A
         try:
             answers.append(index.lookup(str(item)).to_dict())
         except ValueError as exc:
-            raise AnsibleFilterError(f"fabric_whois: {item!r} is not an IPv4 address") from exc
+            raise AnsibleFilterError(f"fabric_whois: {item!r}: {exc}") from exc
     return answers if isinstance(address, (list, tuple)) else answers[0]
 
 
@@ -104,8 +108,9 @@ def fabric_validate(fabric: Any) -> list[dict[str, Any]]:
     """Every problem of a fabric definition as ``{path, value, message}``; empty when valid."""
     try:
         data = _source(fabric, "fabric_validate")
-    except AnsibleFilterError as exc:
-        return [{"path": "", "value": str(fabric), "message": str(exc)}]
+    except AnsibleFilterError as exc:  # never str() a mapping here: it may be an alias bomb
+        value = fabric if isinstance(fabric, str) else type(fabric).__name__
+        return [{"path": "", "value": value, "message": str(exc)}]
     errors = check(data)[1]
     return [error.to_dict() for error in sorted(errors, key=lambda error: (error.path, error.message))]
 

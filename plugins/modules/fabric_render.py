@@ -22,6 +22,8 @@ description:
     the fabric no longer has (a removed rack's pages, say) are removed.
   - When the fabric file has problems nothing is written and the task fails listing every
     problem with its key path.
+  - The task also fails, writing nothing, when O(dest) is an existing file or cannot be written;
+    the problem is listed under the key path C(dest), with the fabric file's problems if any.
   - "Runs where the fabric file is, normally the controller (C(hosts: localhost) or
     C(delegate_to: localhost))."
 options:
@@ -124,6 +126,7 @@ from ansible_collections.compleat.cloud.plugins.module_utils.fabric.errors impor
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric.plan import build_plan, load_fabric  # noqa: E402
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.tree import (  # noqa: E402
     RenderResult,
+    output_problems,
     render_all,
 )
 
@@ -149,10 +152,16 @@ def run_module() -> None:
         supports_check_mode=True,
     )
     src, dest = module.params["src"], module.params["dest"]
+    problems = output_problems(dest, label="dest")
+    fabric = None
     try:
         fabric = load_fabric(src)
     except FabricValidationError as exc:
-        module.fail_json(msg=str(exc), errors=[error.to_dict() for error in exc.errors], dest=dest)
+        problems += exc.errors
+    if problems or fabric is None:
+        failure = FabricValidationError(problems)
+        module.fail_json(msg=str(failure), errors=[error.to_dict() for error in failure.errors], dest=dest)
+        return
     plan = build_plan(fabric)
     try:
         result = render_all(plan, dest, frr=module.params["frr"], check=module.check_mode)

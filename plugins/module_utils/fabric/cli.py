@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TextIO
 
 from . import schema
-from .errors import FabricValidationError
+from .errors import FabricError, FabricValidationError
 from .model import Fabric
 from .plan import build_plan, load_fabric
 from .whois import WhoisIndex
@@ -64,15 +64,24 @@ def main(
     args = _parser().parse_args(argv)
     if args.command == "schema":
         return _schema(args, out, err)
+    problems = _output_problems(args.out) if args.command == "render" else []
     try:
         fabric = load_fabric(args.file)
     except FabricValidationError as exc:
-        return _report_invalid(args, exc, out, err)
+        return _report_invalid(args, FabricValidationError(problems + exc.errors), out, err)
+    if problems:
+        return _report_invalid(args, FabricValidationError(problems), out, err)
     if args.command == "validate":
         return _validate(args, fabric, out)
     if args.command == "render":
-        return _render(args, fabric, out)
+        return _render(args, fabric, out, err)
     return _whois(args, fabric, out, err)
+
+
+def _output_problems(out_dir: str) -> list[FabricError]:
+    from .render.tree import output_problems
+
+    return output_problems(out_dir, label="OUT")
 
 
 def _report_invalid(args: argparse.Namespace, exc: FabricValidationError, out: TextIO, err: TextIO) -> int:
@@ -112,10 +121,14 @@ def _validate(args: argparse.Namespace, fabric: Fabric, out: TextIO) -> int:
     return EXIT_OK
 
 
-def _render(args: argparse.Namespace, fabric: Fabric, out: TextIO) -> int:
+def _render(args: argparse.Namespace, fabric: Fabric, out: TextIO, err: TextIO) -> int:
     from .render.tree import render_all
 
-    result = render_all(build_plan(fabric), args.out, frr=not args.no_frr, check=args.check)
+    try:
+        result = render_all(build_plan(fabric), args.out, frr=not args.no_frr, check=args.check)
+    except OSError as exc:  # raced with the checks, or refused despite them (root on a read-only tree)
+        err.write(f"{args.out}: cannot write the output: {exc}; nothing was written\n")
+        return EXIT_INVALID
     verb = "would change" if args.check else "changed"
     out.write(
         f"{args.out}: {len(result.files)} files; {verb}: {len(result.created)} created, "
@@ -133,8 +146,8 @@ def _whois(args: argparse.Namespace, fabric: Fabric, out: TextIO, err: TextIO) -
     for address in args.address:
         try:
             answers.append(index.lookup(address))
-        except ValueError:
-            err.write(f"{address}: not an IPv4 address\n")
+        except ValueError as exc:
+            err.write(f"{address}: {exc}\n")
             status = EXIT_INVALID
     if args.json:
         json.dump([owner.to_dict() for owner in answers], out, indent=1)

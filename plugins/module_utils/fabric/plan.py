@@ -12,6 +12,7 @@ plan in a fraction of a second.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any
 
 from . import law
@@ -42,16 +43,106 @@ ip = law.int_to_ip
 
 
 # ------------------------------------------------------------------------------------ loading
+MAX_DEPTH = 32  # a fabric file nests 5 levels; deeper input is refused before Python recursion fails
+MAX_EXPANSION = 100_000  # nodes that shared (aliased) containers may add to a mapping given as data
+
+
+def decode_fabric_bytes(raw: bytes, path: str) -> str:
+    """The text of a fabric file; invalid UTF-8 becomes a FabricError naming line, column and byte."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise FabricValidationError(
+            [
+                FabricError(
+                    f"line {line}",
+                    path,
+                    f"not valid UTF-8: byte 0x{raw[exc.start]:02x} at line {line}, column {column} "
+                    f"(offset {exc.start}); save the file as UTF-8",
+                )
+            ]
+        ) from None
+
+
 def read_fabric_file(path: str | os.PathLike[str]) -> Any:
-    """Parse a YAML (or JSON) fabric file; syntax errors and duplicate keys become FabricErrors."""
+    """Parse a YAML (or JSON) fabric file; syntax errors and duplicate keys become FabricErrors.
+
+    Refused with a FabricError, never a traceback: unreadable files, invalid UTF-8, YAML aliases
+    (``*name``: a fabric file never needs them -- ``defaults`` and ``range`` cover repetition --
+    and nested aliases are the "billion laughs" bomb) and nesting deeper than ``MAX_DEPTH``.
+    Aliases are refused while composing, before anything is expanded, so a bomb costs O(file).
+    """
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read()
+    except OSError as exc:
+        raise FabricValidationError(
+            [FabricError("", str(path), f"cannot read the fabric file: {exc.strerror}")]
+        ) from exc
+    return parse_fabric_text(decode_fabric_bytes(raw, str(path)), str(path))
+
+
+def parse_fabric_text(text: str, path: str) -> Any:
+    """Parse fabric YAML text (see ``read_fabric_file``)."""
     import yaml
 
-    class _StrictLoader(yaml.SafeLoader):
-        """SafeLoader that records duplicate mapping keys instead of silently keeping the last."""
-
     problems: list[FabricError] = []
+    loader = _strict_loader(yaml, problems)(text)
+    try:
+        data = loader.get_single_data()
+    except yaml.YAMLError as exc:
+        raise FabricValidationError([FabricError("", path, f"not valid YAML: {exc}")]) from None
+    except _RefusedNode as exc:
+        raise FabricValidationError([exc.error]) from None
+    finally:
+        loader.dispose()
+    if problems:
+        raise FabricValidationError(problems)
+    return data
 
-    def construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
+
+class _RefusedNode(Exception):
+    """Raised by the strict loader for an alias or too deep a nesting (carries the FabricError)."""
+
+    def __init__(self, error: FabricError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _strict_loader(yaml: Any, problems: list[FabricError]) -> Any:
+    """A SafeLoader class that refuses aliases and deep nesting and records duplicate keys."""
+
+    class _StrictLoader(yaml.SafeLoader):
+        """SafeLoader: duplicate keys recorded, aliases and nesting beyond MAX_DEPTH refused."""
+
+        depth = 0
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                event = self.peek_event()
+                line = event.start_mark.line + 1
+                raise _RefusedNode(
+                    FabricError(
+                        f"line {line}",
+                        f"*{event.anchor}",
+                        f"YAML alias at line {line}, column {event.start_mark.column + 1}: aliases are "
+                        "not allowed in a fabric file (use defaults or range entries for repetition)",
+                    )
+                )
+            self.depth += 1
+            try:
+                if self.depth > MAX_DEPTH:
+                    line = self.peek_event().start_mark.line + 1
+                    raise _RefusedNode(
+                        FabricError(f"line {line}", self.depth, f"nested deeper than {MAX_DEPTH} levels")
+                    )
+                return super().compose_node(parent, index)
+            finally:
+                self.depth -= 1
+
+    def construct_mapping(loader: Any, node: Any, deep: bool = False) -> Any:
         seen: set[Any] = set()
         for key_node, _value_node in node.value:
             key = loader.construct_object(key_node, deep=True)
@@ -64,24 +155,63 @@ def read_fabric_file(path: str | os.PathLike[str]) -> Any:
         return loader.construct_mapping(node, deep=deep)
 
     _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
+    return _StrictLoader
+
+
+def structure_problems(data: Any) -> list[FabricError]:
+    """Refuse data (a mapping given directly) that is cyclic, nested deeper than MAX_DEPTH, or whose
+    shared containers (what YAML aliases become) would expand by more than MAX_EXPANSION nodes.
+
+    Each container is sized once (memoised by identity), so the check is O(distinct containers)
+    however large the expansion would be: a "billion laughs" mapping is refused in microseconds.
+    """
+    sizes: dict[int, int] = {}
+    state = {"extra": 0}
     try:
-        with open(path, encoding="utf-8") as handle:
-            data = yaml.load(handle, Loader=_StrictLoader)
-    except OSError as exc:
-        raise FabricValidationError(
-            [FabricError("", str(path), f"cannot read the fabric file: {exc.strerror}")]
-        ) from exc
-    except yaml.YAMLError as exc:
-        raise FabricValidationError([FabricError("", str(path), f"not valid YAML: {exc}")]) from exc
-    if problems:
-        raise FabricValidationError(problems)
-    return data
+        _expanded_size(data, 0, sizes, set(), state)
+    except _RefusedNode as exc:
+        return [exc.error]
+    return []
+
+
+def _expanded_size(
+    value: Any, depth: int, sizes: dict[int, int], active: set[int], state: dict[str, int]
+) -> int:
+    """Nodes ``value`` expands to; repeated containers add their size to ``state['extra']``."""
+    if not isinstance(value, (Mapping, list, tuple)):
+        return 1
+    key = id(value)
+    if key in active:
+        raise _RefusedNode(FabricError("", "<cycle>", "the fabric data refers to itself (cyclic aliases)"))
+    if key in sizes:
+        state["extra"] += sizes[key]
+        if state["extra"] > MAX_EXPANSION:
+            raise _RefusedNode(
+                FabricError(
+                    "",
+                    state["extra"],
+                    f"shared (aliased) parts would expand by more than {MAX_EXPANSION} nodes",
+                )
+            )
+        return sizes[key]
+    if depth >= MAX_DEPTH:
+        raise _RefusedNode(FabricError("", depth, f"nested deeper than {MAX_DEPTH} levels"))
+    active.add(key)
+    children = [*value.keys(), *value.values()] if isinstance(value, Mapping) else list(value)
+    size = 1 + sum(_expanded_size(child, depth + 1, sizes, active, state) for child in children)
+    active.discard(key)
+    sizes[key] = size
+    return size
 
 
 def load_fabric(source: str | os.PathLike[str] | dict[str, Any]) -> Fabric:
     """Read (when given a path) and validate a fabric; raise ``FabricValidationError`` listing all errors."""
-    data = source if isinstance(source, dict) else read_fabric_file(source)
-    return validate(data)
+    if isinstance(source, dict):
+        problems = structure_problems(source)
+        if problems:
+            raise FabricValidationError(problems)
+        return validate(source)
+    return validate(read_fabric_file(source))
 
 
 # ------------------------------------------------------------------------------------ plan

@@ -67,6 +67,7 @@ def check(raw: Any) -> tuple[Fabric | None, list[FabricError]]:
         _check_ifnames(data, limits, errors)
     _check_networks(data, errors)
     _check_protocols(data, errors)
+    _check_ecmp(data, entries, spines, errors)
     if errors or limits is None:
         return None, errors
     return _build(data, limits, spines, entries), []
@@ -406,6 +407,83 @@ def _check_protocols(data: dict[str, Any], errors: list[FabricError]) -> None:
         for index, role in enumerate(relay["networks"]):
             if role is not None and role not in roles:
                 errors.append(FabricError(f"dhcp_relay.networks[{index}]", role, "names no declared network"))
+
+
+@dataclass(frozen=True, slots=True)
+class _Ecmp:
+    """The widest equal-cost fan-out one kind of router needs, and where it occurs."""
+
+    paths: int
+    where: str
+
+
+def links_to_busiest_spine(uplinks: int | list[str], spine_names: list[str]) -> tuple[int, str]:
+    """Links one ToR has to the spine it reaches most often, and that spine (law: ``uplink_spine``).
+
+    A count ``u`` spreads uplinks round-robin over the spines by id, so the first spine gets
+    ``ceil(u / n)``; a list of names gives each named spine as many links as it is named.
+    """
+    if isinstance(uplinks, list):
+        names = [name for name in uplinks if name is not None]
+        if not names:
+            return 0, ""
+        busiest = max(sorted(set(names)), key=names.count)
+        return names.count(busiest), busiest
+    if not spine_names:
+        return 0, ""
+    return -(-uplinks // len(spine_names)), spine_names[0]
+
+
+def ecmp_needs(data: dict[str, Any], entries: list[_RackEntry], spine_names: list[str]) -> list[_Ecmp]:
+    """Widest ECMP of ToRs, spines and BGP hosts (routing over the fabric, two-tier Clos).
+
+    - a ToR reaches other racks over every uplink: ``uplinks`` paths;
+    - a spine reaches a rack's prefixes (announced by every ToR of the rack) over every link from
+      that rack: ``tors x links per ToR to this spine``;
+    - a BGP host reaches everything through the rack's ToRs: ``tors`` paths.
+
+    Spine-to-spine loopback paths through the ToRs (OSPF only; BGP spines share an ASN and never
+    learn each other) carry no rack traffic and are not counted.
+    """
+    tor, spine, host = _Ecmp(0, ""), _Ecmp(0, ""), _Ecmp(0, "")
+    for entry in entries:
+        tors, uplinks = entry.data["tors"], entry.data["uplinks"]
+        rack = f"rack {entry.ids[0]}" if len(entry.ids) == 1 else f"racks {entry.ids[0]}..{entry.ids[-1]}"
+        if uplinks is not None:
+            count = len(uplinks) if isinstance(uplinks, list) else uplinks
+            if count > tor.paths:
+                tor = _Ecmp(count, f"a ToR of {rack} ({entry.path}) has {count} uplinks")
+        if tors is None:
+            continue
+        if tors > host.paths:
+            host = _Ecmp(tors, f"a host of {rack} ({entry.path}) peers with {tors} ToRs")
+        links, name = links_to_busiest_spine(uplinks, spine_names) if uplinks is not None else (0, "")
+        if tors * links > spine.paths:
+            spine = _Ecmp(
+                tors * links,
+                f"{name} reaches {rack} ({entry.path}) over {tors * links} links "
+                f"({tors} ToR{'s' if tors != 1 else ''} x {links})",
+            )
+    host_bgp = data["routing"] == "bgp" and data["bgp"]["hosts"]
+    return [tor, spine, *((host,) if host_bgp else ())]
+
+
+def _check_ecmp(
+    data: dict[str, Any], entries: list[_RackEntry], spines: list[SpineSpec], errors: list[FabricError]
+) -> None:
+    """``bgp.maximum_paths`` (used by BGP and OSPF) must not cut the widest ECMP of any router."""
+    maximum = data["bgp"]["maximum_paths"]
+    if maximum is None or data["routing"] is None:
+        return
+    for need in ecmp_needs(data, entries, [spine.name for spine in spines]):
+        if need.paths > maximum:
+            errors.append(
+                FabricError(
+                    "bgp.maximum_paths",
+                    maximum,
+                    f"smaller than the widest ECMP: {need.where}; needs maximum_paths >= {need.paths}",
+                )
+            )
 
 
 # ------------------------------------------------------------------------------------ build

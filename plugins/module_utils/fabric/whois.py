@@ -22,6 +22,28 @@ ASSIGNED = "assigned"  # a declared device owns the address
 UNASSIGNED = "unassigned"  # a law slot no declared device uses (yet)
 RESERVED = "reserved"  # network/broadcast/reserved addresses of a pool or rack network
 OUTSIDE = "outside"  # in no pool of the fabric
+RACK0_NOTE = "slot of rack id 0, which never exists (rack ids start at 1)"
+
+
+def parse_address(address: str) -> int:
+    """One IPv4 address as an int; ``ValueError`` with a readable message for anything else.
+
+    An interface address (``10.0.2.1/24``, ``10.254.0.196/31``) names one address and is
+    accepted; a network prefix (``10.0.0.0/8``: host bits zero, /30 or shorter) is refused --
+    whois answers for one address, and a network is not owned by one device.
+    """
+    text = str(address).strip()
+    try:
+        iface = ipaddress.IPv4Interface(text)
+    except ValueError:
+        raise ValueError("not an IPv4 address") from None
+    network = iface.network
+    if network.prefixlen <= 30 and iface.ip == network.network_address:
+        raise ValueError(
+            f"a network prefix ({network}), not an address: whois takes one address "
+            f"(for example {network.network_address + 1})"
+        )
+    return int(iface.ip)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,9 +114,8 @@ class WhoisIndex:
         self.starts = [pool.start for pool in self.pools]
 
     def lookup(self, address: str) -> Owner:
-        """Owner of one IPv4 address (``ValueError`` when ``address`` is not an IPv4 address)."""
-        text = address.split("/", 1)[0].strip()
-        value = int(ipaddress.IPv4Address(text))
+        """Owner of one IPv4 address (``ValueError`` when ``address`` is not one IPv4 address)."""
+        value = parse_address(address)
         text = law.int_to_ip(value)
         index = bisect.bisect_right(self.starts, value) - 1
         if index < 0 or value > self.pools[index].end:
@@ -115,6 +136,8 @@ class WhoisIndex:
             note = "pool network address" if offset == 0 else "beyond the law's loopback slots"
             return Owner(status=RESERVED, note=note, **base)
         role, rack, index = slot
+        if rack == 0:
+            return Owner(status=RESERVED, note=RACK0_NOTE, **base)
         base.update(prefix=f"{text}/32", rack=rack, role=role, interface="lo")
         if role == "spine":
             name = self.spines.get(index)
@@ -139,6 +162,8 @@ class WhoisIndex:
         if index >= law.link_capacity(self.limits):
             return Owner(status=RESERVED, note="beyond the law's link slots", **base)
         rack_id, tor, uplink = law.link_from_index(self.limits, index)
+        if rack_id == 0:
+            return Owner(status=RESERVED, note=RACK0_NOTE, **base)
         base.update(prefix=f"{law.int_to_ip(pool.start + 2 * index)}/31", rack=rack_id)
         rack = self.racks.get(rack_id)
         port, up, tor_name = (

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import FabricError
 from ..model import Plan
 from ..util import paused_gc
 from .csv import render_csv
@@ -105,6 +106,32 @@ def _render_tree(plan: Plan, base: Path, *, frr: bool) -> list[str]:
         written.append(rel)
     (base / MANIFEST).write_text("".join(f"{rel}\n" for rel in sorted(written)), encoding="utf-8")
     return sorted(written)
+
+
+def output_problems(out_dir: str | os.PathLike[str], *, label: str = "dest") -> list[FabricError]:
+    """Why ``out_dir`` cannot receive a render (checked before any work; empty when it can).
+
+    The output must be a directory or not exist yet, and the directory the render creates its
+    temporary directory in (``out_dir``'s parent, or its nearest existing ancestor) must be a
+    writable directory.  ``label`` is the key path of the output in the caller (``dest``, ``OUT``).
+    """
+    text = str(out_dir)
+    try:
+        out = Path(out_dir).absolute().resolve()
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop on Python < 3.13
+        return [FabricError(label, text, f"cannot resolve the output path: {exc}")]
+    if out.exists() and not out.is_dir():
+        return [FabricError(label, text, "the output path exists and is not a directory")]
+    if out.is_dir() and not os.access(out, os.W_OK | os.X_OK):
+        return [FabricError(label, text, "the output directory is not writable")]
+    ancestor = out.parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        return [FabricError(label, text, f"{ancestor} is not a directory, so the output cannot be created")]
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        return [FabricError(label, text, f"{ancestor} is not writable, so the output cannot be written")]
+    return []
 
 
 def render_all(
