@@ -5,9 +5,12 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f user@test"
 
@@ -48,3 +51,36 @@ class Cloud:
 def make_template(path: Path, size: str = "64M") -> str:
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(path), size], check=True)
     return str(path)
+
+
+def race_two_processes(racer: Callable[..., None], target_open: Any) -> list[tuple]:
+    """Run ``racer(target_open, name, barrier, results)`` in two forked processes ("left" and
+    "right") that meet at a barrier before they compete; each puts one outcome tuple on
+    ``results``. The outcomes, sorted by their second item ("no capacity" before "won")."""
+    ctx = multiprocessing.get_context("fork")
+    barrier = ctx.Barrier(2)
+    results = ctx.Queue()
+    procs = [ctx.Process(target=racer, args=(target_open, n, barrier, results)) for n in ("left", "right")]
+    for proc in procs:
+        proc.start()
+    outcome = sorted((results.get(timeout=60) for _proc in procs), key=lambda o: o[1])
+    for proc in procs:
+        proc.join(timeout=30)
+    return outcome
+
+
+def place_one_by_one(placement: Any, hosts: list, requests: list) -> tuple[list, list]:
+    """The reference for ``place_many``: ``select_host`` per request, each choice applied to the
+    chosen host's state before the next request. (names or None, final host states)."""
+    states = list(hosts)
+    names = []
+    for req in requests:
+        try:
+            chosen = placement.select_host(states, req)
+        except placement.NoCapacity:
+            names.append(None)
+            continue
+        i = next(i for i, h in enumerate(states) if h.name == chosen.name)
+        states[i] = states[i].with_allocation(req)
+        names.append(chosen.name)
+    return names, states

@@ -10,7 +10,6 @@ last device, the migration of an older store, and the domain XML of each option 
 
 from __future__ import annotations
 
-import multiprocessing
 import random
 import shutil
 import sqlite3
@@ -18,6 +17,7 @@ import subprocess
 import time
 
 import pytest
+from cloud_testlib import place_one_by_one, race_two_processes
 
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud import placement as pl
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud import rebalance as planner
@@ -175,17 +175,7 @@ def test_place_many_matches_repeated_select_host_with_resources():
         for _attempt in range(200)
     ]
     fast, final = pl.place_many(hosts, requests)
-    states = list(hosts)
-    slow = []
-    for req in requests:
-        try:
-            chosen = pl.select_host(states, req)
-        except NoCapacity:
-            slow.append(None)
-            continue
-        i = next(i for i, h in enumerate(states) if h.name == chosen.name)
-        states[i] = states[i].with_allocation(req)
-        slow.append(chosen.name)
+    slow, states = place_one_by_one(pl, hosts, requests)
     assert fast == slow
     assert final == states
     assert None in fast
@@ -343,18 +333,7 @@ def _racer(target, name, barrier, results):
 def test_two_processes_race_for_the_last_device(any_store):
     _h, off = gpu_cloud(any_store, devices=(("0000:3b:00.0", 1), ("0000:5e:00.0", 2)))
     pl.allocate(any_store, pl.Request(1, 512, pci=GPU), new_row=new_row("first", off["id"]))  # one left
-    ctx = multiprocessing.get_context("fork")
-    barrier = ctx.Barrier(2)
-    results = ctx.Queue()
-    procs = [
-        ctx.Process(target=_racer, args=(any_store.test_target_open, n, barrier, results))
-        for n in ("left", "right")
-    ]
-    for p in procs:
-        p.start()
-    outcome = sorted((results.get(timeout=60) for _proc in procs), key=lambda o: o[1])
-    for p in procs:
-        p.join(timeout=30)
+    outcome = race_two_processes(_racer, any_store.test_target_open)
     assert [o[1] for o in outcome] == ["no capacity", "won"], outcome
     assert outcome[1][2] == ("0000:5e:00.0",)
     assert "1 no free gpu-a100 PCI device [gpu1]" in outcome[0][2]

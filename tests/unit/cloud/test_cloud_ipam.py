@@ -6,12 +6,12 @@
 from __future__ import annotations
 
 import ipaddress
-import multiprocessing
 import sqlite3
 import time
 from pathlib import Path
 
 import pytest
+from cloud_testlib import race_two_processes
 
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud import ipam
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud import store as store_mod
@@ -443,18 +443,7 @@ def test_two_processes_race_for_the_last_address(any_store):
     add_network(any_store, name="tiny", cidr="10.0.0.0/30")  # .1 gateway: one address to give
     for name in ("left", "right"):
         add_instance(any_store, name)
-    ctx = multiprocessing.get_context("fork")
-    barrier = ctx.Barrier(2)
-    results = ctx.Queue()
-    procs = [
-        ctx.Process(target=_racer, args=(any_store.test_target_open, name, barrier, results))
-        for name in ("left", "right")
-    ]
-    for p in procs:
-        p.start()
-    outcome = sorted(results.get(timeout=60) for _proc in procs)
-    for p in procs:
-        p.join(timeout=30)
+    outcome = race_two_processes(_racer, any_store.test_target_open)
     # without the lock both read "nothing used" and the loser hits the UNIQUE constraint instead
     assert sorted(o[1] for o in outcome) == ["no capacity", "won"], outcome
     assert abs(outcome[0][3] - outcome[1][3]) < 0.4  # both attempts really overlapped

@@ -5,11 +5,11 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import random
 import time
 
 import pytest
+from cloud_testlib import place_one_by_one, race_two_processes
 
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud import placement as pl
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud.errors import NoCapacity
@@ -94,17 +94,7 @@ def test_place_many_matches_repeated_select_host():
         for _attempt in range(300)
     ]
     fast, final = pl.place_many(hosts, requests)
-    states = list(hosts)
-    slow = []
-    for req in requests:
-        try:
-            chosen = pl.select_host(states, req)
-        except NoCapacity:
-            slow.append(None)
-            continue
-        i = next(i for i, h in enumerate(states) if h.name == chosen.name)
-        states[i] = states[i].with_allocation(req)
-        slow.append(chosen.name)
+    slow, states = place_one_by_one(pl, hosts, requests)
     assert fast == slow
     assert final == states
     assert None in fast  # the scenario does fill up
@@ -204,18 +194,7 @@ def _racer(target, name, barrier, results):
 def test_two_processes_race_for_the_last_slot(any_store):
     off = add_hosts(any_store, ("a", 2, 4096))
     pl.allocate(any_store, pl.Request(1, 512), new_row=new_row("first", off["id"]))  # one slot left
-    ctx = multiprocessing.get_context("fork")
-    barrier = ctx.Barrier(2)
-    results = ctx.Queue()
-    procs = [
-        ctx.Process(target=_racer, args=(any_store.test_target_open, n, barrier, results))
-        for n in ("left", "right")
-    ]
-    for p in procs:
-        p.start()
-    outcome = sorted(results.get(timeout=60) for _proc in procs)
-    for p in procs:
-        p.join(timeout=30)
+    outcome = race_two_processes(_racer, any_store.test_target_open)
     assert sorted(o[1] for o in outcome) == ["no capacity", "won"], outcome
     assert abs(outcome[0][3] - outcome[1][3]) < 0.4  # both attempts really overlapped
     assert sorted(r["name"] for r in any_store.select("instances")) == sorted(
