@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import multiprocessing
 import subprocess
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,3 +85,17 @@ def place_one_by_one(placement: Any, hosts: list, requests: list) -> tuple[list,
         states[i] = states[i].with_allocation(req)
         names.append(chosen.name)
     return names, states
+
+
+def slow_reads(module: Any, name: str, seconds: float = 0.4) -> None:
+    """Make ``module.name`` (the read a racer does before it writes) sleep ``seconds`` after it
+    returns: it widens the read->write window, so without the store's lock both racers would win.
+    Called inside a forked racer only (the patch dies with the process)."""
+    original = getattr(module, name)
+
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        value = original(*args, **kwargs)
+        time.sleep(seconds)
+        return value
+
+    setattr(module, name, slow)

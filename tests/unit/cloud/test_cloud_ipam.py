@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from cloud_testlib import race_two_processes
+from cloud_testlib import race_two_processes, slow_reads
 
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud import ipam
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud import store as store_mod
@@ -415,14 +415,7 @@ def test_an_existing_store_is_migrated_to_ipam(store_path):
 # ------------------------------------------------------------------------------------------------
 def _racer(target, name, barrier, results):
     store = Store.open(**target)
-    original = ipam.used_addresses
-
-    def slow_used(*args, **kwargs):  # widen the read->write window: without the lock both would pick .2
-        used = original(*args, **kwargs)
-        time.sleep(0.4)
-        return used
-
-    ipam.used_addresses = slow_used
+    slow_reads(ipam, "used_addresses")  # without the lock both racers would win
     net = store.get("networks", name="tiny")
     inst = store.get("instances", name=name)
     barrier.wait()

@@ -226,17 +226,7 @@ def test_evacuation_keeps_instance_id_mac_and_tenant_ip_and_moves_the_rack_ip(
     tenant, libvirt_test, second_node
 ):
     cloud = tenant
-    cloud.add_host("hv2", second_node)
-    for rack, host in ((1, "hv1"), (2, "hv2")):
-        cloud.ok(
-            network,
-            name="vm",
-            kind="rack",
-            rack=rack,
-            cidr=f"10.64.{4 * rack}.0/22",
-            reserved=[f"10.64.{4 * rack}.1-10.64.{4 * rack}.25"],
-            hosts=[host],
-        )
+    racks_for(cloud, second_node)
     first = cloud.ok(instance, state="running", **VM, networks=[{"network": "acme-net"}, {"network": "vm"}])[
         "instance"
     ]

@@ -9,7 +9,7 @@ import random
 import time
 
 import pytest
-from cloud_testlib import place_one_by_one, race_two_processes
+from cloud_testlib import place_one_by_one, race_two_processes, slow_reads
 
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud import placement as pl
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud.errors import NoCapacity
@@ -169,14 +169,7 @@ def test_resize_in_place_excludes_own_usage(any_store):
 # ------------------------------------------------------------------------------------------------
 def _racer(target, name, barrier, results):
     store = Store.open(**target)
-    original = pl.load_hosts
-
-    def slow_load(*args, **kwargs):  # widen the read->write window: without the lock both would win
-        hosts = original(*args, **kwargs)
-        time.sleep(0.4)
-        return hosts
-
-    pl.load_hosts = slow_load
+    slow_reads(pl, "load_hosts")  # without the lock both racers would win
     off = store.get("offerings", name="small")
     barrier.wait()
     started = time.monotonic()
