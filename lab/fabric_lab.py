@@ -4,7 +4,8 @@ Input is a render output directory (``fabric_out``): ``topology.json`` plus ``<d
 
 - one namespace per spine, ToR and host (``<prefix><device>``);
 - one veth per fabric link, named as in the plan (``up1`` on the ToR, ``r1t1u1`` on the spine),
-  MTU ``fabric.link_mtu``; no addresses: the FRR configuration adds them;
+  MTU of the link (its ``mtu`` in topology.json, ``fabric.link_mtu`` for older renders); no
+  addresses: the FRR configuration adds them;
 - every rack network is a Linux bridge called after the role (``mgmt``, ``storage``, ...) in the
   namespace of the ToR that owns the gateway; the bridge is that ToR's L3 interface.  Hosts and
   further ToRs of the rack attach with a veth whose far end carries the role name.  A stub port
@@ -32,16 +33,20 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import signal
+import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from .frr import FrrNode, daemons_for_config, stop_pids
-from .netns import NETNS_DIR, Netns, cleanup, wait_for
+from .netns import IP, NETNS_DIR, Netns, NetnsError, cleanup, wait_for
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "plugins" / "module_utils"))
 from fabric import intent as fabric_intent  # plain package, no Ansible needed
@@ -75,6 +80,11 @@ class Topology:
         value = self.data.get("fabric", {}).get("link_mtu")
         return int(value) if value else None
 
+    def mtu_of(self, link: dict[str, Any]) -> int | None:
+        """MTU of one link: its own ``mtu`` (topology.json of this engine), else ``link_mtu``."""
+        value = link.get("mtu")
+        return int(value) if value else self.link_mtu
+
     def config(self, device: str) -> Path | None:
         """The device's rendered frr.conf, None when it has none."""
         rel = self.devices[device].get("config")
@@ -106,6 +116,31 @@ def default_prefix(topology: Topology) -> str:
     return f"ccf-{name}-"
 
 
+def without_configs(topology: dict[str, Any], devices: frozenset[str]) -> dict[str, Any]:
+    """``topology`` with the FRR config of ``devices`` removed (they count as plain hosts)."""
+    if not devices:
+        return topology
+    return {
+        **topology,
+        "devices": [
+            {k: v for k, v in dev.items() if k != "config"} if dev["name"] in devices else dev
+            for dev in topology.get("devices", [])
+        ],
+    }
+
+
+def without_peers(
+    intent: dict[str, fabric_intent.DeviceIntent], devices: frozenset[str]
+) -> dict[str, fabric_intent.DeviceIntent]:
+    """``intent`` without the BGP sessions to ``devices`` (external hosts come up later)."""
+    if not devices:
+        return intent
+    return {
+        name: replace(want, sessions={k: v for k, v in want.sessions.items() if v not in devices})
+        for name, want in intent.items()
+    }
+
+
 @dataclass
 class FabricLab:
     """Bring a rendered fabric up in namespaces, query it, fail links, tear it down."""
@@ -129,9 +164,16 @@ class FabricLab:
         if unknown:
             names = ", ".join(unknown)
             raise ValueError(f"external hosts {names} are not hosts of fabric {self.topology.name}")
-        self.intent = fabric_intent.intent_from_topology(self.topology.data)
+        # External hosts (lab VMs) run their own FRR, if any, and come up later: the lab neither
+        # starts nor waits for them (their sessions and routes are left out of the intent here;
+        # fabric_validate.yml checks the whole fabric once they are up).
+        self.intent = without_peers(
+            fabric_intent.intent_from_topology(without_configs(self.topology.data, self.external_hosts)),
+            self.external_hosts,
+        )
         for name in self.topology.routers():
-            self.nodes[name] = self._node(name)
+            if name not in self.external_hosts:
+                self.nodes[name] = self._node(name)
 
     def _node(self, name: str) -> FrrNode:
         config = self.topology.config(name)
@@ -157,7 +199,8 @@ class FabricLab:
                 self.netns.add(name)
         for link in topo.links:
             a, b = link["a"], link["b"]
-            self.netns.veth(a["device"], a["interface"], b["device"], b["interface"], mtu=topo.link_mtu)
+            mtu = topo.mtu_of(link)
+            self.netns.veth(a["device"], a["interface"], b["device"], b["interface"], mtu=mtu)
         self._rack_networks()
         self._plain_hosts()
         # routers start and load in parallel: bgpd on a spine retries a refused connection only
@@ -297,6 +340,64 @@ class FabricLab:
         """Administratively fail or restore one interface (the veth peer loses carrier)."""
         self.netns.link_set(device, interface, up=up)
 
+    def silent_failure(self, device: str, interface: str, *, on: bool) -> None:
+        """Drop every packet ``interface`` sends or receives while its carrier stays up.
+
+        nftables ``netdev`` table with ingress and egress chains of policy drop bound to the
+        interface, so neither BFD nor data crosses the link in either direction and no link-down
+        event tells anyone.  Off deletes the table.
+        """
+        table = f"silent_{re.sub(r'[^A-Za-z0-9_]', '_', interface)}"
+        if not on:
+            self.netns.exec(device, "nft", "delete", "table", "netdev", table, check=False)
+            return
+        chains = "".join(
+            f'  chain {chain} {{\n    type filter hook {hook} device "{interface}" priority 0;'
+            " policy drop;\n  }\n"
+            for chain, hook in (("rx", "ingress"), ("tx", "egress"))
+        )
+        self.netns.exec(device, "nft", "-f", "-", stdin=f"table netdev {table} {{\n{chains}}}\n")
+
+    def flow_uplink(self, tor: str, src_address: str, dst_address: str, iif: str = "mgmt") -> str:
+        """The uplink the kernel of ``tor`` hashes the flow ``src -> dst`` (arriving on ``iif``) to."""
+        out = self.netns.ip(tor, "route", "get", dst_address, "from", src_address, "iif", iif).stdout
+        match = re.search(r"\bdev (\S+)", out)
+        if match is None:
+            raise NetnsError(f"{tor}: no route for {src_address} -> {dst_address}: {out}")
+        return match.group(1)
+
+    def ping_flood(self, src: str, dst_address: str, *, interval: float = 0.01) -> PingFlood:
+        """Start pinging ``dst_address`` from ``src`` every ``interval`` s (stop with ``.stop()``)."""
+        argv = [IP, "netns", "exec", self.netns.ns(src), "ping", "-n", "-q", "-i", f"{interval:g}"]
+        argv += ["-W", "1", dst_address]
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        return PingFlood(proc, interval)
+
+    def monitor_routes(self, device: str) -> RouteMonitor:
+        """Start ``ip -ts monitor route`` in ``device`` (kernel FIB changes with timestamps)."""
+        argv = [IP, "-n", self.netns.ns(device), "-ts", "monitor", "route"]
+        return RouteMonitor(subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+
+    def watch_bfd(self, device: str, interface: str, *, timeout: float = 10.0) -> BfdWatch:
+        """Poll (in a thread) until the BFD session of ``device`` on ``interface`` is not up."""
+        return BfdWatch(self.nodes[device], interface, timeout)
+
+    def apply_config(self, device: str, new_text: str) -> list[str]:
+        """Move the running FRR of ``device`` from its loaded config to ``new_text`` (vtysh).
+
+        The difference between the two rendered files, line by line inside their stanzas, is
+        applied as configuration commands (``no LINE`` for removed lines), the way an operator
+        applies a re-rendered config; returns the commands sent.
+        """
+        config = self.topology.config(device)
+        old_text = config.read_text(encoding="utf-8") if config else ""
+        commands = config_delta(old_text, new_text)
+        if commands:
+            self.nodes[device].vtysh("configure terminal", *commands)
+        if config is not None:
+            config.write_text(new_text, encoding="utf-8")
+        return commands
+
     def ping(self, src: str, dst_address: str, *, count: int = 1) -> bool:
         """Ping from namespace ``src``."""
         return self.netns.ping(src, dst_address, count=count)
@@ -362,6 +463,173 @@ class FabricLab:
             stop_pids([pid for node in self.nodes.values() for pid in node.pids()])
         finally:
             self.netns.close()
+
+
+# ------------------------------------------------------------------------------------ operations
+@dataclass
+class PingStats:
+    """What a :class:`PingFlood` counted."""
+
+    sent: int
+    received: int
+    interval: float
+    elapsed: float = 0.0  # seconds ping ran
+
+    @property
+    def lost(self) -> int:
+        """Requests without an answer."""
+        return self.sent - self.received
+
+    @property
+    def loss_window(self) -> float:
+        """Seconds of lost traffic (lost requests x the nominal interval)."""
+        return self.lost * self.interval
+
+    @property
+    def actual_interval(self) -> float:
+        """Mean seconds between requests (longer than the nominal interval on a loaded box)."""
+        return self.elapsed / self.sent if self.sent else self.interval
+
+    @property
+    def measured_loss_window(self) -> float:
+        """Seconds of lost traffic at the interval ping actually kept."""
+        return self.lost * self.actual_interval
+
+
+@dataclass
+class PingFlood:
+    """A running ``ping -i INTERVAL`` (started by :meth:`FabricLab.ping_flood`)."""
+
+    proc: subprocess.Popen[str]
+    interval: float = 0.01
+    started: float = field(default_factory=time.monotonic)
+
+    def stop(self) -> PingStats:
+        """Interrupt ping (it prints its summary on SIGINT) and return the counts."""
+        elapsed = time.monotonic() - self.started
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        out, err = self.proc.communicate(timeout=10)
+        match = re.search(r"(\d+) packets transmitted, (\d+) received", out)
+        if match is None:
+            raise NetnsError(f"ping printed no summary: {out}{err}")
+        return PingStats(int(match.group(1)), int(match.group(2)), self.interval, elapsed)
+
+
+class BfdWatch:
+    """Wall-clock time at which a BFD session left ``up`` (polled through vtysh, ~10-30 ms apart)."""
+
+    def __init__(self, node: FrrNode, interface: str, timeout: float) -> None:
+        self.node, self.interface, self.timeout = node, interface, timeout
+        self.down_at: float | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _status(self) -> str:
+        for peer in self.node.json("show bfd peers json"):
+            if peer.get("interface") == self.interface:
+                return str(peer.get("status"))
+        return "absent"
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline:
+            if self._status() != "up":
+                self.down_at = time.time()
+                return
+
+    def result(self) -> float | None:
+        """The time the session was first seen not up (None: it stayed up until the timeout)."""
+        self.thread.join(self.timeout + 5)
+        return self.down_at
+
+
+@dataclass
+class RouteMonitor:
+    """A running ``ip -ts monitor route``; :meth:`stop` returns (wall-clock time, event text)."""
+
+    proc: subprocess.Popen[str]
+
+    def stop(self) -> list[tuple[float, str]]:
+        """Stop the monitor and parse its events (continuation lines join their event)."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        out, _err = self.proc.communicate(timeout=10)
+        return parse_monitor(out)
+
+
+_TS_RE = re.compile(r"^\[(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+)\]\s*(.*)$")
+
+
+def parse_monitor(text: str) -> list[tuple[float, str]]:
+    """Events of ``ip -ts monitor`` output as (epoch seconds, text); multipath lines joined."""
+    events: list[tuple[float, str]] = []
+    for line in text.splitlines():
+        match = _TS_RE.match(line)
+        if match:
+            stamp = datetime.fromisoformat(match.group(1)).timestamp()
+            events.append((stamp, match.group(2)))
+        elif events and line.strip():
+            events[-1] = (events[-1][0], f"{events[-1][1]} {line.strip()}")
+    return events
+
+
+def _stanzas(text: str) -> dict[tuple[str, ...], list[str]]:
+    """Lines of an FRR config keyed by their context (the stanza headers they sit in)."""
+    out: dict[tuple[str, ...], list[str]] = {}
+    stack: list[tuple[int, str]] = []
+    for raw in text.splitlines():
+        line = raw.rstrip()
+        body = line.strip()
+        if not body or body == "!" or body.startswith("frr version") or body == "end":
+            continue
+        depth = len(line) - len(body)
+        if body in ("exit", "exit-address-family", "exit-vrf"):
+            while stack and stack[-1][0] >= depth:
+                stack.pop()
+            continue
+        while stack and stack[-1][0] >= depth:
+            stack.pop()
+        context = tuple(header for _depth, header in stack)
+        out.setdefault(context, []).append(body)
+        if _opens_stanza(body):
+            stack.append((depth, body))
+            out.setdefault(tuple(header for _depth, header in stack), [])
+    return out
+
+
+_STANZA_RE = re.compile(
+    r"^(interface |router |address-family |route-map |bfd$|profile |peer |vrf |segment-routing)"
+)
+
+
+def _opens_stanza(line: str) -> bool:
+    return bool(_STANZA_RE.match(line))
+
+
+def config_delta(old: str, new: str) -> list[str]:
+    """vtysh ``configure`` commands turning running config ``old`` into ``new``.
+
+    Per stanza: lines only in ``old`` become ``no LINE`` (in reverse order), lines only in ``new``
+    are sent as they are; each group is entered through its headers and left with ``end``-free
+    ``exit``s.  Enough for option changes inside existing stanzas (drain, timers); whole stanzas
+    that appear are sent with their header, ones that disappear are negated by their header.
+    """
+    before, after = _stanzas(old), _stanzas(new)
+    commands: list[str] = []
+    for context in dict.fromkeys([*before, *after]):
+        old_lines, new_lines = before.get(context, []), after.get(context, [])
+        if context and context not in after:
+            continue  # negated through its header in the parent context
+        removed = [line for line in old_lines if line not in new_lines]
+        added = [line for line in new_lines if line not in old_lines and not _opens_stanza(line)]
+        if not removed and not added:
+            continue
+        commands.extend(context)
+        commands.extend(f"no {line}" for line in reversed(removed))
+        commands.extend(added)
+        commands.extend("exit" for _header in context)
+    return commands
 
 
 # ------------------------------------------------------------------------------------ CLI

@@ -68,7 +68,11 @@ VMNET_NETNS = "compleat-vmnet"
 STATE_SCHEMA = 1
 DEFAULT_MEMORY_MIB = 768
 DEFAULT_BOOT_TIMEOUT = 600.0
-GUEST_ADDRESS = "10.0.2.15"
+# eth0's user-mode network (slirp). Not QEMU's default 10.0.2.0/24, which is rack 2's mgmt network
+# of the lab fabric: a VM playing a rack-2 host would have both on one subnet. The VM image bakes
+# the same addresses (scripts/images/build-vm-image.sh).
+USER_NET = "192.168.253.0/24"
+GUEST_ADDRESS = "192.168.253.15"
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 HOSTNAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -482,7 +486,7 @@ def qemu_argv(state: Mapping[str, Any], *, qemu: str = QEMU) -> list[str]:
         # eth0: user-mode networking with the SSH forward; no option ROM (never a boot device).
         argv += [
             "-netdev",
-            f"user,id=net0,hostfwd=tcp:127.0.0.1:{state['ssh_port']}-:22",
+            f"user,id=net0,net={USER_NET},hostfwd=tcp:127.0.0.1:{state['ssh_port']}-:22",
             "-device",
             f"virtio-net-pci,netdev=net0,mac={mac_for(state['name'], 0)},romfile=",
         ]

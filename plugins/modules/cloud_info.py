@@ -36,12 +36,12 @@ options:
     type: list
     elements: str
     choices: [hosts, images, offerings, keys, instances, volumes, snapshots, stale_definitions, networks,
-              addresses]
+              addresses, load_balancers]
     default: [hosts, images, offerings, keys, instances, volumes, snapshots, stale_definitions, networks,
-              addresses]
+              addresses, load_balancers]
   tenant:
-    description: Only instances, volumes, keys and addresses of this tenant (and its networks and the rack
-      networks).
+    description: Only instances, volumes, keys, addresses and load balancers of this tenant (and its
+      networks and the rack networks).
     type: str
   host:
     description: Only this host and its instances.
@@ -137,6 +137,19 @@ addresses:
   sample: [{"network": "acme-net", "tenant": "acme", "kind": "tenant", "rack": null, "cidr": "10.10.0.0/24",
             "address": "10.10.0.2", "instance": "web1", "instance_tenant": "acme", "nic_index": 0,
             "mac": "52:54:00:12:34:56"}]
+load_balancers:
+  description:
+    - Load balancers (M(compleat.cloud.load_balancer)) by tenant and name, as that module returns them
+      (VIP, its network, listeners, health check, algorithm) with their members at their current
+      addresses (C(address) null while the instance has none).
+  returned: when gathered
+  type: list
+  elements: dict
+  sample: [{"tenant": "acme", "name": "web", "vip": "10.96.0.2", "vip_network": "vips",
+            "algorithm": "roundrobin", "listeners": [{"port": 80, "protocol": "http", "backend_port": 8080}],
+            "health_check": {"type": "http", "path": "/", "interval": 2000, "rise": 2, "fall": 3},
+            "members": [{"instance": "web1", "weight": 100, "state": "ready", "network": null,
+                         "address": "10.10.0.2"}]}]
 health:
   description: Result of O(check_health).
   returned: when check_health is true
@@ -171,6 +184,7 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud import (  # noqa: E402
     ipam,
+    lb,
     lifecycle,
     placement,
     virt,
@@ -194,6 +208,7 @@ SECTIONS = [
     "stale_definitions",
     "networks",
     "addresses",
+    "load_balancers",
 ]
 ARGUMENT_SPEC: dict[str, Any] = {
     "gather": {"type": "list", "elements": "str", "choices": SECTIONS, "default": SECTIONS},
@@ -257,6 +272,13 @@ def volumes_section(store: Store) -> list[dict[str, Any]]:
     return out
 
 
+def load_balancers_section(store: Store) -> list[dict[str, Any]]:
+    """Every balancer as compleat.cloud.load_balancer returns it, by tenant and name."""
+    networks = names(store, "networks")
+    rows = sorted(store.select("load_balancers"), key=lambda r: (r["tenant"], r["name"]))
+    return [lb.view(r, lb.members_of(store, int(r["id"])), networks.get(r["network_id"])) for r in rows]
+
+
 def gather(store: Store, sections: list[str]) -> dict[str, Any]:
     """Every requested section, unfiltered."""
     simple = {"images": "name", "offerings": "name", "keys": "name", "snapshots": "instance_name"}
@@ -280,6 +302,8 @@ def gather(store: Store, sections: list[str]) -> dict[str, Any]:
             ]
         elif section == "addresses":
             out[section] = ipam.allocations(store)
+        elif section == "load_balancers":
+            out[section] = load_balancers_section(store)
         elif section == "stale_definitions":
             hosts = names(store, "hosts")
             out[section] = [
@@ -306,7 +330,7 @@ def filter_addresses(data: dict[str, Any], tenant: str | None, host: str | None)
 def apply_filters(data: dict[str, Any], tenant: str | None, host: str | None) -> dict[str, Any]:
     """Keep only what belongs to ``tenant`` and/or ``host``."""
     if tenant:
-        for section in ("instances", "volumes", "keys"):
+        for section in ("instances", "volumes", "keys", "load_balancers"):
             if section in data:
                 data[section] = [r for r in data[section] if r.get("tenant") == tenant]
     if host:

@@ -44,6 +44,17 @@ options:
     description: Also render the C(<device>/frr.conf) files.
     type: bool
     default: true
+  bgp_password:
+    description:
+      - The BGP session password when the fabric file sets C(bgp.passwords) to C(fabric) (used as
+        it is on every session) or C(per_session) (each session's key is derived from it).
+      - Give it from a vault or otherwise secret variable. It is written only into the
+        C(<device>/frr.conf) files, never into C(topology.json), C(plan.csv) or the docs, and is
+        not logged (C(no_log)).
+      - 1 to 80 printable ASCII characters without spaces. Ignored when C(bgp.passwords) is
+        C(none).
+    type: str
+    required: false
 extends_documentation_fragment:
   - compleat.cloud.attributes
   - compleat.cloud.attributes.platform
@@ -123,6 +134,7 @@ errors:
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric.errors import FabricValidationError  # noqa: E402
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.hardening import password_problems  # noqa: E402
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric.plan import build_plan, load_fabric  # noqa: E402
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.tree import (  # noqa: E402
     RenderResult,
@@ -148,6 +160,7 @@ def run_module() -> None:
             "src": {"type": "path", "required": True},
             "dest": {"type": "path", "required": True},
             "frr": {"type": "bool", "default": True},
+            "bgp_password": {"type": "str", "no_log": True},
         },
         supports_check_mode=True,
     )
@@ -158,13 +171,21 @@ def run_module() -> None:
         fabric = load_fabric(src)
     except FabricValidationError as exc:
         problems += exc.errors
+    if fabric is not None and module.params["frr"]:
+        problems += password_problems(fabric.bgp.passwords, module.params["bgp_password"])
     if problems or fabric is None:
         failure = FabricValidationError(problems)
         module.fail_json(msg=str(failure), errors=[error.to_dict() for error in failure.errors], dest=dest)
         return
     plan = build_plan(fabric)
     try:
-        result = render_all(plan, dest, frr=module.params["frr"], check=module.check_mode)
+        result = render_all(
+            plan,
+            dest,
+            frr=module.params["frr"],
+            check=module.check_mode,
+            bgp_password=module.params["bgp_password"],
+        )
     except OSError as exc:
         module.fail_json(msg=f"cannot write {dest}: {exc}", dest=dest)
     summary = {

@@ -102,6 +102,16 @@ options:
         and M(compleat.cloud.host_health) records its probes but never marks it down or evacuates it.
       - V(false) ends the maintenance. Omitted keeps the current flag (V(false) for a new host).
     type: bool
+  iscsi_attach:
+    description:
+      - How iSCSI volumes (M(compleat.cloud.volume) with C(backend=iscsi)) reach instances on a QEMU/KVM
+        host. V(qemu) attaches the LUN straight to the guest with QEMU's own initiator (no login on
+        the host). V(host) uses the host's C(/dev/disk/by-path) device, so the host's own open-iscsi
+        initiator must have logged in to the target with its IQN and CHAP secret (role
+        M(compleat.cloud.iscsi_initiator)); evacuations then need every candidate host logged in.
+      - Xen hosts always use the host's device. Omitted keeps the current value (V(qemu) for a new host).
+    type: str
+    choices: [qemu, host]
   dedicated_cpus:
     description:
       - Physical CPUs reserved for instances of offerings with C(cpu_pinning), as a cpuset
@@ -210,7 +220,7 @@ host:
   sample: {"name": "hv1", "uri": "qemu:///system", "hypervisor": "kvm", "vcpus": 16, "ram_mb": 65536,
            "reserved_vcpus": 0, "reserved_ram_mb": 2048, "cpu_ratio": 4.0, "ram_ratio": 1.0,
            "state": "up", "storage_dir": "/var/lib/compleat-cloud/primary", "fenced_at": null,
-           "maintenance": false, "failed_probes": 0, "last_probe_at": 1767225600,
+           "maintenance": false, "failed_probes": 0, "last_probe_at": 1767225600, "iscsi_attach": "qemu",
            "dedicated_cpus": "8-15", "hugepages": {"1G": 16},
            "pci_devices": [{"address": "0000:3b:00.0", "class": "gpu-a100", "vendor_device": "10de:20b5",
                             "iommu_group": 27, "instance": "train-1"}]}
@@ -287,6 +297,7 @@ ARGUMENT_SPEC: dict[str, Any] = {
     "storage_dir": {"type": "path"},
     "host_state": {"type": "str", "choices": ["up", "down", "fenced"]},
     "maintenance": {"type": "bool"},
+    "iscsi_attach": {"type": "str", "choices": ["qemu", "host"]},
     "dedicated_cpus": {"type": "str"},
     "hugepages": {"type": "dict"},
     "pci_devices": {
@@ -312,6 +323,7 @@ FIELDS = (
     "cpu_ratio",
     "ram_ratio",
     "storage_dir",
+    "iscsi_attach",
 )
 CAPACITY_FIELDS = ("vcpus", "ram_mb", "reserved_vcpus", "reserved_ram_mb", "cpu_ratio", "ram_ratio")
 HEALTH_DEFAULTS: dict[str, Any] = {"maintenance": False, "failed_probes": 0, "last_probe_at": None}

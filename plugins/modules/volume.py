@@ -20,7 +20,9 @@ description:
   - O(backend=iscsi) records an iSCSI LUN provisioned on the storage host (for example with
     M(compleat.cloud.iscsi_target)). Under QEMU/KVM it is attached straight to the guest as a
     network disk (QEMU's own initiator, no login on the hypervisor); under Xen, which has no
-    built-in initiator, through the host's C(/dev/disk/by-path) device after an C(iscsiadm) login.
+    built-in initiator, and on hosts registered with C(iscsi_attach=host) (M(compleat.cloud.hypervisor)),
+    through the host's C(/dev/disk/by-path) device, after the host's own login with CHAP
+    (role M(compleat.cloud.iscsi_initiator)).
   - Attach and detach change the running domain and its persistent definition together
     (C(VIR_DOMAIN_AFFECT_LIVE|VIR_DOMAIN_AFFECT_CONFIG)); a stopped domain only its definition.
     Live detach needs the guest's cooperation; a guest that ignores it keeps the disk until
@@ -480,7 +482,7 @@ def attach(module: AnsibleModule, store: Store, vol: dict[str, Any], actions: li
     with store.transaction(write=True):
         store.update("volumes", vol["id"], {"attached_to": inst["id"], "target_dev": target})
         row = store.get("volumes", id=vol["id"])
-        disk = lifecycle.volume_disk(row, inst["domain_type"])
+        disk = lifecycle.volume_disk(row, inst["domain_type"], host.get("iscsi_attach") or "qemu")
         mode = virt.change_device(
             dom, virt.disk_xml(disk), True, lambda: redefine(store, inst, host, conn, dom)
         )
@@ -510,7 +512,7 @@ def detach(module: AnsibleModule, store: Store, vol: dict[str, Any], actions: li
         }
     mode = "none"
     with store.transaction(write=True):
-        disk = lifecycle.volume_disk(vol, inst["domain_type"])
+        disk = lifecycle.volume_disk(vol, inst["domain_type"], host.get("iscsi_attach") or "qemu")
         store.update("volumes", vol["id"], {"attached_to": None, "target_dev": None})
         if dom is not None and (dom.isActive() or domain_has(dom, vol["target_dev"])):
             mode = virt.change_device(

@@ -12,3 +12,4 @@ if [ -x "$HERE/build-vm-image.sh" ]; then
 else
   log "no executable scripts/images/build-vm-image.sh: skipping the VM image"
 fi
+"$HERE/build-tenant-image.sh"

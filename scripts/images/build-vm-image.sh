@@ -107,7 +107,8 @@ EOF
   # No fsck: every VM runs on a fresh overlay of a clean filesystem.
   printf '/dev/vda\t/\text4\trw,noatime,errors=remount-ro\t0\t0\n' > "$root/etc/fstab"
 
-  # eth0 is always QEMU user-mode networking (slirp): fixed address, gateway and DNS.
+  # eth0 is always QEMU user-mode networking (slirp): fixed address, gateway and DNS, on
+  # 192.168.253.0/24 (lab/vm.py USER_NET), not QEMU's default 10.0.2.0/24, a lab rack network.
   mkdir -p "$root/etc/systemd/network"
   cat > "$root/etc/systemd/network/10-eth0.network" <<'EOF'
 # compleat.cloud lab VM: QEMU user-mode network (slirp) on the first NIC.
@@ -118,14 +119,14 @@ Name=eth0
 RequiredForOnline=no
 
 [Network]
-Address=10.0.2.15/24
-Gateway=10.0.2.2
-DNS=10.0.2.3
+Address=192.168.253.15/24
+Gateway=192.168.253.2
+DNS=192.168.253.3
 LinkLocalAddressing=no
 IPv6AcceptRA=no
 EOF
   rm -f "$root/etc/resolv.conf"
-  echo 'nameserver 10.0.2.3' > "$root/etc/resolv.conf"
+  echo 'nameserver 192.168.253.3' > "$root/etc/resolv.conf"
 
   # Per-VM settings from the kernel command line (what cloud-init would do, in 50 lines of sh).
   cat > "$root/usr/local/sbin/compleat-boot" <<'EOF'
@@ -260,7 +261,7 @@ selftest() {
     -kernel "$dir/vmlinuz" -initrd "$dir/initrd.img" \
     -append "root=/dev/vda rw console=ttyS0 net.ifnames=0 panic=10 compleat.hostname=selftest" \
     -drive "file=$overlay,if=virtio,format=qcow2,cache=unsafe" \
-    -netdev "user,id=net0,hostfwd=tcp:127.0.0.1:$port-:22" -device virtio-net-pci,netdev=net0 \
+    -netdev "user,id=net0,net=192.168.253.0/24,hostfwd=tcp:127.0.0.1:$port-:22" -device virtio-net-pci,netdev=net0 \
     -device virtio-rng-pci -serial "file:$BUILD/selftest-serial.log" \
     -pidfile "$BUILD/selftest.pid" -daemonize
   # Generous: a busy 2-core machine has been seen to need 4 minutes for this first boot.

@@ -109,14 +109,16 @@ def split_portal(portal: str) -> tuple[str, int]:
     return host, int(port or 3260)
 
 
-def volume_disk(vol: dict[str, Any], domain_type: str) -> virt.DiskSpec:
+def volume_disk(vol: dict[str, Any], domain_type: str, iscsi_attach: str = "qemu") -> virt.DiskSpec:
     """The disk of a volume: a file/block disk, or for iSCSI under QEMU a network disk straight to the guest.
 
-    Xen (libxl) has no built-in iSCSI initiator: the LUN is used through the host's block device.
+    Xen (libxl) has no built-in iSCSI initiator, and a host registered with ``iscsi_attach=host``
+    logs in with its own (open-iscsi, CHAP from compleat.cloud.iscsi_initiator): the LUN is then
+    used through the host's block device.
     """
     bus = virt.disk_bus(domain_type)
     if vol["backend"] == "iscsi":
-        if domain_type in ("kvm", "qemu"):
+        if domain_type in ("kvm", "qemu") and iscsi_attach != "host":
             return virt.DiskSpec(
                 target=vol["target_dev"],
                 source=f"{vol['iscsi_iqn']}/{vol['iscsi_lun']}",
@@ -161,7 +163,8 @@ def domain_spec(store: Store, inst: dict[str, Any], host: dict[str, Any]) -> vir
         )
     ]
     disks.append(virt.seed_disk(dtype, inst["seed_path"], inst["seed_format"]))
-    disks.extend(volume_disk(v, dtype) for v in volumes_of(store, inst))
+    attach = str(host.get("iscsi_attach") or "qemu")
+    disks.extend(volume_disk(v, dtype, attach) for v in volumes_of(store, inst))
     return virt.DomainSpec(
         name=inst["name"],
         uuid=inst["uuid"],

@@ -49,6 +49,7 @@ JSON_COLUMNS: dict[str, frozenset[str]] = {
     "offerings": frozenset({"pci_devices"}),
     "hosts": frozenset({"hugepages"}),
     "networks": frozenset({"reserved", "dns", "hosts"}),
+    "load_balancers": frozenset({"listeners", "health"}),
 }
 REAL_COLUMNS: dict[str, frozenset[str]] = {"hosts": frozenset({"cpu_ratio", "ram_ratio"})}
 
@@ -229,6 +230,34 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX ip_allocations_instance ON ip_allocations (instance_id)",
         ),
     ),
+    Migration(
+        7,
+        "load balancers: a VIP from IPAM per tenant service, members by instance",
+        (
+            # listeners and health are JSON (written and read by cloud.lb); the VIP is an
+            # ip_allocations row of the VIP network that names the balancer (lb_id).
+            "CREATE TABLE load_balancers ("
+            " id {pk}, name TEXT NOT NULL, tenant TEXT NOT NULL,"
+            " network_id {bigint} NOT NULL REFERENCES networks (id), vip TEXT NOT NULL,"
+            " algorithm TEXT NOT NULL CHECK (algorithm IN ('roundrobin', 'leastconn', 'source')),"
+            " listeners TEXT NOT NULL DEFAULT '[]', health TEXT NOT NULL DEFAULT '{{}}',"
+            " " + _TS + ", UNIQUE (tenant, name))",
+            # a member is an instance (its address is looked up at every run: it follows evacuations)
+            "CREATE TABLE lb_members ("
+            " id {pk}, lb_id {bigint} NOT NULL REFERENCES load_balancers (id) ON DELETE CASCADE,"
+            " instance_id {bigint} NOT NULL REFERENCES instances (id) ON DELETE CASCADE,"
+            " network TEXT, weight INTEGER NOT NULL DEFAULT 100 CHECK (weight >= 0 AND weight <= 256),"
+            " state TEXT NOT NULL DEFAULT 'ready' CHECK (state IN ('ready', 'drain', 'maint')),"
+            " " + _TS + ", UNIQUE (lb_id, instance_id))",
+            "ALTER TABLE ip_allocations"
+            " ADD COLUMN lb_id {bigint} REFERENCES load_balancers (id) ON DELETE CASCADE",
+        ),
+    ),
+    Migration(
+        8,
+        "iSCSI volumes through the hypervisor's own initiator",
+        ("ALTER TABLE hosts ADD COLUMN iscsi_attach TEXT NOT NULL DEFAULT 'qemu'",),
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 TABLES = (
@@ -245,6 +274,8 @@ TABLES = (
     "pinned_cpus",
     "networks",
     "ip_allocations",
+    "load_balancers",
+    "lb_members",
 )
 _HAS_UPDATED_AT = frozenset(TABLES) - {"usage_events", "stale_definitions", "pinned_cpus"}
 

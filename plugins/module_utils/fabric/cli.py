@@ -4,7 +4,7 @@
 """Command line of the fabric engine (``bin/compleat-fabric``), usable without Ansible.
 
     compleat-fabric validate FILE [--json]
-    compleat-fabric render FILE OUT [--check] [--no-frr]
+    compleat-fabric render FILE OUT [--check] [--no-frr] [--bgp-password-file FILE]
     compleat-fabric whois FILE ADDR... [--json]
     compleat-fabric schema [--update DOC | --check DOC]
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,11 +24,13 @@ from typing import TextIO
 
 from . import schema
 from .errors import FabricError, FabricValidationError
+from .hardening import password_problems
 from .model import Fabric
 from .plan import build_plan, load_fabric
 from .whois import WhoisIndex
 
 EXIT_OK = 0
+PASSWORD_ENV = "COMPLEAT_FABRIC_BGP_PASSWORD"
 EXIT_INVALID = 1
 
 
@@ -44,6 +47,12 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument("out")
     render.add_argument("--check", action="store_true", help="only report which files would change")
     render.add_argument("--no-frr", action="store_true", help="skip the <device>/frr.conf files")
+    render.add_argument(
+        "--bgp-password-file",
+        metavar="FILE",
+        help="file holding the BGP session password of bgp.passwords (default: "
+        f"${PASSWORD_ENV}); written only into frr.conf",
+    )
     whois = sub.add_parser("whois", help="who owns an address: rack, device, interface, network")
     whois.add_argument("file")
     whois.add_argument("address", nargs="+")
@@ -69,6 +78,8 @@ def main(
         fabric = load_fabric(args.file)
     except FabricValidationError as exc:
         return _report_invalid(args, FabricValidationError(problems + exc.errors), out, err)
+    if args.command == "render" and not args.no_frr:
+        problems += password_problems(fabric.bgp.passwords, _bgp_password(args, problems))
     if problems:
         return _report_invalid(args, FabricValidationError(problems), out, err)
     if args.command == "validate":
@@ -76,6 +87,18 @@ def main(
     if args.command == "render":
         return _render(args, fabric, out, err)
     return _whois(args, fabric, out, err)
+
+
+def _bgp_password(args: argparse.Namespace, problems: list[FabricError]) -> str | None:
+    """The secret of ``bgp.passwords``: ``--bgp-password-file`` (first line) or the environment."""
+    if args.bgp_password_file:
+        try:
+            with open(args.bgp_password_file, encoding="utf-8") as handle:
+                return handle.readline().rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append(FabricError("--bgp-password-file", args.bgp_password_file, f"cannot read: {exc}"))
+            return None
+    return os.environ.get(PASSWORD_ENV) or None
 
 
 def _output_problems(out_dir: str) -> list[FabricError]:
@@ -125,7 +148,13 @@ def _render(args: argparse.Namespace, fabric: Fabric, out: TextIO, err: TextIO) 
     from .render.tree import render_all
 
     try:
-        result = render_all(build_plan(fabric), args.out, frr=not args.no_frr, check=args.check)
+        result = render_all(
+            build_plan(fabric),
+            args.out,
+            frr=not args.no_frr,
+            check=args.check,
+            bgp_password=None if args.no_frr else _bgp_password(args, []),
+        )
     except OSError as exc:  # raced with the checks, or refused despite them (root on a read-only tree)
         err.write(f"{args.out}: cannot write the output: {exc}; nothing was written\n")
         return EXIT_INVALID

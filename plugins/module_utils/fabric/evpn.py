@@ -47,7 +47,7 @@ def vteps(plan: Plan) -> dict[str, str]:
 def underlay_mtu(plan: Plan) -> int:
     """Smallest MTU a VXLAN packet crosses: the hosts' peering network and the fabric links."""
     fabric = plan.fabric
-    return min(fabric.link_mtu, fabric.network(fabric.bgp.host_network).mtu)
+    return min(fabric.min_link_mtu(), fabric.network(fabric.bgp.host_network).mtu)
 
 
 def max_tenant_mtu(plan: Plan) -> int:

@@ -77,6 +77,7 @@ def link_dict(link: Link) -> dict[str, Any]:
         "rack": link.rack,
         "tor": link.tor,
         "uplink": link.uplink,
+        "mtu": link.mtu,
     }
 
 
@@ -107,8 +108,9 @@ def pool_dict(pool: PoolUsage) -> dict[str, Any]:
 
 
 def fabric_dict(fabric: Fabric) -> dict[str, Any]:
-    """Summary of the validated input (name, routing, limits, pools)."""
+    """Summary of the validated input (name, routing, limits, pools; ``anycast`` when declared)."""
     limits = fabric.limits
+    anycast = {"anycast": list(fabric.bgp.anycast)} if fabric.bgp.anycast else {}
     return {
         "name": fabric.name,
         "routing": fabric.routing,
@@ -124,6 +126,7 @@ def fabric_dict(fabric: Fabric) -> dict[str, Any]:
         "loopback_pool": fabric.loopback_pool,
         "link_pool": fabric.link_pool or None,
         "spine_asn": fabric.bgp.spine_asn if fabric.routing == "bgp" else None,
+        **anycast,
     }
 
 

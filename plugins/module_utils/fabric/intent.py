@@ -17,7 +17,9 @@ Pure functions, no I/O.  The intent is derived from the plan as plain data (``to
   checked.  BGP-to-host loopbacks are checked for presence only;
 - **fib**: the kernel must hold the same number of next hops as FRR installed (when the kernel
   routing table is given);
-- **leaks** (BGP only): no BGP route outside the intended prefixes.
+- **leaks** (BGP only): no BGP route outside the intended prefixes; a /32 out of an anycast pool
+  (``bgp.anycast``, topology's ``fabric.anycast``) is legitimate whenever a host announces it and
+  is neither required nor a leak.
 
 ``compare(intent, observed)`` takes FRR's JSON as parsed objects (``show ip route json``,
 ``show bgp ... summary json`` / ``show ip ospf neighbor json``, optionally ``ip -j route``) and
@@ -27,6 +29,7 @@ lists, state values), not on FRR's occasionally misspelt key names.
 
 from __future__ import annotations
 
+import ipaddress
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -80,6 +83,7 @@ class DeviceIntent:
     ospf_neighbors: dict[str, int] = field(default_factory=dict)  # router id -> adjacency count
     routes: dict[str, int] = field(default_factory=dict)  # prefix -> next hops (PRESENT: >= 1)
     local: frozenset[str] = frozenset()  # prefixes the device originates itself
+    anycast: tuple[str, ...] = ()  # anycast pools: their /32s come and go with the hosts' health
 
     def as_dict(self) -> dict[str, Any]:
         """Plain dict (sorted keys) for reports."""
@@ -111,6 +115,7 @@ def intent_from_topology(
     """
     fabric = topology.get("fabric", {})
     routing = str(fabric.get("routing", "bgp"))
+    anycast = tuple(fabric.get("anycast", ()))
     devices: dict[str, Mapping[str, Any]] = {dev["name"]: dev for dev in topology.get("devices", [])}
     routers = [name for name, dev in devices.items() if dev.get("config")]
 
@@ -153,7 +158,8 @@ def intent_from_topology(
                 rid = str(devices[peer].get("router_id", peer))
                 ospf[rid] = ospf.get(rid, 0) + 1
         local = frozenset(dev.get("announce", ()))
-        result[name] = DeviceIntent(name, str(dev.get("role")), routing, sessions, ospf, routes, local)
+        role = str(dev.get("role"))
+        result[name] = DeviceIntent(name, role, routing, sessions, ospf, routes, local, anycast)
     return result
 
 
@@ -329,8 +335,18 @@ def _compare_routes(
     if intent.routing == "bgp":
         for prefix in sorted(routes):
             if rib_protocol(routes, prefix) == "bgp" and prefix not in intent.routes:
+                if in_anycast_pool(prefix, intent.anycast):
+                    continue
                 diffs.append(Difference(name, KIND_LEAK, prefix, "not announced", "learnt via bgp"))
     return diffs
+
+
+def in_anycast_pool(prefix: str, pools: Iterable[str]) -> bool:
+    """Whether ``prefix`` is a /32 inside one of the anycast ``pools``."""
+    if not prefix.endswith("/32"):
+        return False
+    address = ipaddress.IPv4Address(prefix[:-3])
+    return any(address in ipaddress.IPv4Network(pool) for pool in pools)
 
 
 def _paths(count: int, hops: list[str] | None = None) -> str:

@@ -51,6 +51,17 @@ class Timers:
 
 
 @dataclass(frozen=True, slots=True)
+class MaximumPrefix:
+    """``maximum-prefix`` per BGP session: limit = ceil(legitimate prefixes x headroom / 100)."""
+
+    enabled: bool = False
+    headroom: int = 200  # percent
+    basis: str = "capacity"  # "capacity" (limits: growth changes nothing) | "plan" (declared racks)
+    restart: int = 0  # minutes; 0: a session torn down by the limit stays down
+    warning_only: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class BgpOptions:
     """BGP options (RFC 7938: one ASN shared by all spines, one ASN per ToR / host)."""
 
@@ -65,6 +76,10 @@ class BgpOptions:
     bfd_multiplier: int = 3  # BFD detect multiplier
     maximum_paths: int = 64  # ECMP paths per prefix
     evpn: bool = False  # l2vpn evpn on every session; BGP hosts are VTEPs (advertise-all-vni)
+    gtsm: bool = False  # ttl-security hops 1 on every session
+    passwords: str = "none"  # "none" | "fabric" | "per_session" (the secret comes at render time)
+    maximum_prefix: MaximumPrefix = MaximumPrefix()
+    anycast: tuple[str, ...] = ()  # anycast pools (CIDR): BGP hosts may announce /32s out of them
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +109,8 @@ class SpineSpec:
 
     id: int
     name: str
+    drain: bool = False  # maintenance drain (graceful-shutdown / max-metric)
+    link_mtu: int | None = None  # MTU of this spine's links (None: the fabric's link_mtu)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +128,8 @@ class RackSpec:
     hosts: int
     uplink_spines: tuple[str, ...] = ()
     name: str = ""
+    drain: bool = False  # maintenance drain of every ToR of the rack
+    link_mtu: int | None = None  # MTU of the rack's uplinks (None: the fabric's link_mtu)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +150,16 @@ class Fabric:
     ospf: OspfOptions
     dhcp_relay_servers: tuple[str, ...]
     dhcp_relay_networks: tuple[str, ...] = ("mgmt",)
+
+    def link_mtu_of(self, rack: RackSpec, spine: SpineSpec) -> int:
+        """MTU of a link between ``rack`` and ``spine``: the smaller of their overrides, if any."""
+        overrides = [mtu for mtu in (rack.link_mtu, spine.link_mtu) if mtu is not None]
+        return min(overrides) if overrides else self.link_mtu
+
+    def min_link_mtu(self) -> int:
+        """The smallest MTU any fabric link may have (the path MTU across the fabric)."""
+        overrides = [item.link_mtu for item in (*self.racks, *self.spines) if item.link_mtu is not None]
+        return min([self.link_mtu, *overrides])
 
     def network(self, role: str) -> NetworkSpec:
         """Return the network spec of ``role`` (KeyError when undeclared)."""
@@ -188,6 +217,7 @@ class Device:
     bgp_neighbors: tuple[BgpNeighbor, ...]
     announce: tuple[str, ...]  # prefixes this device originates (loopback /32, rack networks)
     pod: int | None = None
+    drain: bool = False  # maintenance drain: BGP graceful-shutdown / OSPF max-metric
 
     def interface(self, name: str) -> Interface:
         """Return the interface called ``name`` (KeyError when absent)."""
@@ -216,6 +246,7 @@ class Link:
     rack: int
     tor: int
     uplink: int
+    mtu: int | None = None  # the link's MTU (both ends)
 
 
 @dataclass(frozen=True, slots=True)

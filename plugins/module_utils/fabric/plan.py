@@ -227,6 +227,7 @@ class _Context:
         self.bgp = fabric.routing == "bgp"
         self.host_bgp = self.bgp and fabric.bgp.hosts
         self.spine_names = tuple(spine.name for spine in fabric.spines)
+        self.spine_specs = {spine.name: spine for spine in fabric.spines}
         self.nets = tuple(
             (spec, law.parse_cidr(spec.pool)[0], law.block_size(spec.prefix_len)) for spec in fabric.networks
         )
@@ -259,7 +260,7 @@ def _build_plan(fabric: Fabric) -> Plan:
             tors.append(_tor(ctx, rack, tor, announce))
         for host in range(1, rack.hosts + 1):
             hosts.append(_host(ctx, rack, host))
-    spines = [_spine(ctx, spine.id, spine.name) for spine in fabric.spines]
+    spines = [_spine(ctx, spine.id, spine.name, spine.drain) for spine in fabric.spines]
     devices = {device.name: device for group in (spines, tors, hosts) for device in group}
     return Plan(
         fabric=fabric,
@@ -276,7 +277,7 @@ def _loopback(ctx: _Context, offset: int) -> tuple[str, str]:
     return f"{addr}/32", addr
 
 
-def _spine(ctx: _Context, spine_id: int, name: str) -> Device:
+def _spine(ctx: _Context, spine_id: int, name: str, drain: bool = False) -> Device:
     """A spine: loopback plus one downlink per ToR uplink that lands on it (built by ``_tor``)."""
     loopback, router_id = _loopback(ctx, law.spine_loopback_offset(spine_id))
     lo = Interface("lo", loopback, KIND_LOOPBACK, None, None, None, None)
@@ -291,6 +292,7 @@ def _spine(ctx: _Context, spine_id: int, name: str) -> Device:
         interfaces=(lo, *ctx.spine_ifaces[name]),
         bgp_neighbors=tuple(ctx.spine_peers[name]),
         announce=(loopback,),
+        drain=drain,
     )
 
 
@@ -322,12 +324,12 @@ def _tor(ctx: _Context, rack: RackSpec, tor: int, announce: tuple[str, ...]) -> 
     loopback, router_id = _loopback(ctx, law.tor_loopback_offset(limits, r, tor))
     asn = law.tor_asn(ctx.fabric.bgp.tor_asn_base, limits, r, tor) if ctx.bgp else None
     spine_asn = ctx.fabric.bgp.spine_asn
-    mtu = ctx.fabric.link_mtu
     ifaces = [Interface("lo", loopback, KIND_LOOPBACK, None, None, None, None)]
     peers: list[BgpNeighbor] = []
     for uplink in range(1, rack.uplinks + 1):
         spine = law.uplink_spine(ctx.spine_names, uplink, rack.uplink_spines)
         port, up = law.spine_port_ifname(r, tor, uplink), law.uplink_ifname(uplink)
+        mtu = ctx.fabric.link_mtu_of(rack, ctx.spine_specs[spine])
         spine_ip = tor_ip = spine_cidr = tor_cidr = None
         if ctx.numbered:
             base = ctx.link_start + 2 * law.link_index(limits, r, tor, uplink)
@@ -336,7 +338,15 @@ def _tor(ctx: _Context, rack: RackSpec, tor: int, announce: tuple[str, ...]) -> 
         ifaces.append(Interface(up, tor_cidr, KIND_UPLINK, spine, port, mtu, None))
         ctx.spine_ifaces[spine].append(Interface(port, spine_cidr, KIND_DOWNLINK, name, up, mtu, None))
         ctx.links.append(
-            Link(Endpoint(spine, port, spine_cidr), Endpoint(name, up, tor_cidr), spine_cidr, r, tor, uplink)
+            Link(
+                Endpoint(spine, port, spine_cidr),
+                Endpoint(name, up, tor_cidr),
+                spine_cidr,
+                r,
+                tor,
+                uplink,
+                mtu,
+            )
         )
         if asn is not None:
             peers.append(BgpNeighbor(spine, up, spine_ip, spine_asn))
@@ -361,6 +371,7 @@ def _tor(ctx: _Context, rack: RackSpec, tor: int, announce: tuple[str, ...]) -> 
         bgp_neighbors=tuple(peers),
         announce=(loopback, *announce),
         pod=rack.pod,
+        drain=rack.drain,
     )
 
 

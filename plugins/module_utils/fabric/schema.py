@@ -100,7 +100,15 @@ SCHEMA = Field(
     fields=(
         Field("name", "str", "Fabric name (DNS label).", REQUIRED, pattern=DNS_LABEL, max_len=63),
         Field("routing", "str", "Routing protocol of the fabric.", "bgp", choices=("bgp", "ospf")),
-        Field("link_mtu", "int", "MTU of every spine-ToR link.", 9000, minimum=68, maximum=9216),
+        Field(
+            "link_mtu",
+            "int",
+            "MTU of spine-ToR links (`racks[].link_mtu` and `spines[].link_mtu` override it); every "
+            "link of topology.json carries its `mtu`.",
+            9000,
+            minimum=68,
+            maximum=9216,
+        ),
         Field(
             "limits",
             "map",
@@ -168,6 +176,23 @@ SCHEMA = Field(
                 Field(
                     "name", "str", "Spine name; default `spine{id:02d}`.", None, pattern=DNS_LABEL, max_len=63
                 ),
+                Field(
+                    "drain",
+                    "bool",
+                    "Maintenance drain: BGP graceful-shutdown (announcements carry GRACEFUL_SHUTDOWN, "
+                    "receivers set local-pref 0) or OSPF `max-metric router-lsa administrative`; "
+                    "traffic moves to the other spines before the spine is touched.",
+                    False,
+                ),
+                Field(
+                    "link_mtu",
+                    "int",
+                    "MTU of this spine's links (default `link_mtu`); a link whose rack also sets "
+                    "`link_mtu` gets the smaller of the two.",
+                    None,
+                    minimum=68,
+                    maximum=9216,
+                ),
             ),
         ),
         Field(
@@ -189,6 +214,21 @@ SCHEMA = Field(
                 ),
                 Field("name", "str", "Free label shown in docs (single racks only).", None, max_len=63),
                 *(_rack_field(field) for field in _RACK_SHAPE),
+                Field(
+                    "drain",
+                    "bool",
+                    "Maintenance drain of every ToR of the rack(s) (see `spines[].drain`).",
+                    False,
+                ),
+                Field(
+                    "link_mtu",
+                    "int",
+                    "MTU of the rack's uplinks (default `link_mtu`); a link whose spine also sets "
+                    "`link_mtu` gets the smaller of the two.",
+                    None,
+                    minimum=68,
+                    maximum=9216,
+                ),
             ),
         ),
         Field("defaults", "map", "Per-rack defaults for keys a rack entry omits.", fields=_RACK_SHAPE),
@@ -236,6 +276,69 @@ SCHEMA = Field(
                         ),
                     ),
                 ),
+                Field(
+                    "gtsm",
+                    "bool",
+                    "GTSM (RFC 5082): `ttl-security hops 1` on every session (all peers are directly "
+                    "connected); packets from farther away are dropped before BGP sees them.",
+                    False,
+                ),
+                Field(
+                    "passwords",
+                    "str",
+                    "TCP-MD5 session passwords: `none`; `fabric` (one password on every session); "
+                    "`per_session` (each session's own key, HMAC-SHA256 of the password and the "
+                    "session's two ends).  The password itself is never in the fabric file: it is "
+                    "given at render time (module/CLI option `bgp_password`, no_log) and written "
+                    "only into frr.conf.  Needs numbered links.",
+                    "none",
+                    choices=("none", "fabric", "per_session"),
+                ),
+                Field(
+                    "maximum_prefix",
+                    "map",
+                    "`maximum-prefix` per session, derived from the plan: what the peer can "
+                    "legitimately announce (a ToR: its rack's networks, loopback and its BGP hosts' "
+                    "loopbacks; a spine, or a ToR towards its hosts: every fabric prefix (see "
+                    "`basis`); a host: its loopback) times `headroom`.",
+                    fields=(
+                        Field("enabled", "bool", "Emit `maximum-prefix` on every session.", False),
+                        Field(
+                            "headroom",
+                            "int",
+                            "Limit = ceil(legitimate prefixes x headroom / 100).",
+                            200,
+                            minimum=100,
+                            maximum=100000,
+                        ),
+                        Field(
+                            "basis",
+                            "str",
+                            "What a spine (or a ToR towards its hosts) may announce: `capacity`, "
+                            "every prefix the limits allow (spines + (max_racks-1) x (networks + "
+                            "tors_per_rack [+ hosts_per_rack with BGP-to-host])), so adding racks "
+                            "changes no existing configuration; `plan`, the prefixes of the racks "
+                            "declared now (tighter; every ToR's limit grows with each new rack).",
+                            "capacity",
+                            choices=("capacity", "plan"),
+                        ),
+                        Field(
+                            "restart",
+                            "int",
+                            "Minutes after which a session torn down by the limit restarts by "
+                            "itself; 0: it stays down until cleared by hand.",
+                            0,
+                            minimum=0,
+                            maximum=65535,
+                        ),
+                        Field(
+                            "warning_only",
+                            "bool",
+                            "Only log when the limit is exceeded (the session stays up).",
+                            False,
+                        ),
+                    ),
+                ),
                 Field("hosts", "bool", "BGP-to-host: hosts peer with their rack's ToRs.", False),
                 Field("host_network", "str", "Rack network role hosts peer over.", "mgmt", pattern=ROLE_NAME),
                 Field(
@@ -244,6 +347,18 @@ SCHEMA = Field(
                     "EVPN/VXLAN for tenant networks: hosts are VTEPs (needs `hosts`); every session "
                     "also carries `l2vpn evpn`, spines and ToRs pass the routes on unchanged.",
                     False,
+                ),
+                Field(
+                    "anycast",
+                    "list",
+                    "Anycast pools (needs `hosts`): a BGP host may originate /32s out of them (a VIP "
+                    "of an LB node, announced while healthy); its ToRs accept them from their hosts "
+                    "and pass them to the spines, spines accept them from every rack and spread "
+                    "traffic over every announcing host (ECMP), every router and host accepts them "
+                    "(`FABRIC`).  A host sends only the /32s it originates itself.  The pools must "
+                    "overlap no other pool and each other.",
+                    [],
+                    items="cidr",
                 ),
             ),
         ),

@@ -16,7 +16,17 @@ from typing import Any
 
 from . import law
 from .errors import FabricError, FabricValidationError
-from .model import BgpOptions, Fabric, Limits, NetworkSpec, OspfOptions, RackSpec, SpineSpec, Timers
+from .model import (
+    BgpOptions,
+    Fabric,
+    Limits,
+    MaximumPrefix,
+    NetworkSpec,
+    OspfOptions,
+    RackSpec,
+    SpineSpec,
+    Timers,
+)
 from .schema import normalize
 
 RESERVED_IFNAMES = ("lo",)
@@ -113,7 +123,7 @@ def _check_spines(data: dict[str, Any], limits: Limits | None, errors: list[Fabr
                 FabricError(f"{path}.name", name, "collides with ToR/host naming r<rack>-tor<t>/-h<h>")
             )
         seen_names[name] = f"{path}.name"
-        spines.append(SpineSpec(spine_id, name))
+        spines.append(SpineSpec(spine_id, name, bool(spine.get("drain")), spine.get("link_mtu")))
     return sorted(spines, key=lambda spine: spine.id)
 
 
@@ -225,6 +235,8 @@ def _declared_pools(data: dict[str, Any], errors: list[FabricError]) -> list[_Po
         errors.append(FabricError("pools.links", None, "required unless pools.unnumbered is true"))
     candidates = [("pools.loopbacks", raw_pools["loopbacks"]), ("pools.links", raw_pools["links"])]
     candidates += [(f"networks.{role}.pool", net["pool"]) for role, net in data["networks"].items()]
+    anycast = data["bgp"]["anycast"] or []
+    candidates += [(f"bgp.anycast[{index}]", pool) for index, pool in enumerate(anycast)]
     for path, text in candidates:
         if text is None:
             continue
@@ -403,10 +415,56 @@ def _check_protocols(data: dict[str, Any], errors: list[FabricError]) -> None:
         errors.append(FabricError("bgp.evpn", True, "needs bgp.hosts: true (the hosts are the VTEPs)"))
     if bgp["evpn"] and data["routing"] == "ospf":
         errors.append(FabricError("bgp.evpn", True, "needs routing: bgp (EVPN is a BGP address family)"))
+    _check_anycast(data, errors)
+    _check_hardening(data, errors)
     if relay["servers"] and relay["networks"]:
         for index, role in enumerate(relay["networks"]):
             if role is not None and role not in roles:
                 errors.append(FabricError(f"dhcp_relay.networks[{index}]", role, "names no declared network"))
+
+
+def _check_anycast(data: dict[str, Any], errors: list[FabricError]) -> None:
+    """Anycast pools are announced by BGP hosts: they need BGP-to-host (overlaps: ``_check_overlaps``)."""
+    bgp = data["bgp"]
+    pools = bgp["anycast"]
+    if not pools:
+        return
+    if not bgp["hosts"]:
+        errors.append(FabricError("bgp.anycast", pools, "needs bgp.hosts: true (hosts announce the /32s)"))
+    if data["routing"] == "ospf":
+        errors.append(FabricError("bgp.anycast", pools, "needs routing: bgp (hosts announce over BGP)"))
+
+
+def _check_hardening(data: dict[str, Any], errors: list[FabricError]) -> None:
+    """Session passwords need addresses; maximum-prefix restarts or warns, not both; OSPF has
+    neither sessions to protect nor to limit."""
+    bgp = data["bgp"]
+    passwords, limit = bgp["passwords"], bgp["maximum_prefix"]
+    if passwords not in (None, "none") and data["pools"]["unnumbered"]:
+        errors.append(
+            FabricError(
+                "bgp.passwords",
+                passwords,
+                "needs numbered links: TCP-MD5 keys are bound to the peer's address, and unnumbered "
+                "sessions peer by interface (pools.unnumbered is true)",
+            )
+        )
+    if limit["warning_only"] and limit["restart"]:
+        errors.append(
+            FabricError(
+                "bgp.maximum_prefix.restart",
+                limit["restart"],
+                "give restart or warning_only, not both (a session that only warns is never torn down)",
+            )
+        )
+    if data["routing"] == "ospf":
+        for key, value, default in (
+            ("gtsm", bgp["gtsm"], False),
+            ("passwords", passwords, "none"),
+            ("maximum_prefix.enabled", limit["enabled"], False),
+        ):
+            if value not in (None, default):
+                errors.append(FabricError(f"bgp.{key}", value, "applies to BGP sessions; routing is ospf"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -506,6 +564,8 @@ def _build(
                     hosts=rack["hosts"],
                     uplink_spines=explicit,
                     name=rack["name"] or law.rack_label(rack_id),
+                    drain=bool(rack["drain"]),
+                    link_mtu=rack["link_mtu"],
                 )
             )
     racks.sort(key=lambda rack: rack.id)
@@ -533,6 +593,10 @@ def _build(
             bfd_multiplier=bgp["bfd_multiplier"],
             maximum_paths=bgp["maximum_paths"],
             evpn=bgp["evpn"],
+            gtsm=bgp["gtsm"],
+            passwords=bgp["passwords"],
+            maximum_prefix=MaximumPrefix(**bgp["maximum_prefix"]),
+            anycast=tuple(bgp["anycast"]),
         ),
         ospf=OspfOptions(**ospf),
         dhcp_relay_servers=tuple(data["dhcp_relay"]["servers"]),

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 
-from ansible_collections.compleat.cloud.plugins.module_utils.cloud import virt
+from ansible_collections.compleat.cloud.plugins.module_utils.cloud import lifecycle, virt
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud.store import Store
 from ansible_collections.compleat.cloud.plugins.modules import instance, volume
 
@@ -120,3 +120,27 @@ def test_a_name_that_is_not_a_dns_label_is_refused_before_anything_is_written(cl
     assert sorted(pool.listVolumes()) == volumes_before
     with Store.open(cloud.store) as s:
         assert not s.select("volumes")
+
+
+def test_iscsi_volume_through_the_host_initiator(cloud, libvirt_test):
+    """A host registered with iscsi_attach=host gets the LUN as its by-path block device (its own
+    open-iscsi login with CHAP), in the live attach and in every definition rebuilt from the store."""
+    from ansible_collections.compleat.cloud.plugins.modules import hypervisor
+
+    assert cloud.ok(hypervisor, name="hv1", iscsi_attach="host")["host"]["iscsi_attach"] == "host"
+    assert not cloud.ok(hypervisor, name="hv1", iscsi_attach="host")["changed"]
+    cloud.ok(instance, **VM)
+    cloud.ok(volume, name="lun1", instance="vm1", state="attached", **ISCSI)
+    disk = disks(libvirt_test)["vdb"]
+    assert disk["kind"] == "block"
+    assert (
+        disk["source"] == "/dev/disk/by-path/ip-192.0.2.5:3260-iscsi-iqn.2026-01.cloud.compleat:s1.v1-lun-0"
+    )
+    # the stored definition (what evacuate and reconcile rebuild) says the same
+    with Store.open(cloud.store) as s:
+        inst = s.get("instances", name="vm1")
+        spec = lifecycle.domain_spec(s, inst, s.get("hosts", name="hv1"))
+    assert [d.kind for d in spec.disks if d.target == "vdb"] == ["block"]
+    cloud.ok(volume, name="lun1", state="absent", force=True)
+    assert "vdb" not in disks(libvirt_test)
+    assert "iscsi_attach" in cloud.fails(hypervisor, name="hv1", iscsi_attach="nfs")["msg"]

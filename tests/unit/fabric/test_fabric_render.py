@@ -46,7 +46,8 @@ def test_topology_json(lab_plan: Plan) -> None:
     host = next(d for d in data["devices"] if d["role"] == "host")
     assert host["config"] is None and "asn" not in host
     link = data["links"][0]
-    assert set(link) == {"a", "b", "prefix", "rack", "tor", "uplink"}
+    assert set(link) == {"a", "b", "prefix", "rack", "tor", "uplink", "mtu"}
+    assert link["mtu"] == 9000
     assert set(link["a"]) == {"device", "interface", "address"}
     net = data["networks"][0]
     assert set(net) == {"rack", "role", "prefix", "gateway", "vlan", "mtu", "device", "interface"}

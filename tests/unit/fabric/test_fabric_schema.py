@@ -28,7 +28,15 @@ def test_normalize_fills_every_default() -> None:
     assert data["ospf"]["area"] == "0.0.0.0"
     assert data["dhcp_relay"] == {"servers": [], "networks": ["mgmt"]}
     assert data["racks"] == [] and data["networks"] == {}
-    assert data["spines"] == [{"id": 1, "name": None}]
+    assert data["spines"] == [{"id": 1, "name": None, "drain": False, "link_mtu": None}]
+    assert data["bgp"]["gtsm"] is False and data["bgp"]["passwords"] == "none"
+    assert data["bgp"]["maximum_prefix"] == {
+        "enabled": False,
+        "headroom": 200,
+        "basis": "capacity",
+        "restart": 0,
+        "warning_only": False,
+    }
 
 
 def test_rack_keys_inherit_from_defaults() -> None:

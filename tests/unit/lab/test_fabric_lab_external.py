@@ -87,3 +87,20 @@ def test_without_external_hosts_every_host_is_wired(rendered: Path) -> None:
 def test_unknown_external_host_is_refused(rendered: Path) -> None:
     with pytest.raises(ValueError, match="external hosts r009-h01, spine01 are not hosts of fabric lab"):
         fabric_lab.FabricLab(rendered, prefix="ccf-test-", external_hosts=frozenset({"spine01", "r009-h01"}))
+
+
+def test_external_hosts_lose_their_config_for_the_intent():
+    topo = {"devices": [{"name": "h1", "config": "h1/frr.conf"}, {"name": "h2", "config": "h2/frr.conf"}]}
+    assert fabric_lab.without_configs(topo, frozenset()) is topo
+    out = fabric_lab.without_configs(topo, frozenset({"h2"}))
+    assert out["devices"] == [{"name": "h1", "config": "h1/frr.conf"}, {"name": "h2"}]
+    assert topo["devices"][1] == {"name": "h2", "config": "h2/frr.conf"}  # input untouched
+
+
+def test_external_hosts_sessions_leave_the_intent():
+    """With BGP to the hosts, a ToR's sessions to hosts played by VMs are not waited for at `up`."""
+    tor = fabric_lab.fabric_intent.DeviceIntent(
+        "t1", "tor", "bgp", sessions={"10.0.0.2": "s1", "10.64.0.11": "h2"}
+    )
+    assert fabric_lab.without_peers({"t1": tor}, frozenset()) == {"t1": tor}
+    assert fabric_lab.without_peers({"t1": tor}, frozenset({"h2"}))["t1"].sessions == {"10.0.0.2": "s1"}

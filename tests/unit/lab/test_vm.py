@@ -286,7 +286,9 @@ def test_qemu_argv_basics() -> None:
     assert option_values(argv, "-drive") == [
         "file=/cache/vms/n1/root.qcow2,if=none,id=root,format=qcow2,cache=unsafe,discard=unmap"
     ]
-    assert option_values(argv, "-netdev") == ["user,id=net0,hostfwd=tcp:127.0.0.1:40100-:22"]
+    assert option_values(argv, "-netdev") == [
+        "user,id=net0,net=192.168.253.0/24,hostfwd=tcp:127.0.0.1:40100-:22"
+    ]
     assert option_values(argv, "-pidfile") == ["/cache/vms/n1/qemu.pid"]
     assert option_values(argv, "-qmp") == ["unix:/cache/vms/n1/qmp.sock,server=on,wait=off"]
     assert "path=/cache/vms/n1/serial.log" in option_values(argv, "-chardev")[0]
@@ -412,7 +414,8 @@ def test_disk_boot_runs_the_firmware_on_an_overlay_of_the_image() -> None:
     assert "-kernel" not in argv and "-append" not in argv
     assert "virtio-blk-pci,drive=root,serial=root,bootindex=1" in option_values(argv, "-device")
     assert any(
-        n.startswith("user,id=net0,hostfwd=tcp:127.0.0.1:40022-:22") for n in option_values(argv, "-netdev")
+        n.startswith("user,id=net0,net=192.168.253.0/24,hostfwd=tcp:127.0.0.1:40022-:22")
+        for n in option_values(argv, "-netdev")
     )
     assert vm.instance_config(state)["user"] == "ops"
 

@@ -167,7 +167,7 @@ def _protocol_lines(plan: Plan) -> list[str]:
         if bgp.hosts:
             lines.append(f"- BGP-to-host over `{bgp.host_network}`; host ASNs from {bgp.host_asn_base}")
         if bgp.hosts and bgp.evpn:
-            mtu = min(fabric.link_mtu, fabric.network(bgp.host_network).mtu) - VXLAN_OVERHEAD
+            mtu = min(fabric.min_link_mtu(), fabric.network(bgp.host_network).mtu) - VXLAN_OVERHEAD
             lines.append(
                 f"- EVPN/VXLAN tenant networks: the hosts are VTEPs (loopback = VTEP address), "
                 f"tenant MTU at most {mtu}"

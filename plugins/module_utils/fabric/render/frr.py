@@ -28,6 +28,16 @@ Design (see ``docs/fabric-frr.md``):
   hop (``attribute-unchanged next-hop``: it is the originating VTEP, the tunnel end) and hold no
   VNI themselves; BGP hosts are the VTEPs (``advertise-all-vni``, VTEP address = their loopback,
   already announced in IPv4) and send only the routes they originate (no host transit).
+- Hardening (opt-in, ``fabric/hardening.py``): GTSM (``ttl-security hops 1`` per peer-group),
+  TCP-MD5 passwords (one for the fabric, or per session derived from the render-time secret, which
+  reaches this renderer only), ``maximum-prefix`` per session from what the peer may announce.
+- Anycast (``bgp.anycast``, ``fabric/anycast.py``): every ``FABRIC`` list and every spine's
+  ``RACKnnn`` list accept the pools' /32s, a ToR's ``HOSTS`` list too; a host sends those it
+  originates (``TO-TOR`` entry 20: ``ANYCAST`` + empty AS path), a ToR those it learned straight
+  from a host (``TO-SPINE`` entry 20: ``ANYCAST`` + one-AS path).  The /32s themselves come and go
+  with the host's ``network`` statements (the LB node's announcer).
+- Drain (``drain: true`` on a spine or rack): ``bgp graceful-shutdown`` / OSPF ``max-metric
+  router-lsa administrative``.  Without these keys the output is byte-identical to before.
 - FRR has no interface MTU command: MTUs are set by the host's network configuration and are
   recorded in the interface descriptions here.
 
@@ -36,7 +46,17 @@ Pure string building: no template engine, no ipaddress objects, O(size of the de
 
 from __future__ import annotations
 
+from ..anycast import (
+    ANYCAST_LIST,
+    HOST_ORIGIN,
+    HOST_ORIGIN_REGEX,
+    LOCAL_ORIGIN,
+    LOCAL_ORIGIN_REGEX,
+    anycast_clauses,
+    anycast_enabled,
+)
 from ..evpn import evpn_enabled
+from ..hardening import maximum_prefix_clause, password_problems, session_password
 from ..model import (
     KIND_DOWNLINK,
     KIND_LOOPBACK,
@@ -60,7 +80,6 @@ OSPF_LSA_INTERVAL = 100  # ms between originations of one LSA, and accepted arri
 EVPN_MAP = "EVPN"  # type-2 and type-3 routes, both directions on spines and ToRs
 EVPN_LOCAL_MAP = "EVPN-LOCAL"  # a VTEP host sends only what it originates
 EVPN_ROUTE_TYPES = ("macip", "multicast")  # L2 VNIs: MAC/IP advertisement, inclusive multicast
-LOCAL_ORIGIN = "LOCAL-ORIGIN"  # as-path list: empty AS path = originated here
 GROUP_OF_ROLE = {ROLE_SPINE: "SPINE", ROLE_TOR: "TOR", ROLE_HOST: "HOST"}
 LINK_KINDS = (KIND_UPLINK, KIND_DOWNLINK)
 
@@ -89,7 +108,7 @@ def fabric_prefix_entries(plan: Plan) -> list[str]:
     entries = [_range_clause(fabric.loopback_pool, 32)]
     for net in fabric.networks:
         entries.append(_range_clause(net.pool, net.prefix_len))
-    return entries  # host loopbacks live in the loopback pool: already covered
+    return entries + anycast_clauses(plan)  # host loopbacks live in the loopback pool: covered
 
 
 def _range_clause(pool: str, length: int) -> str:
@@ -115,6 +134,24 @@ def _route_map(name: str, prefix_list: str, out: list[str]) -> None:
     out.append(f" match ip address prefix-list {prefix_list}")
     out.append("exit")
     out.append("!")
+
+
+def _anycast_route_map(name: str, as_path: str, out: list[str]) -> None:
+    """Entry 20 of an outbound route-map: anycast /32s, only with the AS path ``as_path`` allows."""
+    out.append(f"route-map {name} permit 20")
+    out.append(f" match ip address prefix-list {ANYCAST_LIST}")
+    out.append(f" match as-path {as_path}")
+    out.append("exit")
+    out.append("!")
+
+
+def _anycast_lists(plan: Plan, device: Device, out: list[str]) -> None:
+    """``ANYCAST`` prefix-list and the as-path list a ToR or host sends anycast /32s under."""
+    _prefix_list(ANYCAST_LIST, anycast_clauses(plan), out)
+    if device.role == ROLE_HOST:
+        out.append(f"bgp as-path access-list {LOCAL_ORIGIN} seq 10 permit {LOCAL_ORIGIN_REGEX}")
+    else:
+        out.append(f"bgp as-path access-list {HOST_ORIGIN} seq 10 permit {HOST_ORIGIN_REGEX}")
 
 
 def _dedupe(items: list[str]) -> list[str]:
@@ -234,7 +271,7 @@ def _bgp_policies(
                 seen.add(tor.name)
                 racks.setdefault(rack, []).extend(_tor_originates(plan, tor))
         for rack in sorted(racks):
-            _prefix_list(f"RACK{rack:03d}", _dedupe(racks[rack]), out)
+            _prefix_list(f"RACK{rack:03d}", _dedupe(racks[rack]) + anycast_clauses(plan), out)
         out.append("!")
         for rack in sorted(racks):
             _route_map(f"FROM-RACK{rack:03d}", f"RACK{rack:03d}", out)
@@ -242,15 +279,20 @@ def _bgp_policies(
         group_maps["TOR"] = (None, "TO-TOR")
         return group_maps, member_in
 
+    anycast = anycast_enabled(plan)
     if device.role == ROLE_TOR:
         _prefix_list("LOCAL", _dedupe(_tor_originates(plan, device)), out)
         host_groups = groups.get("HOST", ())
         if host_groups:
             host_los = _dedupe([p for nbr in host_groups for p in devices[nbr.peer_device].announce])
-            _prefix_list("HOSTS", host_los, out)
+            _prefix_list("HOSTS", host_los + anycast_clauses(plan), out)
+        if anycast:
+            _anycast_lists(plan, device, out)
         out.append("!")
         _route_map("FROM-SPINE", "FABRIC", out)
         _route_map("TO-SPINE", "LOCAL", out)
+        if anycast:
+            _anycast_route_map("TO-SPINE", HOST_ORIGIN, out)
         group_maps["SPINE"] = ("FROM-SPINE", "TO-SPINE")
         if host_groups:
             _route_map("FROM-HOST", "HOSTS", out)
@@ -260,9 +302,13 @@ def _bgp_policies(
 
     # host with BGP-to-host: announce its own prefixes, accept fabric prefixes
     _prefix_list("LOCAL", list(device.announce), out)
+    if anycast:
+        _anycast_lists(plan, device, out)
     out.append("!")
     _route_map("FROM-TOR", "FABRIC", out)
     _route_map("TO-TOR", "LOCAL", out)
+    if anycast:
+        _anycast_route_map("TO-TOR", LOCAL_ORIGIN, out)
     group_maps["TOR"] = ("FROM-TOR", "TO-TOR")
     return group_maps, member_in
 
@@ -278,7 +324,7 @@ def evpn_group_maps(device: Device, groups: list[str]) -> dict[str, tuple[str, s
     return {group: (EVPN_MAP, out_map) for group in groups}
 
 
-def _evpn_policies(device: Device, out: list[str]) -> None:
+def _evpn_policies(device: Device, out: list[str], *, local_origin_defined: bool = False) -> None:
     """Route-maps of the l2vpn evpn sessions (``ebgp-requires-policy`` needs them too)."""
     seq = 10
     for route_type in EVPN_ROUTE_TYPES:
@@ -289,8 +335,9 @@ def _evpn_policies(device: Device, out: list[str]) -> None:
         seq += 10
     if device.role != ROLE_HOST:
         return
-    out.append(f"bgp as-path access-list {LOCAL_ORIGIN} seq 10 permit ^$")
-    out.append("!")
+    if not local_origin_defined:  # the anycast policy defines the same list
+        out.append(f"bgp as-path access-list {LOCAL_ORIGIN} seq 10 permit {LOCAL_ORIGIN_REGEX}")
+        out.append("!")
     seq = 10
     for route_type in EVPN_ROUTE_TYPES:
         out.append(f"route-map {EVPN_LOCAL_MAP} permit {seq}")
@@ -330,18 +377,35 @@ def _tor_originates(plan: Plan, tor: Device) -> list[str]:
 
 
 def _peer_group(
-    group: str, members: list[BgpNeighbor], ifaces: dict[str, Interface], bfd: bool, out: list[str]
+    plan: Plan,
+    device: Device,
+    group: str,
+    members: list[BgpNeighbor],
+    *,
+    ifaces: dict[str, Interface],
+    secret: str | None,
+    out: list[str],
 ) -> None:
-    """A peer-group and its members; a remote-as shared by every member goes on the group."""
+    """A peer-group and its members; a remote-as shared by every member goes on the group.
+
+    Hardening (``bgp.gtsm``, ``bgp.passwords``) is appended after the lines a fabric without it
+    has, so such a fabric renders exactly as before.
+    """
+    bgp = plan.fabric.bgp
     out.append(f" neighbor {group} peer-group")
     asns = {nbr.remote_asn for nbr in members}
     shared_asn = asns.pop() if len(asns) == 1 and group != "TOR" else None
     if shared_asn is not None:
         out.append(f" neighbor {group} remote-as {shared_asn}")
     out.append(f" neighbor {group} description fabric {group.lower()}s")
-    if bfd:
+    if bgp.bfd:
         out.append(f" neighbor {group} bfd")
         out.append(f" neighbor {group} bfd profile {BFD_PROFILE}")
+    if bgp.gtsm:
+        # every fabric session is between directly connected boxes (never ebgp-multihop)
+        out.append(f" neighbor {group} ttl-security hops 1")
+    if bgp.passwords == "fabric" and secret is not None:
+        out.append(f" neighbor {group} password {secret}")
     for nbr in members:
         peer = _peer_id(nbr)
         if nbr.address:
@@ -357,16 +421,21 @@ def _peer_group(
         if local is not None and local.peer_interface:
             where += f" {local.peer_interface}"
         out.append(f" neighbor {peer} description {where}")
+        if bgp.passwords == "per_session" and secret is not None:
+            peer_if = local.peer_interface if local is not None and local.peer_interface else nbr.interface
+            ends = (device.name, nbr.interface), (nbr.peer_device, peer_if)
+            key = session_password(secret, plan.fabric.name, *ends)
+            out.append(f" neighbor {peer} password {key}")
 
 
-def _router_bgp(plan: Plan, device: Device, out: list[str]) -> None:
+def _router_bgp(plan: Plan, device: Device, out: list[str], secret: str | None = None) -> None:
     fabric = plan.fabric
     bgp = fabric.bgp
     groups = _neighbor_groups(plan, device)
     group_maps, member_in = _bgp_policies(plan, device, groups, out)
     evpn = evpn_enabled(plan)
     if evpn:
-        _evpn_policies(device, out)
+        _evpn_policies(device, out, local_origin_defined=anycast_enabled(plan))
     ifaces = {iface.name: iface for iface in device.interfaces}
 
     out.append(f"router bgp {device.asn}")
@@ -375,8 +444,12 @@ def _router_bgp(plan: Plan, device: Device, out: list[str]) -> None:
     out.append(" bgp ebgp-requires-policy")
     out.append(" bgp bestpath as-path multipath-relax")
     out.append(f" timers bgp {bgp.timers.keepalive} {bgp.timers.hold}")
+    if device.drain:
+        # RFC 8326: everything announced carries GRACEFUL_SHUTDOWN; eBGP receivers (FRR does this
+        # on its own) set local-pref 0 on it, so they move to the other paths before this goes
+        out.append(" bgp graceful-shutdown")
     for group, members in groups.items():
-        _peer_group(group, members, ifaces, bgp.bfd, out)
+        _peer_group(plan, device, group, members, ifaces=ifaces, secret=secret, out=out)
     out.append(" !")
     out.append(" address-family ipv4 unicast")
     for prefix in device.announce:
@@ -390,6 +463,11 @@ def _router_bgp(plan: Plan, device: Device, out: list[str]) -> None:
     for nbr in groups.get("TOR", ()) if device.role == ROLE_SPINE else ():
         peer = _peer_id(nbr)
         out.append(f"  neighbor {peer} route-map {member_in[peer]} in")
+    if bgp.maximum_prefix.enabled:
+        for members in groups.values():
+            for nbr in members:
+                clause = maximum_prefix_clause(plan, device, nbr)
+                out.append(f"  neighbor {_peer_id(nbr)} maximum-prefix {clause}")
     out.append(f"  maximum-paths {bgp.maximum_paths}")
     out.append(" exit-address-family")
     if evpn:
@@ -407,13 +485,21 @@ def _router_ospf(plan: Plan, device: Device, out: list[str]) -> None:
     out.append(f" timers throttle lsa all {OSPF_LSA_INTERVAL}")
     out.append(f" timers lsa min-arrival {OSPF_LSA_INTERVAL}")
     out.append(f" maximum-paths {plan.fabric.bgp.maximum_paths}")
+    if device.drain:
+        # every link of this router costs the maximum: transit moves away, its own prefixes stay
+        out.append(" max-metric router-lsa administrative")
     out.append("exit")
     out.append("!")
 
 
 # ------------------------------------------------------------------------------------ entry point
-def render_frr(plan: Plan, device_name: str) -> str:
-    """The complete FRR 8.4 ``frr.conf`` of ``device_name`` (spine, ToR, or BGP host)."""
+def render_frr(plan: Plan, device_name: str, *, bgp_password: str | None = None) -> str:
+    """The complete FRR 8.4 ``frr.conf`` of ``device_name`` (spine, ToR, or BGP host).
+
+    ``bgp_password`` is the secret of ``bgp.passwords`` (from a no_log / vault variable); it is
+    used only here, never stored in the plan.  Raises FrrRenderError when the fabric asks for
+    passwords and none (or an unusable one) is given; the message never contains the secret.
+    """
     device = plan.devices.get(device_name)
     if device is None:
         raise FrrRenderError(f"unknown device {device_name!r}")
@@ -423,6 +509,12 @@ def render_frr(plan: Plan, device_name: str) -> str:
         raise FrrRenderError(f"{device_name}: hosts get an FRR configuration only with BGP-to-host")
     if routing not in ("bgp", "ospf"):
         raise FrrRenderError(f"unknown routing protocol {routing!r}")
+    secret = None
+    if routing == "bgp" and fabric.bgp.passwords != "none":
+        problems = password_problems(fabric.bgp.passwords, bgp_password)
+        if problems:
+            raise FrrRenderError("; ".join(str(problem) for problem in problems))
+        secret = bgp_password
 
     out: list[str] = []
     _header(device, out)
@@ -434,7 +526,7 @@ def render_frr(plan: Plan, device_name: str) -> str:
     if routing == "bgp":
         if device.asn is None:
             raise FrrRenderError(f"{device_name}: no ASN in the plan")
-        _router_bgp(plan, device, out)
+        _router_bgp(plan, device, out, secret)
     else:
         _router_ospf(plan, device, out)
     out.append("end")

@@ -63,8 +63,13 @@ def frr_available() -> bool:
     return True
 
 
-def iter_outputs(plan: Plan, *, frr: bool = True) -> Iterator[tuple[str, Callable[[], str]]]:
-    """(relative path, renderer) for every output file, in a fixed order."""
+def iter_outputs(
+    plan: Plan, *, frr: bool = True, bgp_password: str | None = None
+) -> Iterator[tuple[str, Callable[[], str]]]:
+    """(relative path, renderer) for every output file, in a fixed order.
+
+    ``bgp_password`` (the secret of ``bgp.passwords``) reaches the FRR renderer only.
+    """
     yield "topology.json", lambda: render_topology(plan)
     yield "plan.csv", lambda: render_csv(plan)
     yield "fabric.svg", lambda: render_svg(plan)
@@ -84,20 +89,25 @@ def iter_outputs(plan: Plan, *, frr: bool = True) -> Iterator[tuple[str, Callabl
         from .frr import render_frr
 
         for device in plan.routers():
-            yield f"{device.name}/frr.conf", lambda name=device.name: render_frr(plan, name)
+            yield (
+                f"{device.name}/frr.conf",
+                lambda name=device.name: render_frr(plan, name, bgp_password=bgp_password),
+            )
 
 
-def render_tree(plan: Plan, root: str | os.PathLike[str], *, frr: bool = True) -> list[str]:
+def render_tree(
+    plan: Plan, root: str | os.PathLike[str], *, frr: bool = True, bgp_password: str | None = None
+) -> list[str]:
     """Write every output under the (existing, empty) directory ``root``; return relative paths."""
     with paused_gc():
-        return _render_tree(plan, Path(root), frr=frr)
+        return _render_tree(plan, Path(root), frr=frr, bgp_password=bgp_password)
 
 
-def _render_tree(plan: Plan, base: Path, *, frr: bool) -> list[str]:
+def _render_tree(plan: Plan, base: Path, *, frr: bool, bgp_password: str | None = None) -> list[str]:
     """``render_tree`` body (runs with the cyclic GC paused)."""
     written = []
     made: set[Path] = set()
-    for rel, produce in iter_outputs(plan, frr=frr):
+    for rel, produce in iter_outputs(plan, frr=frr, bgp_password=bgp_password):
         target = base / rel
         if target.parent not in made:
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -135,9 +145,17 @@ def output_problems(out_dir: str | os.PathLike[str], *, label: str = "dest") -> 
 
 
 def render_all(
-    plan: Plan, out_dir: str | os.PathLike[str], *, frr: bool = True, check: bool = False
+    plan: Plan,
+    out_dir: str | os.PathLike[str],
+    *,
+    frr: bool = True,
+    check: bool = False,
+    bgp_password: str | None = None,
 ) -> RenderResult:
-    """Render ``plan`` into ``out_dir`` atomically; with ``check`` only report what would change."""
+    """Render ``plan`` into ``out_dir`` atomically; with ``check`` only report what would change.
+
+    ``bgp_password`` is the secret of ``bgp.passwords`` (no_log / vault); only frr.conf gets it.
+    """
     shown = Path(out_dir).absolute()
     out = shown.resolve()  # the temporary directory must be on the real target's filesystem
     if out.exists() and not out.is_dir():
@@ -148,7 +166,7 @@ def render_all(
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.render-", dir=out.parent))
     try:
-        files = render_tree(plan, tmp, frr=frr)
+        files = render_tree(plan, tmp, frr=frr, bgp_password=bgp_password)
         result = _compare(tmp, out, files)
         result.out_dir = str(shown)
         if not check:
