@@ -313,7 +313,7 @@ def test_iso_seed_static_ip_volume_survives_reboot_and_new_host(image, lab, tmp_
     # Reboot (reset) in the same QEMU: the stamp is found, not rewritten.
     reset_at = time.monotonic()
     assert "error" not in guest.qmp("system_reset")
-    ready, _ = guest.wait_ready(count=2)
+    ready, _seconds = guest.wait_ready(count=2)
     print(f"reboot (reset) to READY: {time.monotonic() - reset_at:.1f}s")
     assert ready["volume"] == "found", ready.group(0)
     assert http(netns, "/cgi-bin/volume") == line

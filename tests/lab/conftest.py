@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from labtestlib import FABRICS, LEFTOVER_RE, RUN_PREFIX, lab_skip_reason, render  # sets sys.path
+from labtestlib import FABRICS, LEFTOVER_RE, RUN_PREFIX, lab_skip_reason, render, running_lab  # sets sys.path
 
 from lab.fabric_lab import FabricLab
 from lab.netns import cleanup, netns_list
@@ -37,14 +37,5 @@ def fabric_lab(
         pytest.skip(reason)
     routing = request.param
     out = render(FABRICS[routing], tmp_path_factory.mktemp(f"fabric-{routing}"))
-    lab = FabricLab(out, prefix=f"{RUN_PREFIX}{routing[0]}-")
-    try:
-        lab.up(timeout=90)
-    except BaseException:
-        print(lab.logs())
-        lab.down()
-        raise
-    try:
+    with running_lab(out, f"{RUN_PREFIX}{routing[0]}-", timeout=90) as lab:
         yield lab
-    finally:
-        lab.down()

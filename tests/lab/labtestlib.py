@@ -9,6 +9,8 @@ import os
 import re
 import shutil
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,6 +46,23 @@ def render(fabric_file: Path, out: Path) -> Path:
     """Render ``fabric_file`` (topology.json, docs, every frr.conf) into ``out``."""
     render_all(build_plan(load_fabric(fabric_file)), out)
     return out
+
+
+@contextmanager
+def running_lab(out: Path, prefix: str, *, timeout: float) -> Iterator[FabricLab]:
+    """The rendered fabric in ``out`` up and converged in namespaces ``prefix*``; always torn down
+    (the daemons' logs are printed when it does not converge)."""
+    lab = FabricLab(out, prefix=prefix)
+    try:
+        lab.up(timeout=timeout)
+    except BaseException:
+        print(lab.logs())
+        lab.down()
+        raise
+    try:
+        yield lab
+    finally:
+        lab.down()
 
 
 def tors(lab: FabricLab) -> list[str]:

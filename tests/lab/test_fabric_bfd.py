@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from labtestlib import lab_skip_reason, rack_prefixes, render, show_paths
+from labtestlib import lab_skip_reason, rack_prefixes, render, running_lab, show_paths
 
 from fabric import intent as fabric_intent
 from lab.fabric_lab import FabricLab
@@ -41,17 +41,8 @@ def bfd_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FabricLab]:
     if reason:
         pytest.skip(reason)
     cleanup(PREFIX)
-    lab = FabricLab(render(FABRIC, tmp_path_factory.mktemp("fabric-bfd")), prefix=PREFIX)
-    try:
-        lab.up(timeout=120)
-    except BaseException:
-        print(lab.logs())
-        lab.down()
-        raise
-    try:
+    with running_lab(render(FABRIC, tmp_path_factory.mktemp("fabric-bfd")), PREFIX, timeout=120) as lab:
         yield lab
-    finally:
-        lab.down()
 
 
 def bfd_timers(lab: FabricLab, device: str, interface: str) -> str:

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 import yaml
-from labtestlib import lab_skip_reason, rack_prefixes, show_paths, tors, uplinks
+from labtestlib import lab_skip_reason, rack_prefixes, running_lab, show_paths, tors, uplinks
 
 from fabric import intent as fabric_intent
 from fabric.plan import build_plan, load_fabric
@@ -59,17 +59,8 @@ def drain_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FabricLab]:
     cleanup(PREFIX)
     out = tmp_path_factory.mktemp("fabric-drain") / "out"
     render_all(build_plan(load_fabric(fabric_doc(drain=False))), out, bgp_password=SECRET)
-    lab = FabricLab(out, prefix=PREFIX)
-    try:
-        lab.up(timeout=120)
-    except BaseException:
-        print(lab.logs())
-        lab.down()
-        raise
-    try:
+    with running_lab(out, PREFIX, timeout=120) as lab:
         yield lab
-    finally:
-        lab.down()
 
 
 def remote_paths(lab: FabricLab) -> dict[str, dict[str, dict[str, list[str]]]]:

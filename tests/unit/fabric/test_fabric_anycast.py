@@ -233,9 +233,7 @@ def test_anycast_pool_containing_a_pool_is_an_overlap() -> None:
 
 
 def test_anycast_must_be_a_list_of_cidrs() -> None:
-    assert ("bgp.anycast", "must be a list") in [
-        (p, m) for p, m in _errors(anycast_doc(anycast="10.96.0.0/24"))
-    ]
+    assert ("bgp.anycast", "must be a list") in list(_errors(anycast_doc(anycast="10.96.0.0/24")))
     errors = _errors(anycast_doc(anycast=["10.96.0.1/24"]))
     assert any(path == "bgp.anycast[0]" and "host bits set" in message for path, message in errors)
 
