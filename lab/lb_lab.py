@@ -101,24 +101,26 @@ def lb_fabric_doc(base: dict[str, Any], pool: str) -> dict[str, Any]:
     return doc
 
 
-def render_haproxy_base(run_dir: Path) -> str:
-    """The role's haproxy.cfg template rendered for a lab node (sockets in its run dir, no user)."""
+def render_haproxy_base(run_dir: Path, **overrides: object) -> str:
+    """The role's haproxy.cfg template rendered for a lab node (sockets in its run dir, no user);
+    ``overrides`` replace any of the template's variables."""
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, trim_blocks=True)
     template = env.from_string(HAPROXY_TEMPLATE.read_text(encoding="utf-8"))
-    return template.render(
-        ansible_managed="rendered by lab/lb_lab.py from roles/lb_node/templates/haproxy.cfg.j2",
-        lb_node_balancer_dir=str(run_dir / "balancers.d"),
-        lb_node_log_target="",
-        lb_node_user="",
-        lb_node_group="",
-        lb_node_maxconn=4096,
-        lb_node_runtime_api_socket=str(run_dir / "admin.sock"),
-        lb_node_runtime_api_tcp="",
-        lb_node_timeout_connect="2s",
-        lb_node_timeout_client="30s",
-        lb_node_timeout_server="30s",
-        lb_node_extra_config=[],
-    )
+    values: dict[str, object] = {
+        "ansible_managed": "rendered by lab/lb_lab.py from roles/lb_node/templates/haproxy.cfg.j2",
+        "lb_node_balancer_dir": str(run_dir / "balancers.d"),
+        "lb_node_log_target": "",
+        "lb_node_user": "",
+        "lb_node_group": "",
+        "lb_node_maxconn": 4096,
+        "lb_node_runtime_api_socket": str(run_dir / "admin.sock"),
+        "lb_node_runtime_api_tcp": "",
+        "lb_node_timeout_connect": "2s",
+        "lb_node_timeout_client": "30s",
+        "lb_node_timeout_server": "30s",
+        "lb_node_extra_config": [],
+    }
+    return template.render(**{**values, **overrides})
 
 
 @dataclass

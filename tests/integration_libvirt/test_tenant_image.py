@@ -285,16 +285,20 @@ def test_iso_seed_static_ip_volume_survives_reboot_and_new_host(image, lab, tmp_
     with data.open("wb") as fh:
         fh.truncate(64 * 1024**2)
 
+    def iso_guest(name: str, root: str) -> Guest:
+        """A QEMU of the image on a fresh root overlay, with the ISO seed and the shared volume."""
+        return Guest(
+            tmp_path,
+            name,
+            netns,
+            overlay=overlay_of(image, tmp_path, root),
+            seed_path=seed_path,
+            seed_format="iso",
+            data=data,
+        )
+
     # First boot: the volume is blank, the guest stamps it.
-    guest = Guest(
-        tmp_path,
-        "boot1",
-        netns,
-        overlay=overlay_of(image, tmp_path, "root1"),
-        seed_path=seed_path,
-        seed_format="iso",
-        data=data,
-    )
+    guest = iso_guest("boot1", "root1")
     lab["guests"].append(guest)
     ready, seconds = guest.wait_ready()
     print(f"\nboot to READY (single TCG, 128 MiB, ISO seed on SATA): {seconds:.1f}s")
@@ -324,15 +328,7 @@ def test_iso_seed_static_ip_volume_survives_reboot_and_new_host(image, lab, tmp_
     assert "tenant: power button: poweroff" in guest.console()
 
     # A fresh QEMU with a new root overlay on the same volume: an evacuated instance.
-    guest2 = Guest(
-        tmp_path,
-        "boot2",
-        netns,
-        overlay=overlay_of(image, tmp_path, "root2"),
-        seed_path=seed_path,
-        seed_format="iso",
-        data=data,
-    )
+    guest2 = iso_guest("boot2", "root2")
     lab["guests"].append(guest2)
     ready, seconds = guest2.wait_ready()
     print(f"new QEMU, same volume, to READY: {seconds:.1f}s")

@@ -12,6 +12,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -27,6 +28,10 @@ from ansible_collections.compleat.cloud.plugins.module_utils.cloud.store import 
 from ansible_collections.compleat.cloud.plugins.modules import cloud_info, load_balancer, network
 
 ROOT = Path(__file__).resolve().parents[3]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+from lab import lb_lab  # noqa: E402  (the lab's renderer of the role's haproxy.cfg template)
+
 ROLE = ROOT / "roles" / "lb_node"
 HAPROXY = shutil.which("haproxy")
 HEALTH = dict(lb.DEFAULT_HEALTH)
@@ -183,23 +188,16 @@ def test_render_http_check_and_sorting():
 
 @pytest.mark.skipif(HAPROXY is None, reason="HAProxy is not installed")
 def test_rendered_config_passes_haproxy_check(tmp_path):
-    base = jinja2.Environment(undefined=jinja2.StrictUndefined, trim_blocks=True).from_string(
-        (ROLE / "templates" / "haproxy.cfg.j2").read_text()
-    )
     (tmp_path / "base.cfg").write_text(
-        base.render(
+        lb_lab.render_haproxy_base(
+            tmp_path,
             ansible_managed="test",
             lb_node_balancer_dir=str(tmp_path),
-            lb_node_log_target="",
-            lb_node_user="",
-            lb_node_group="",
             lb_node_maxconn=100,
-            lb_node_runtime_api_socket=str(tmp_path / "admin.sock"),
             lb_node_runtime_api_tcp="127.0.0.1:9999",
             lb_node_timeout_connect="1s",
             lb_node_timeout_client="1s",
             lb_node_timeout_server="1s",
-            lb_node_extra_config=[],
         )
     )
     members = (lb.Member("b1", "10.0.1.12", 100, "drain"), lb.Member("b2", "10.0.2.12", 7, "maint"))
