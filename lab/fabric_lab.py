@@ -9,7 +9,9 @@ Input is a render output directory (``fabric_out``): ``topology.json`` plus ``<d
 - every rack network is a Linux bridge called after the role (``mgmt``, ``storage``, ...) in the
   namespace of the ToR that owns the gateway; the bridge is that ToR's L3 interface.  Hosts and
   further ToRs of the rack attach with a veth whose far end carries the role name.  A stub port
-  keeps the bridge's carrier up in racks without hosts;
+  keeps the bridge's carrier up in racks without hosts.  With an anycast gateway
+  (``gateway_devices`` in topology.json) the bridge sits in a namespace of its own per rack
+  (``r<rack>-l2``), every ToR attaches like a host and its end carries the gateway MAC;
 - hosts without FRR (no BGP-to-host) get their planned addresses, a default route via the
   gateway of their first network (``mgmt`` when present) and, per other network, routes to that
   network's prefixes in the other racks via their own gateway on it;
@@ -38,7 +40,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -50,6 +52,7 @@ from .netns import IP, NETNS_DIR, Netns, NetnsError, cleanup, wait_for
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "plugins" / "module_utils"))
 from fabric import intent as fabric_intent  # plain package, no Ansible needed
+from fabric import law as fabric_law
 
 DEFAULT_TIMEOUT = 90.0
 
@@ -79,6 +82,11 @@ class Topology:
         """MTU of fabric links (None: kernel default)."""
         value = self.data.get("fabric", {}).get("link_mtu")
         return int(value) if value else None
+
+    @property
+    def ipv6(self) -> bool:
+        """True for a dual-stack render (``ipv6.prefix``: every address has an IPv6 twin)."""
+        return bool(self.data.get("fabric", {}).get("ipv6_prefix"))
 
     def mtu_of(self, link: dict[str, Any]) -> int | None:
         """MTU of one link: its own ``mtu`` (topology.json of this engine), else ``link_mtu``."""
@@ -129,6 +137,74 @@ def without_configs(topology: dict[str, Any], devices: frozenset[str]) -> dict[s
     }
 
 
+@dataclass(frozen=True)
+class Wiring:
+    """The ``ip`` commands that build a lab's links (see :func:`wiring_commands`)."""
+
+    root: list[str]  # run in the root namespace: veths whose ends sit in two namespaces
+    per_device: dict[str, list[str]]  # run inside each device's namespace, after ``root``
+
+
+def _mtu(mtu: int | None) -> str:
+    return f" mtu {mtu}" if mtu else ""
+
+
+def batchable(topology: Topology) -> bool:
+    """Whether :func:`wiring_commands` builds this fabric exactly: IPv4 only (no IPv6 host
+    addresses or DAD settings) and gateways on one ToR (no anycast-gateway bridge namespaces)."""
+    dual_stack = bool(topology.data.get("fabric", {}).get("ipv6_prefix"))
+    return not dual_stack and not any(net.get("gateway_devices") for net in topology.networks)
+
+
+def wiring_commands(
+    topology: Topology, ns: Callable[[str], str], external_hosts: frozenset[str] = frozenset()
+) -> Wiring:
+    """Every fabric link and rack network of ``topology`` as ``ip -batch`` commands.
+
+    The same interfaces, bridges, MTUs and ports :meth:`FabricLab.up` creates one ``ip`` call at
+    a time, in two stages: ``root`` creates every veth with both ends placed directly in their
+    namespaces (``ns`` maps a device to its namespace name); then each device's own batch brings
+    ``lo`` and its ends up, creates its bridges and stub ports and enslaves the ports.  One
+    process per namespace instead of about a dozen per rack.
+    """
+    devices = [name for name in topology.devices if name not in external_hosts]
+    root: list[str] = []
+    per_device: dict[str, list[str]] = {name: ["link set lo up"] for name in devices}
+
+    def veth(a: str, a_if: str, b: str, b_if: str, mtu: int | None) -> None:
+        end_a, end_b = f"{a_if} netns {ns(a)}{_mtu(mtu)}", f"{b_if} netns {ns(b)}{_mtu(mtu)}"
+        root.append(f"link add name {end_a} type veth peer name {end_b}")
+        per_device[a].append(f"link set {a_if} up")
+        per_device[b].append(f"link set {b_if} up")
+
+    for link in topology.links:
+        a, b = link["a"], link["b"]
+        veth(a["device"], a["interface"], b["device"], b["interface"], topology.mtu_of(link))
+    by_rack: dict[int, list[str]] = {}
+    for name, dev in topology.devices.items():
+        if dev.get("role") in ("tor", "host") and dev.get("rack") is not None:
+            by_rack.setdefault(int(dev["rack"]), []).append(name)
+    for index, net in enumerate(topology.networks):
+        owner, bridge, mtu = net["device"], net["interface"], net.get("mtu")
+        stub_a, stub_b = f"stub{index}a", f"stub{index}b"
+        per_device[owner] += [
+            f"link add name {bridge}{_mtu(mtu)} type bridge stp_state 0 forward_delay 0",
+            f"link set {bridge} up",
+            f"link add name {stub_a}{_mtu(mtu)} type veth peer name {stub_b}{_mtu(mtu)}",
+            f"link set {stub_a} up",
+            f"link set {stub_b} up",
+            f"link set {stub_a} master {bridge}",
+        ]
+        for member in by_rack.get(int(net["rack"]), []):
+            if member == owner or member in external_hosts:
+                continue
+            dev = topology.devices[member]
+            port = f"{'t' if dev['role'] == 'tor' else 'h'}{dev.get('index', 0)}n{index}"
+            veth(owner, port, member, net["role"], mtu)
+            per_device[owner].append(f"link set {port} master {bridge}")
+    return Wiring(root, per_device)
+
+
 def without_peers(
     intent: dict[str, fabric_intent.DeviceIntent], devices: frozenset[str]
 ) -> dict[str, fabric_intent.DeviceIntent]:
@@ -141,6 +217,23 @@ def without_peers(
     }
 
 
+# extra command-line arguments of one FRR daemon: (device, daemon) -> argv tail
+DaemonArgs = Callable[[str, str], Sequence[str]]
+
+
+@dataclass
+class TunedFrrNode(FrrNode):
+    """An :class:`FrrNode` whose daemons get extra arguments (e.g. ``--limit-fds`` in big labs)."""
+
+    extra_args: DaemonArgs | None = None
+
+    def _daemon_argv(self, daemon: str) -> list[str]:
+        argv = super()._daemon_argv(daemon)
+        if self.extra_args is not None:
+            argv += list(self.extra_args(self.name, daemon))
+        return argv
+
+
 @dataclass
 class FabricLab:
     """Bring a rendered fabric up in namespaces, query it, fail links, tear it down."""
@@ -151,6 +244,9 @@ class FabricLab:
     # Plan hosts played by something else (a lab VM): no namespace, no veth, no addresses; the
     # VM's tap joins the ToR's bridge of each rack network instead (lab/vm.py netns= bridge=).
     external_hosts: frozenset[str] = frozenset()
+    # Extra arguments per (device, daemon), e.g. a smaller ``--limit-fds`` (FRR sizes per-fd
+    # tables by it; the default is the process's open-file limit): less memory per daemon.
+    daemon_args: DaemonArgs | None = None
     topology: Topology = field(init=False)
     netns: Netns = field(init=False)
     nodes: dict[str, FrrNode] = field(init=False, default_factory=dict)
@@ -178,6 +274,8 @@ class FabricLab:
     def _node(self, name: str) -> FrrNode:
         config = self.topology.config(name)
         text = config.read_text(encoding="utf-8") if config else ""
+        if self.daemon_args is not None:
+            return TunedFrrNode(self.netns, name, daemons_for_config(text), extra_args=self.daemon_args)
         return FrrNode(self.netns, name, daemons_for_config(text))
 
     def __enter__(self) -> FabricLab:
@@ -187,22 +285,35 @@ class FabricLab:
         self.down()
 
     # -- bring-up -------------------------------------------------------------------------------
-    def up(self, *, timeout: float = DEFAULT_TIMEOUT, wait: bool = True) -> float:
+    def up(self, *, timeout: float = DEFAULT_TIMEOUT, wait: bool = True, batched: bool = False) -> float:
         """Build namespaces and links, start FRR with the rendered configs; return seconds taken.
 
-        With ``wait`` it also waits until :meth:`differences` is empty.
+        With ``wait`` it also waits until :meth:`differences` is empty.  ``batched`` (for large
+        labs) builds the same namespaces and links with one ``ip -batch`` per namespace
+        (:func:`wiring_commands`) and starts the spines before the other routers; fabrics it
+        does not cover (:func:`batchable`) are built the step-by-step way.
         """
         started = time.monotonic()
+        if batched and batchable(self.topology):
+            self.build_batched()
+            self.start_routers(spines_first=True)
+            if wait:
+                self.wait_converged(timeout=max(1.0, timeout - (time.monotonic() - started)))
+            return time.monotonic() - started
         topo = self.topology
         for name in topo.devices:
             if name not in self.external_hosts:
                 self.netns.add(name)
+                if topo.ipv6:
+                    self._no_dad(name)
         for link in topo.links:
             a, b = link["a"], link["b"]
             mtu = topo.mtu_of(link)
             self.netns.veth(a["device"], a["interface"], b["device"], b["interface"], mtu=mtu)
         self._rack_networks()
         self._plain_hosts()
+        if topo.ipv6:
+            self._plain_hosts6()
         # routers start and load in parallel: bgpd on a spine retries a refused connection only
         # after its connect timer, so bringing every peer up together converges fastest
         with ThreadPoolExecutor(max_workers=max(1, len(self.nodes))) as pool:
@@ -211,6 +322,64 @@ class FabricLab:
         if wait:
             self.wait_converged(timeout=max(1.0, timeout - (time.monotonic() - started)))
         return time.monotonic() - started
+
+    def build_batched(self, *, workers: int = 8) -> None:
+        """Namespaces, links, rack networks and plain hosts, as :meth:`up` builds them, in batches.
+
+        Only for :func:`batchable` fabrics (ValueError otherwise).
+        """
+        if not batchable(self.topology):
+            raise ValueError(f"fabric {self.topology.name}: dual stack or anycast gateways need up()")
+        wiring = wiring_commands(self.topology, self.netns.ns, self.external_hosts)
+        self.netns.add_many(wiring.per_device, lo_up=False)
+        self.netns.root_batch(wiring.root)
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for future in [
+                pool.submit(self.netns.batch, name, commands) for name, commands in wiring.per_device.items()
+            ]:
+                future.result()
+        self._plain_hosts()
+
+    def start_routers(
+        self, *, spines_first: bool = False, workers: int | None = None, load_timeout: float = 30.0
+    ) -> None:
+        """Start every router's FRR and load its rendered config, in parallel.
+
+        ``spines_first``: every router's daemons start, then the spines' configs are loaded and
+        only then the others', so every ToR's first connection attempt finds its spine sessions
+        configured (no wait for a connect retry) and the big spine configs load while nothing
+        else does.  ``workers`` bounds how many routers start (or load) at once (default: all);
+        with hundreds of routers on a few cores, all at once makes every ``vtysh -f`` slow.
+        ``load_timeout`` (with ``spines_first``): seconds one ``vtysh -f`` may take (a spine of
+        300 racks has a 5 500-line configuration).
+        """
+
+        def run(job: Callable[[str], None], names: list[str]) -> None:
+            if not names:
+                return
+            with ThreadPoolExecutor(max_workers=min(len(names), workers or len(names))) as pool:
+                futures = [pool.submit(job, name) for name in names]
+                try:
+                    for future in futures:
+                        future.result()
+                except BaseException:  # a failure or Ctrl-C: start no more routers
+                    for future in futures:
+                        future.cancel()
+                    raise
+
+        if not spines_first:
+            run(self._start_node, list(self.nodes))
+            return
+        configs: dict[str, Path] = {}
+        for name in self.nodes:
+            config = self.topology.config(name)
+            if config is None:
+                raise FileNotFoundError(f"{name}: rendered frr.conf missing")
+            configs[name] = config
+        spines = [n for n in self.nodes if self.topology.devices[n].get("role") == "spine"]
+        run(lambda name: self.nodes[name].start(), list(self.nodes))
+        for group in (spines, [n for n in self.nodes if n not in spines]):
+            run(lambda name: self.nodes[name].load(configs[name], timeout=load_timeout), group)
 
     def _start_node(self, name: str) -> None:
         node = self.nodes[name]
@@ -228,6 +397,9 @@ class FabricLab:
             if dev.get("role") in ("tor", "host") and dev.get("rack") is not None:
                 by_rack.setdefault(int(dev["rack"]), []).append(name)
         for index, net in enumerate(topo.networks):
+            if net.get("gateway_devices"):
+                self._anycast_rack_network(index, net, by_rack.get(int(net["rack"]), []))
+                continue
             owner, bridge, mtu = net["device"], net["interface"], net.get("mtu")
             self.netns.bridge(owner, bridge, mtu=mtu)
             stub_a, stub_b = f"stub{index}a", f"stub{index}b"
@@ -240,6 +412,83 @@ class FabricLab:
                 port = f"{'t' if dev['role'] == 'tor' else 'h'}{dev.get('index', 0)}n{index}"
                 self.netns.veth(owner, port, member, net["role"], mtu=mtu)
                 self.netns.attach(owner, port, bridge)
+
+    def _anycast_rack_network(self, index: int, net: dict[str, Any], members: list[str]) -> None:
+        """A rack network with an anycast gateway: its bridge sits in the rack's own L2 namespace
+        (``r<rack>-l2``), so it outlives any ToR; every ToR and host attaches by veth, and every
+        ToR's end carries the gateway MAC (FRR cannot set MACs)."""
+        topo = self.topology
+        switch, bridge, mtu = f"{fabric_law.rack_label(int(net['rack']))}-l2", net["role"], net.get("mtu")
+        self.netns.add(switch)
+        self.netns.bridge(switch, bridge, mtu=mtu)
+        for member in members:
+            if member in self.external_hosts:
+                continue
+            dev = topo.devices[member]
+            port = f"{'t' if dev['role'] == 'tor' else 'h'}{dev.get('index', 0)}n{index}"
+            self.netns.veth(switch, port, member, net["role"], mtu=mtu, up=False)
+            if member in net["gateway_devices"]:
+                self._anycast_port(member, net)
+            self.netns.attach(switch, port, bridge)
+            self.netns.link_set(member, net["role"], up=True)
+
+    def _no_dad(self, name: str) -> None:
+        """No IPv6 duplicate address detection in the namespace: addresses FRR or the lab add are
+        usable at once instead of "tentative" for a second (every address is planned, unique)."""
+        conf = "/proc/sys/net/ipv6/conf"
+        self.netns.exec(
+            name, "sh", "-c", f"echo 0 > {conf}/all/accept_dad; echo 0 > {conf}/default/accept_dad"
+        )
+
+    def _plain_hosts6(self) -> None:
+        """Dual stack: the hosts' planned IPv6 addresses, a default route via the IPv6 gateway of
+        their first network and routes to the other racks' /64s of every other network (the IPv4
+        routing of :meth:`_plain_hosts`, same choice of network)."""
+        topo = self.topology
+        gateways = {(int(n["rack"]), n["role"]): n.get("gateway6") for n in topo.networks}
+        by_role: dict[str, list[tuple[int, str]]] = {}
+        for net in topo.networks:
+            by_role.setdefault(net["role"], []).append((int(net["rack"]), net.get("prefix6", "")))
+        for name in topo.hosts():
+            if name in self.nodes or name in self.external_hosts:
+                continue
+            dev = topo.devices[name]
+            rack = int(dev["rack"])
+            commands = [
+                f"addr replace {iface['address6']} dev {iface['name']} nodad"
+                for iface in dev.get("interfaces", [])
+                if iface.get("address6")
+            ]
+            roles = [
+                i.get("network") or i["name"] for i in dev.get("interfaces", []) if i.get("kind") == "network"
+            ]
+            for role in roles:
+                gateway = gateways.get((rack, role))
+                if not gateway:
+                    continue
+                if role == ("mgmt" if "mgmt" in roles else roles[0]):
+                    commands.append(f"route replace default via {gateway} dev {role}")
+                    continue
+                commands.extend(
+                    f"route replace {prefix} via {gateway} dev {role}"
+                    for other, prefix in by_role[role]
+                    if other != rack and prefix
+                )
+            self.netns.batch(name, commands)
+
+    def _anycast_port(self, tor: str, net: dict[str, Any]) -> None:
+        """A ToR's rack port as the host's network configuration leaves it before FRR starts: the
+        gateway MAC, no IPv6 DAD (every ToR shares the MAC, so the link-local address too), and
+        the planned addresses (own first, then the gateway), which zebra then finds in the kernel
+        at start (on a loaded box zebra sometimes never confirmed addresses it added itself)."""
+        role = net["role"]
+        self.netns.ip(tor, "link", "set", role, "address", net["gateway_mac"])
+        self.netns.sysctl(tor, f"net.ipv6.conf.{role}.accept_dad", 0)
+        for iface in self.topology.devices[tor].get("interfaces", []):
+            if iface["name"] == role:
+                for cidr in (iface.get("address"), iface.get("gateway")):
+                    if cidr:
+                        self.netns.addr(tor, role, cidr)
 
     def _plain_hosts(self) -> None:
         """Hosts without FRR: planned addresses, a default route via the gateway of their first

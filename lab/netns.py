@@ -239,6 +239,26 @@ class Netns:
         self.ip(name, "link", "set", "lo", "up")
         return full
 
+    def add_many(self, names: Iterable[str], *, lo_up: bool = True) -> list[str]:
+        """Create many namespaces with one ``ip -batch`` process; return their full names.
+
+        Same result as :meth:`add` per name.  ``lo_up=False`` leaves ``lo`` down for a caller that
+        brings it up in its own per-namespace batch (one process per namespace less).
+        """
+        fulls = list(dict.fromkeys(self.ns(name) for name in names if self.ns(name) not in self.namespaces))
+        for full in fulls:
+            if (NETNS_DIR / full).exists():
+                raise NetnsError(f"namespace {full} already exists (leftover? run cleanup({self.prefix!r}))")
+        try:
+            self.root_batch(f"netns add {full}" for full in fulls)
+        finally:
+            # recorded even when the batch stopped half-way: close() removes what exists
+            self.namespaces.extend(fulls)
+        if lo_up:
+            for full in fulls:
+                self.ip(full, "link", "set", "lo", "up")
+        return fulls
+
     def exec(
         self, name: str, *cmd: str, check: bool = True, timeout: float = 30.0, stdin: str | None = None
     ) -> subprocess.CompletedProcess[str]:
@@ -259,6 +279,16 @@ class Netns:
         text = "\n".join(commands)
         if text:
             sh([IP, "-n", self.ns(name), "-batch", "-"], stdin=text + "\n")
+
+    def root_batch(self, commands: Iterable[str], *, timeout: float = 120.0) -> None:
+        """Run many ``ip`` commands in the root namespace in one process (``ip -batch -``).
+
+        For commands that name this run's namespaces themselves (``netns add``, ``link add ...
+        netns NS type veth peer ... netns NS2``).  Stops at the first failing command.
+        """
+        text = "\n".join(commands)
+        if text:
+            sh([IP, "-batch", "-"], stdin=text + "\n", timeout=timeout)
 
     def sysctl(self, name: str, key: str, value: str | int) -> None:
         """Set a sysctl inside the namespace (``/proc/sys`` is per namespace for net.*)."""

@@ -23,7 +23,8 @@ units() {
 # The fabric labs proven in CI; `extended` runs every lab test (DHCP relay, BGP alert, ...).
 CI_LAB_TESTS=(tests/lab/test_fabric_lab.py tests/lab/test_fabric_lab_unnumbered.py tests/lab/test_dhcp_relay.py
   tests/lab/test_bgp_alert.py tests/lab/test_evpn_lab.py tests/lab/test_fabric_drain.py tests/lab/test_fabric_bfd.py
-  tests/lab/test_lb_lab.py)
+  tests/lab/test_lb_lab.py tests/lab/test_fabric_gateway.py tests/lab/test_fabric_dualstack.py
+  tests/lab/test_fabric_border.py)
 fabric_lab() { python -m pytest -q -p no:cacheprovider -rP -m lab "${CI_LAB_TESTS[@]}"; }
 all_labs() { python -m pytest -q -p no:cacheprovider -m lab tests/lab; }
 libvirt_lab() { python -m pytest -q -p no:cacheprovider -m libvirt tests/integration_libvirt; }

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import border
 from .model import Device, Fabric, Interface, Link, Network, Plan, PoolUsage
 
 
@@ -32,6 +33,8 @@ def interface_dict(iface: Interface) -> dict[str, Any]:
         "peer_interface": iface.peer_interface,
         "mtu": iface.mtu,
         "network": iface.network_role,
+        **({"gateway": iface.gateway} if iface.gateway else {}),
+        **({"address6": iface.address6} if iface.address6 else {}),
     }
 
 
@@ -50,11 +53,15 @@ def device_dict(plan: Plan, device: Device, *, detail: bool = True) -> dict[str,
         "loopback": device.loopback,
         "router_id": device.router_id,
     }
+    if device.loopback6 is not None:
+        out["loopback6"] = device.loopback6
     if device.asn is not None:
         out["asn"] = device.asn
     out["config"] = config_path(plan, device)
     if detail:
         out["announce"] = list(device.announce)
+        if device.announce6:
+            out["announce6"] = list(device.announce6)
         out["interfaces"] = [interface_dict(iface) for iface in device.interfaces]
         out["bgp_neighbors"] = [
             {
@@ -62,6 +69,7 @@ def device_dict(plan: Plan, device: Device, *, detail: bool = True) -> dict[str,
                 "interface": nbr.interface,
                 "address": nbr.address,
                 "remote_asn": nbr.remote_asn,
+                **({"address6": nbr.address6} if nbr.address6 else {}),
             }
             for nbr in device.bgp_neighbors
         ]
@@ -70,7 +78,7 @@ def device_dict(plan: Plan, device: Device, *, detail: bool = True) -> dict[str,
 
 def link_dict(link: Link) -> dict[str, Any]:
     """A link as a plain dict: ``a`` is the spine side, ``b`` the ToR side."""
-    return {
+    out: dict[str, Any] = {
         "a": {"device": link.a.device, "interface": link.a.interface, "address": link.a.address},
         "b": {"device": link.b.device, "interface": link.b.interface, "address": link.b.address},
         "prefix": link.prefix,
@@ -79,6 +87,10 @@ def link_dict(link: Link) -> dict[str, Any]:
         "uplink": link.uplink,
         "mtu": link.mtu,
     }
+    if link.prefix6:  # dual stack, numbered links
+        out["a"]["address6"], out["b"]["address6"] = link.a.address6, link.b.address6
+        out["prefix6"] = link.prefix6
+    return out
 
 
 def network_dict(net: Network) -> dict[str, Any]:
@@ -92,6 +104,12 @@ def network_dict(net: Network) -> dict[str, Any]:
         "mtu": net.mtu,
         "device": net.device,
         "interface": net.interface,
+        **(
+            {"gateway_devices": list(net.gateway_devices), "gateway_mac": net.gateway_mac}
+            if net.gateway_devices
+            else {}
+        ),
+        **({"prefix6": net.prefix6, "gateway6": net.gateway6} if net.prefix6 else {}),
     }
 
 
@@ -111,6 +129,8 @@ def fabric_dict(fabric: Fabric) -> dict[str, Any]:
     """Summary of the validated input (name, routing, limits, pools; ``anycast`` when declared)."""
     limits = fabric.limits
     anycast = {"anycast": list(fabric.bgp.anycast)} if fabric.bgp.anycast else {}
+    if fabric.gateway.redundancy != "none":
+        anycast["gateway"] = {"redundancy": fabric.gateway.redundancy, "mac": fabric.gateway.mac}
     return {
         "name": fabric.name,
         "routing": fabric.routing,
@@ -126,6 +146,7 @@ def fabric_dict(fabric: Fabric) -> dict[str, Any]:
         "loopback_pool": fabric.loopback_pool,
         "link_pool": fabric.link_pool or None,
         "spine_asn": fabric.bgp.spine_asn if fabric.routing == "bgp" else None,
+        **({"ipv6_prefix": fabric.ipv6_prefix} if fabric.ipv6_prefix else {}),
         **anycast,
     }
 
@@ -138,4 +159,31 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         "links": [link_dict(link) for link in plan.links],
         "networks": [network_dict(net) for net in plan.networks],
         "pools": [pool_dict(pool) for pool in plan.pools],
+        **({"border": border_dict(plan)} if border.border_enabled(plan) else {}),
+    }
+
+
+def border_dict(plan: Plan) -> dict[str, Any]:
+    """The way out: upstream ASN, what goes out (``announced``: exactly what an upstream receives)
+    and every border ToR's upstream link (``device``/``interface``/``address`` the ToR side,
+    ``upstream_address``/``upstream_interface`` the upstream side)."""
+    spec = plan.fabric.border
+    return {
+        "upstream_asn": spec.upstream_asn,
+        "public": list(spec.public),
+        "announce": list(spec.announce),
+        "announced": border.announced_prefixes(plan),
+        "links": [
+            {
+                "device": link.device,
+                "interface": link.interface,
+                "address": link.address,
+                "upstream_address": link.upstream_address,
+                "upstream_interface": link.upstream_interface,
+                "prefix": link.prefix,
+                "rack": link.rack,
+                "tor": link.tor,
+            }
+            for link in border.upstream_links(plan)
+        ],
     }

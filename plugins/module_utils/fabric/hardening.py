@@ -22,6 +22,7 @@ import hmac
 import re
 
 from .anycast import anycast_capacity
+from .border import default_clauses
 from .errors import FabricError
 from .model import ROLE_HOST, ROLE_SPINE, ROLE_TOR, BgpNeighbor, Device, Plan
 
@@ -102,9 +103,10 @@ def tor_upstream_count(plan: Plan, tor: Device) -> int:
 def legitimate_prefixes(plan: Plan, device: Device, nbr: BgpNeighbor) -> int:
     """How many prefixes ``nbr``'s device can legitimately send ``device`` (ipv4 unicast).
 
-    With ``bgp.anycast`` every session may also carry every /32 of the anycast pools.
+    With ``bgp.anycast`` every session may also carry every /32 of the anycast pools, with
+    ``border`` the default route.
     """
-    return _fixed_prefixes(plan, device, nbr) + anycast_capacity(plan)
+    return _fixed_prefixes(plan, device, nbr) + anycast_capacity(plan) + len(default_clauses(plan))
 
 
 def _fixed_prefixes(plan: Plan, device: Device, nbr: BgpNeighbor) -> int:

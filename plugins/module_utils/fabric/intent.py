@@ -84,6 +84,7 @@ class DeviceIntent:
     routes: dict[str, int] = field(default_factory=dict)  # prefix -> next hops (PRESENT: >= 1)
     local: frozenset[str] = frozenset()  # prefixes the device originates itself
     anycast: tuple[str, ...] = ()  # anycast pools: their /32s come and go with the hosts' health
+    external: frozenset[str] = frozenset()  # from outside (border: the default route), legitimate
 
     def as_dict(self) -> dict[str, Any]:
         """Plain dict (sorted keys) for reports."""
@@ -116,6 +117,7 @@ def intent_from_topology(
     fabric = topology.get("fabric", {})
     routing = str(fabric.get("routing", "bgp"))
     anycast = tuple(fabric.get("anycast", ()))
+    external = frozenset({"0.0.0.0/0"}) if topology.get("border") else frozenset()
     devices: dict[str, Mapping[str, Any]] = {dev["name"]: dev for dev in topology.get("devices", [])}
     routers = [name for name, dev in devices.items() if dev.get("config")]
 
@@ -159,7 +161,7 @@ def intent_from_topology(
                 ospf[rid] = ospf.get(rid, 0) + 1
         local = frozenset(dev.get("announce", ()))
         role = str(dev.get("role"))
-        result[name] = DeviceIntent(name, role, routing, sessions, ospf, routes, local, anycast)
+        result[name] = DeviceIntent(name, role, routing, sessions, ospf, routes, local, anycast, external)
     return result
 
 
@@ -259,6 +261,8 @@ def rib_protocol(routes: Mapping[str, Any], prefix: str) -> str | None:
 
 
 def _kernel_key(dst: str) -> str:
+    if dst == "default":  # how ip -j route names 0.0.0.0/0
+        return "0.0.0.0/0"
     return dst if "/" in dst else f"{dst}/32"
 
 
@@ -335,7 +339,7 @@ def _compare_routes(
     if intent.routing == "bgp":
         for prefix in sorted(routes):
             if rib_protocol(routes, prefix) == "bgp" and prefix not in intent.routes:
-                if in_anycast_pool(prefix, intent.anycast):
+                if in_anycast_pool(prefix, intent.anycast) or prefix in intent.external:
                     continue
                 diffs.append(Difference(name, KIND_LEAK, prefix, "not announced", "learnt via bgp"))
     return diffs

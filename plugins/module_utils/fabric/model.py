@@ -93,6 +93,25 @@ class OspfOptions:
 
 
 @dataclass(frozen=True, slots=True)
+class GatewayOptions:
+    """First-hop redundancy of the rack networks (``gateway``)."""
+
+    redundancy: str = "none"  # "none" (ToR 1 holds the gateway) | "anycast" (every ToR holds it)
+    mac: str = "02:00:00:00:01:01"  # the anycast gateway's MAC on every ToR
+
+
+@dataclass(frozen=True, slots=True)
+class BorderOptions:
+    """The way out (``border``): border racks' ToRs peer eBGP with an upstream."""
+
+    racks: tuple[int, ...] = ()  # border rack ids; empty: no border
+    upstream_asn: int | None = None
+    links: str = ""  # pool of the ToR-upstream /31s
+    public: tuple[str, ...] = ()  # public prefixes originated upstream by every border ToR
+    announce: tuple[str, ...] = ("service",)  # rack network roles announced upstream
+
+
+@dataclass(frozen=True, slots=True)
 class NetworkSpec:
     """One per-rack network role: the rack's subnet is the rack-id-th subnet of ``pool``."""
 
@@ -150,6 +169,9 @@ class Fabric:
     ospf: OspfOptions
     dhcp_relay_servers: tuple[str, ...]
     dhcp_relay_networks: tuple[str, ...] = ("mgmt",)
+    gateway: GatewayOptions = GatewayOptions()
+    border: BorderOptions = BorderOptions()
+    ipv6_prefix: str = ""  # ipv6.prefix (dual stack by the law, fabric/ipv6.py); "" = IPv4 only
 
     def link_mtu_of(self, rack: RackSpec, spine: SpineSpec) -> int:
         """MTU of a link between ``rack`` and ``spine``: the smaller of their overrides, if any."""
@@ -190,6 +212,8 @@ class Interface:
     peer_interface: str | None
     mtu: int | None
     network_role: str | None
+    gateway: str | None = None  # anycast gateway (CIDR) the interface holds besides its address
+    address6: str | None = None  # IPv6 address (CIDR) with dual stack; None: none or unnumbered
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +224,7 @@ class BgpNeighbor:
     interface: str
     address: str | None
     remote_asn: int
+    address6: str | None = None  # dual stack: the peer's IPv6 address (a second, IPv6 session)
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +243,8 @@ class Device:
     announce: tuple[str, ...]  # prefixes this device originates (loopback /32, rack networks)
     pod: int | None = None
     drain: bool = False  # maintenance drain: BGP graceful-shutdown / OSPF max-metric
+    loopback6: str | None = None  # dual stack: "fd00:...::11/128"
+    announce6: tuple[str, ...] = ()  # dual stack: IPv6 prefixes this device originates
 
     def interface(self, name: str) -> Interface:
         """Return the interface called ``name`` (KeyError when absent)."""
@@ -234,6 +261,7 @@ class Endpoint:
     device: str
     interface: str
     address: str | None
+    address6: str | None = None  # dual stack, numbered links: the /127 address
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,6 +275,7 @@ class Link:
     tor: int
     uplink: int
     mtu: int | None = None  # the link's MTU (both ends)
+    prefix6: str | None = None  # dual stack, numbered links: the /127
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,6 +290,10 @@ class Network:
     mtu: int
     device: str
     interface: str
+    gateway_devices: tuple[str, ...] = ()  # anycast gateway: every ToR holding it (else empty)
+    gateway_mac: str | None = None  # anycast gateway MAC (None without anycast)
+    prefix6: str | None = None  # dual stack: the rack's /64 of this network
+    gateway6: str | None = None  # dual stack: the gateway's IPv6 address (no prefix length)
 
 
 @dataclass(frozen=True, slots=True)

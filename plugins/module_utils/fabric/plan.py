@@ -15,8 +15,10 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from . import gateway as fhrp
 from . import law
 from .errors import FabricError, FabricValidationError
+from .ipv6 import dual_stack
 from .model import (
     KIND_DOWNLINK,
     KIND_LOOPBACK,
@@ -231,6 +233,7 @@ class _Context:
         self.nets = tuple(
             (spec, law.parse_cidr(spec.pool)[0], law.block_size(spec.prefix_len)) for spec in fabric.networks
         )
+        self.anycast = fhrp.anycast_gateway(fabric)
         self.host_net_index = next(
             (i for i, spec in enumerate(fabric.networks) if spec.role == fabric.bgp.host_network), -1
         )
@@ -243,7 +246,7 @@ class _Context:
 def build_plan(fabric: Fabric) -> Plan:
     """Derive every device, link and network of a validated fabric (deterministic order)."""
     with paused_gc():
-        return _build_plan(fabric)
+        return dual_stack(_build_plan(fabric))  # IPv6 fields only with ipv6.prefix (fabric/ipv6.py)
 
 
 def _build_plan(fabric: Fabric) -> Plan:
@@ -299,6 +302,10 @@ def _spine(ctx: _Context, spine_id: int, name: str, drain: bool = False) -> Devi
 def _rack_networks(ctx: _Context, rack: RackSpec) -> list[Network]:
     """The rack's networks (gateway owned by ToR 1) in the fabric file's role order."""
     tor1 = law.tor_name(rack.id, 1)
+    anycast: dict[str, Any] = {}
+    if ctx.anycast:
+        holders = tuple(law.tor_name(rack.id, tor) for tor in range(1, rack.tors + 1))
+        anycast = {"gateway_devices": holders, "gateway_mac": ctx.fabric.gateway.mac}
     out = []
     for spec, start, size in ctx.nets:
         net = start + rack.id * size
@@ -312,6 +319,7 @@ def _rack_networks(ctx: _Context, rack: RackSpec) -> list[Network]:
                 mtu=spec.mtu,
                 device=tor1,
                 interface=spec.role,
+                **anycast,
             )
         )
     return out
@@ -351,11 +359,21 @@ def _tor(ctx: _Context, rack: RackSpec, tor: int, announce: tuple[str, ...]) -> 
         if asn is not None:
             peers.append(BgpNeighbor(spine, up, spine_ip, spine_asn))
             ctx.spine_peers[spine].append(BgpNeighbor(name, port, tor_ip, asn))
-    gw_offset = law.gateway_offset(tor)
+    gw_offset = fhrp.tor_offset(tor, ctx.anycast)
     for spec, start, size in ctx.nets:
         addr = ip(start + r * size + gw_offset)
+        held = f"{ip(start + r * size + law.GATEWAY_OFFSET)}/{spec.prefix_len}" if ctx.anycast else None
         ifaces.append(
-            Interface(spec.role, f"{addr}/{spec.prefix_len}", KIND_NETWORK, None, None, spec.mtu, spec.role)
+            Interface(
+                spec.role,
+                f"{addr}/{spec.prefix_len}",
+                KIND_NETWORK,
+                None,
+                None,
+                spec.mtu,
+                spec.role,
+                gateway=held,
+            )
         )
     if ctx.host_bgp:
         peers.extend(_tor_host_peers(ctx, rack))
@@ -411,7 +429,7 @@ def _host(ctx: _Context, rack: RackSpec, host: int) -> Device:
             BgpNeighbor(
                 law.tor_name(r, tor),
                 spec.role,
-                ip(start + r * size + law.gateway_offset(tor)),
+                ip(start + r * size + fhrp.tor_offset(tor, ctx.anycast)),
                 law.tor_asn(ctx.fabric.bgp.tor_asn_base, limits, r, tor),
             )
             for tor in range(1, rack.tors + 1)

@@ -41,8 +41,9 @@ class Inherit:
 class Field:
     """One key of the fabric file.
 
-    ``type`` is one of: ``str``, ``int``, ``bool``, ``ipv4``, ``cidr``, ``area`` (dotted quad or
-    int), ``map`` (fixed keys in ``fields``), ``list`` (of scalars of type ``items``),
+    ``type`` is one of: ``str``, ``int``, ``bool``, ``ipv4``, ``cidr``, ``cidr6`` (IPv6 network),
+    ``area`` (dotted quad or int), ``map`` (fixed keys in ``fields``), ``list`` (of scalars of
+    type ``items``),
     ``list[map]`` (list of maps with ``fields``), ``dict[map]`` (name -> map with ``fields``; the
     names obey ``pattern``/``max_len``), ``count|names`` (int or list of names), ``range``
     (``[first, last]`` ints, inclusive).  ``minimum``/``maximum`` bound ints, list lengths
@@ -163,6 +164,81 @@ SCHEMA = Field(
                     maximum=4094,
                 ),
                 Field("mtu", "int", "MTU of the network.", 1500, minimum=68, maximum=9216),
+            ),
+        ),
+        Field(
+            "gateway",
+            "map",
+            "First-hop redundancy of the rack networks.",
+            fields=(
+                Field(
+                    "redundancy",
+                    "str",
+                    "`none`: ToR t holds offset t of every rack network, ToR 1's offset 1 is the "
+                    "gateway (it fails with ToR 1).  `anycast`: every ToR of the rack holds the "
+                    "gateway (offset 1) with the same MAC, ToR t its own address at offset t+1 "
+                    "(at most 8 ToRs per rack; not with `bgp.hosts`); renumbers the ToRs' rack addresses, "
+                    "so it is opt-in.",
+                    "none",
+                    choices=("none", "anycast"),
+                ),
+                Field(
+                    "mac",
+                    "str",
+                    "MAC of the anycast gateway on every ToR's rack network interfaces (unicast; set "
+                    "by the host's network configuration, FRR cannot set MACs).",
+                    "02:00:00:00:01:01",
+                    pattern=r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$",
+                ),
+            ),
+        ),
+        Field(
+            "border",
+            "map",
+            "The way out (BGP only): every ToR of the border racks peers eBGP with an upstream "
+            "router over a /31 of `border.links`, accepts only the default route from it and passes "
+            "it into the fabric (every ToR gets it with ECMP over its uplinks); only the public "
+            "prefixes and the rack networks of the `announce` roles go out.",
+            fields=(
+                Field(
+                    "racks",
+                    "list",
+                    "Ids of the border racks (declared racks); empty: no border.",
+                    [],
+                    items="int",
+                ),
+                Field(
+                    "upstream_asn",
+                    "int",
+                    "ASN of the upstream routers (not one of the fabric's ASNs).",
+                    None,
+                    minimum=1,
+                    maximum=4294967295,
+                ),
+                Field(
+                    "links",
+                    "cidr",
+                    "Pool of the border links: ToR (r, t) peers over the (r*tors_per_rack + t-1)-th "
+                    "/31 (upstream side even, ToR side odd), interface `ext1` on the ToR.",
+                    None,
+                ),
+                Field(
+                    "public",
+                    "list",
+                    "Public prefixes announced upstream: originated by every border ToR (with a "
+                    "discard route; the more specific routes inside the fabric carry the traffic).",
+                    [],
+                    items="cidr",
+                ),
+                Field(
+                    "announce",
+                    "list",
+                    "Rack network roles whose per-rack subnets (the service prefixes) are announced "
+                    "upstream.",
+                    ["service"],
+                    items="str",
+                    pattern=ROLE_NAME,
+                ),
             ),
         ),
         Field(
@@ -393,6 +469,23 @@ SCHEMA = Field(
                     ["mgmt"],
                     items="str",
                     pattern=ROLE_NAME,
+                ),
+            ),
+        ),
+        Field(
+            "ipv6",
+            "map",
+            "Dual stack (opt-in): IPv6 addresses derived by the same law as the IPv4 ones.",
+            fields=(
+                Field(
+                    "prefix",
+                    "cidr6",
+                    "IPv6 prefix of the fabric (a ULA /48 such as `fd00:1::/48`, or a global "
+                    "block).  /64 number 0 holds the loopback /128s (IPv4 loopback offsets), /64 "
+                    "number 1 the link /127s (numbered links; unnumbered links use link-local "
+                    "addresses), rack r's network of VLAN v is /64 number (v << "
+                    "bit_length(max_racks-1)) + r, at the IPv4 offsets.  Needs routing: bgp.",
+                    None,
                 ),
             ),
         ),
@@ -636,6 +729,21 @@ def _check_cidr(value: Any) -> tuple[Any, str]:
         return None, "malformed CIDR: must be an IPv4 network a.b.c.d/len"
 
 
+def _check_cidr6(value: Any) -> tuple[Any, str]:
+    """A strict IPv6 network ``P/len`` (compressed); host bits set is an error with a suggestion."""
+    if not isinstance(value, str) or "/" not in value or ":" not in value:
+        return None, "malformed CIDR: must be an IPv6 network such as fd00:1::/48"
+    try:
+        return str(ipaddress.IPv6Network(value, strict=True)), ""
+    except ipaddress.NetmaskValueError:
+        return None, "malformed CIDR: bad prefix length"
+    except ValueError as exc:
+        if "host bits set" in str(exc):
+            fixed = ipaddress.IPv6Network(value, strict=False)
+            return None, f"malformed CIDR: host bits set (did you mean {fixed}?)"
+        return None, "malformed CIDR: must be an IPv6 network such as fd00:1::/48"
+
+
 def _check_area(value: Any) -> tuple[Any, str]:
     if _is_int(value) and 0 <= value <= 0xFFFFFFFF:
         return str(ipaddress.IPv4Address(value)), ""
@@ -649,6 +757,7 @@ _SCALARS = {
     "bool": _check_bool,
     "ipv4": _check_ipv4,
     "cidr": _check_cidr,
+    "cidr6": _check_cidr6,
     "area": _check_area,
 }
 

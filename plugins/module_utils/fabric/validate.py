@@ -14,11 +14,15 @@ from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
 
-from . import law
+from . import ipv6, law
+from .border import IFNAME as BORDER_IFNAME
 from .errors import FabricError, FabricValidationError
+from .gateway import ANYCAST_MAX_TORS
 from .model import (
     BgpOptions,
+    BorderOptions,
     Fabric,
+    GatewayOptions,
     Limits,
     MaximumPrefix,
     NetworkSpec,
@@ -78,6 +82,8 @@ def check(raw: Any) -> tuple[Fabric | None, list[FabricError]]:
     _check_networks(data, errors)
     _check_protocols(data, errors)
     _check_ecmp(data, entries, spines, errors)
+    _check_border(data, entries, limits, errors)
+    _check_ipv6(data, limits, errors)
     if errors or limits is None:
         return None, errors
     return _build(data, limits, spines, entries), []
@@ -237,6 +243,9 @@ def _declared_pools(data: dict[str, Any], errors: list[FabricError]) -> list[_Po
     candidates += [(f"networks.{role}.pool", net["pool"]) for role, net in data["networks"].items()]
     anycast = data["bgp"]["anycast"] or []
     candidates += [(f"bgp.anycast[{index}]", pool) for index, pool in enumerate(anycast)]
+    border = data["border"]
+    candidates.append(("border.links", border["links"]))
+    candidates += [(f"border.public[{index}]", pool) for index, pool in enumerate(border["public"] or [])]
     for path, text in candidates:
         if text is None:
             continue
@@ -417,6 +426,7 @@ def _check_protocols(data: dict[str, Any], errors: list[FabricError]) -> None:
         errors.append(FabricError("bgp.evpn", True, "needs routing: bgp (EVPN is a BGP address family)"))
     _check_anycast(data, errors)
     _check_hardening(data, errors)
+    _check_gateway(data, errors)
     if relay["servers"] and relay["networks"]:
         for index, role in enumerate(relay["networks"]):
             if role is not None and role not in roles:
@@ -433,6 +443,96 @@ def _check_anycast(data: dict[str, Any], errors: list[FabricError]) -> None:
         errors.append(FabricError("bgp.anycast", pools, "needs bgp.hosts: true (hosts announce the /32s)"))
     if data["routing"] == "ospf":
         errors.append(FabricError("bgp.anycast", pools, "needs routing: bgp (hosts announce over BGP)"))
+
+
+def _check_gateway(data: dict[str, Any], errors: list[FabricError]) -> None:
+    """An anycast gateway moves ToR t to offset t + 1: the ToR slots must stay below the hosts;
+    the gateway MAC must be unicast (hosts put it in their ARP caches)."""
+    gateway = data["gateway"]
+    tors = data["limits"]["tors_per_rack"]
+    if gateway["redundancy"] == "anycast" and tors is not None and tors > ANYCAST_MAX_TORS:
+        errors.append(
+            FabricError(
+                "gateway.redundancy",
+                gateway["redundancy"],
+                f"anycast puts ToR t at offset t+1 of the rack networks: needs "
+                f"limits.tors_per_rack <= {ANYCAST_MAX_TORS} (it is {tors})",
+            )
+        )
+    if gateway["redundancy"] == "anycast" and data["bgp"]["hosts"]:
+        errors.append(
+            FabricError(
+                "gateway.redundancy",
+                gateway["redundancy"],
+                "not with bgp.hosts: BGP hosts route over every ToR already, and their sessions go to "
+                "the ToRs' own addresses, which the shared gateway MAC makes unreliable on the rack L2",
+            )
+        )
+    mac = gateway["mac"]
+    if mac is not None and int(mac[:2], 16) & 1:
+        errors.append(FabricError("gateway.mac", mac, "must be a unicast MAC (first octet even)"))
+
+
+def _check_border(
+    data: dict[str, Any], entries: list[_RackEntry], limits: Limits | None, errors: list[FabricError]
+) -> None:
+    """Border racks: declared, BGP, an upstream ASN outside the fabric's, a link pool holding every
+    ToR slot, announced roles declared (overlaps of the pools: ``_check_overlaps``)."""
+    border = data["border"]
+    racks = [rack for rack in border["racks"] or [] if rack is not None]
+    if not racks:
+        return
+    if data["routing"] != "bgp":
+        errors.append(FabricError("border.racks", racks, "needs routing: bgp (the upstream is an eBGP peer)"))
+    _check_border_racks(racks, entries, errors)
+    asn = border["upstream_asn"]
+    if asn is None and "upstream_asn" not in _invalid(errors, "border."):
+        errors.append(FabricError("border.upstream_asn", None, "required with border.racks"))
+    elif asn is not None and limits is not None and _is_fabric_asn(asn, data["bgp"], limits):
+        errors.append(FabricError("border.upstream_asn", asn, "is one of the fabric's own ASNs"))
+    links = border["links"]
+    if links is None and "links" not in _invalid(errors, "border."):
+        errors.append(FabricError("border.links", None, "required with border.racks"))
+    elif links is not None and limits is not None:
+        need = 2 * limits.max_racks * limits.tors_per_rack
+        if law.block_size(law.parse_cidr(links)[1]) < need:
+            errors.append(_too_small("border.links", links, need, "a /31 per ToR slot"))
+    for index, role in enumerate(border["announce"] or []):
+        if role is not None and role not in data["networks"]:
+            errors.append(FabricError(f"border.announce[{index}]", role, "names no declared network"))
+    if BORDER_IFNAME in data["networks"]:
+        errors.append(
+            FabricError(
+                f"networks.{BORDER_IFNAME}", BORDER_IFNAME, "shadows the border ToRs' upstream interface"
+            )
+        )
+
+
+def _check_border_racks(racks: list[int], entries: list[_RackEntry], errors: list[FabricError]) -> None:
+    """Border racks must be declared racks, each named once."""
+    declared = {rack_id for entry in entries for rack_id in entry.ids}
+    seen: set[int] = set()
+    for index, rack in enumerate(racks):
+        if rack not in declared:
+            errors.append(FabricError(f"border.racks[{index}]", rack, "names no declared rack"))
+        elif rack in seen:
+            errors.append(FabricError(f"border.racks[{index}]", rack, "duplicate border rack"))
+        seen.add(rack)
+
+
+def _is_fabric_asn(asn: int, bgp: dict[str, Any], limits: Limits) -> bool:
+    """Whether ``asn`` is the spines' or inside the law's ToR or host ASN range."""
+    if asn == bgp["spine_asn"]:
+        return True
+    for base, asn_range in (
+        (bgp["tor_asn_base"], law.tor_asn_range),
+        (bgp["host_asn_base"], law.host_asn_range),
+    ):
+        if base is not None:
+            first, last = asn_range(base, limits)
+            if first <= asn <= last:
+                return True
+    return False
 
 
 def _check_hardening(data: dict[str, Any], errors: list[FabricError]) -> None:
@@ -544,6 +644,46 @@ def _check_ecmp(
             )
 
 
+def _check_ipv6(data: dict[str, Any], limits: Limits | None, errors: list[FabricError]) -> None:
+    """Dual stack: BGP only (no OSPFv3 rendering), and the prefix holds the /64 of every rack
+    network (VLAN v, rack r: number ``(v << bit_length(max_racks-1)) + r``, ``fabric/ipv6.py``)."""
+    prefix = data["ipv6"]["prefix"]
+    if prefix is None:
+        return
+    if data["routing"] == "ospf":
+        errors.append(
+            FabricError(
+                "ipv6.prefix",
+                prefix,
+                "dual stack needs routing: bgp (IPv6 is carried by BGP's ipv6 unicast family; "
+                "OSPFv3/ospf6d is not rendered)",
+            )
+        )
+    if (data.get("gateway") or {}).get("redundancy") == "anycast":
+        errors.append(
+            FabricError(
+                "ipv6.prefix",
+                prefix,
+                "dual stack does not render an IPv6 anycast gateway (gateway.redundancy: anycast): "
+                "the ToRs would share the gateway's IPv6 address and fail duplicate address detection",
+            )
+        )
+    vlans = [net["vlan"] for net in data["networks"].values() if net.get("vlan") is not None]
+    if limits is None:
+        return
+    need = ipv6.required_prefix_len(limits, max(vlans, default=0))
+    have = int(prefix.partition("/")[2])
+    if have > need:
+        errors.append(
+            FabricError(
+                "ipv6.prefix",
+                prefix,
+                f"prefix too small: the /64s of VLAN {max(vlans, default=0)} x limits.max_racks "
+                f"({limits.max_racks}) need a /{need} or shorter",
+            )
+        )
+
+
 # ------------------------------------------------------------------------------------ build
 def _build(
     data: dict[str, Any], limits: Limits, spines: list[SpineSpec], entries: list[_RackEntry]
@@ -601,4 +741,13 @@ def _build(
         ospf=OspfOptions(**ospf),
         dhcp_relay_servers=tuple(data["dhcp_relay"]["servers"]),
         dhcp_relay_networks=tuple(data["dhcp_relay"]["networks"]),
+        gateway=GatewayOptions(**data["gateway"]),
+        border=BorderOptions(
+            racks=tuple(data["border"]["racks"]),
+            upstream_asn=data["border"]["upstream_asn"],
+            links=data["border"]["links"] or "",
+            public=tuple(data["border"]["public"]),
+            announce=tuple(data["border"]["announce"]),
+        ),
+        ipv6_prefix=data["ipv6"]["prefix"] or "",
     )

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import bisect
 import ipaddress
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from . import law
+from . import gateway as fhrp
+from . import ipv6, law
+from .border import IFNAME as BORDER_IFNAME
 from .model import Fabric, Plan, RackSpec
 
 ASSIGNED = "assigned"  # a declared device owns the address
@@ -110,11 +112,16 @@ class WhoisIndex:
         pools += [
             _make_pool(net.pool, net.role, "network", net.prefix_len, net.vlan) for net in fabric.networks
         ]
+        if fabric.routing == "bgp" and fabric.border.racks and fabric.border.links:
+            pools.append(_make_pool(fabric.border.links, "border", "border", 31, None))
         self.pools = sorted(pools, key=lambda pool: pool.start)
         self.starts = [pool.start for pool in self.pools]
+        self.vlans = {net.vlan: net for net in fabric.networks}  # IPv6: /64 number -> VLAN -> role
 
     def lookup(self, address: str) -> Owner:
-        """Owner of one IPv4 address (``ValueError`` when ``address`` is not one IPv4 address)."""
+        """Owner of one IPv4 or IPv6 address (``ValueError`` when ``address`` is not one address)."""
+        if ":" in str(address):
+            return self._lookup6(parse_address6(address))
         value = parse_address(address)
         text = law.int_to_ip(value)
         index = bisect.bisect_right(self.starts, value) - 1
@@ -126,6 +133,8 @@ class WhoisIndex:
             return self._loopback(text, pool, offset)
         if pool.kind == "links":
             return self._link(text, pool, offset)
+        if pool.kind == "border":
+            return self._border(text, pool, offset)
         return self._network(text, pool, offset)
 
     # -------------------------------------------------------------------------------- per pool
@@ -138,7 +147,7 @@ class WhoisIndex:
         role, rack, index = slot
         if rack == 0:
             return Owner(status=RESERVED, note=RACK0_NOTE, **base)
-        base.update(prefix=f"{text}/32", rack=rack, role=role, interface="lo")
+        base.update(prefix=f"{text}/{pool.prefix_len}", rack=rack, role=role, interface="lo")
         if role == "spine":
             name = self.spines.get(index)
             if name is None:
@@ -164,7 +173,7 @@ class WhoisIndex:
         rack_id, tor, uplink = law.link_from_index(self.limits, index)
         if rack_id == 0:
             return Owner(status=RESERVED, note=RACK0_NOTE, **base)
-        base.update(prefix=f"{law.int_to_ip(pool.start + 2 * index)}/31", rack=rack_id)
+        base.update(prefix=f"{_address_text(pool, pool.start + 2 * index)}/{pool.prefix_len}", rack=rack_id)
         rack = self.racks.get(rack_id)
         port, up, tor_name = (
             law.spine_port_ifname(rack_id, tor, uplink),
@@ -208,11 +217,13 @@ class WhoisIndex:
         if rack_id >= self.limits.max_racks or rack_id == 0:
             return Owner(status=RESERVED, note="subnet outside the law's rack ids", **base)
         base["rack"] = rack_id
-        kind, index = law.network_slot(inner, pool.prefix_len)
+        kind, index = fhrp.network_slot(inner, pool.prefix_len, fhrp.anycast_gateway(self.fabric))
         if kind in ("network", "broadcast"):
             return Owner(
                 status=RESERVED, note=f"{kind} address of rack {rack_id}'s {pool.name} network", **base
             )
+        if kind == "anycast":
+            return self._anycast_gateway(rack_id, pool, base)
         role, limit = (
             ("tor", self.limits.tors_per_rack) if kind == "gateway" else ("host", self.limits.hosts_per_rack)
         )
@@ -224,10 +235,142 @@ class WhoisIndex:
             return Owner(status=UNASSIGNED, note=f"slot of {name}, not declared", **base)
         return Owner(status=ASSIGNED, device=name, role=role, interface=pool.name, **base)
 
+    def _anycast_gateway(self, rack_id: int, pool: _Pool, base: dict[str, Any]) -> Owner:
+        """Offset 1 with ``gateway.redundancy: anycast``: held by every ToR of the rack."""
+        tors = self._rack_count(rack_id, "tors")
+        if not tors:
+            return Owner(status=UNASSIGNED, note=f"anycast gateway of rack {rack_id}, not declared", **base)
+        holders = ", ".join(law.tor_name(rack_id, tor) for tor in range(1, tors + 1))
+        return Owner(
+            status=ASSIGNED,
+            device=law.tor_name(rack_id, 1),
+            role="tor",
+            interface=pool.name,
+            note=f"anycast gateway of rack {rack_id}'s {pool.name} network, held by {holders}",
+            **base,
+        )
+
+    # -------------------------------------------------------------------------------- IPv6
+    def _lookup6(self, value: int) -> Owner:
+        """Owner of an IPv6 address: /64 number -> loopbacks, links or (VLAN, rack), then the
+        IPv4 inversion inside it (the IPv6 law reuses the IPv4 offsets; ``fabric/ipv6.py``)."""
+        text = ipv6.ip6(value)
+        prefix = self.fabric.ipv6_prefix
+        if not prefix:
+            return Owner(text, OUTSIDE)
+        start, plen = ipv6.parse_cidr6(prefix)
+        if not start <= value < start + (1 << (128 - plen)):
+            return Owner(text, OUTSIDE)
+        number, inner = divmod(value - start, 1 << ipv6.SUBNET_BITS)
+        subnet = ipv6.subnet_start(start, number)
+        kind, vlan, rack = ipv6.subnet_owner(self.limits, number)
+        block = _Pool(
+            subnet, subnet + (1 << ipv6.SUBNET_BITS) - 1, kind, f"{ipv6.ip6(subnet)}/64", kind, 64, None
+        )
+        if kind == "loopbacks":
+            return self._loopback(text, replace(block, prefix_len=128), inner)
+        if kind == "links" and not self.fabric.unnumbered:
+            return self._link(text, replace(block, prefix_len=127), inner)
+        spec = self.vlans.get(vlan)
+        if kind != "network" or spec is None:
+            note = (
+                "links are unnumbered (IPv6 link-local only)" if kind == "links" else "no rack network's /64"
+            )
+            return Owner(text, RESERVED, pool="ipv6", pool_prefix=prefix, prefix=block.prefix, note=note)
+        pool = replace(
+            block, name=spec.role, vlan=spec.vlan, prefix=ipv6.vlan_block(start, self.limits, vlan)
+        )
+        return self._network6(text, pool, rack, inner)
+
+    def _network6(self, text: str, pool: _Pool, rack_id: int, inner: int) -> Owner:
+        """An address of rack ``rack_id``'s /64 of one network (IPv6 has no broadcast address)."""
+        base: dict[str, Any] = {
+            "address": text,
+            "pool": pool.name,
+            "pool_prefix": pool.prefix,
+            "network": pool.name,
+            "vlan": pool.vlan,
+            "prefix": f"{ipv6.ip6(pool.start)}/64",
+        }
+        if rack_id == 0:
+            return Owner(status=RESERVED, note=RACK0_NOTE, **base)
+        base["rack"] = rack_id
+        # a prefix length of 32 has no broadcast slot: only offset 0 (subnet-router anycast) is special
+        kind, index = fhrp.network_slot(inner, 32, fhrp.anycast_gateway(self.fabric))
+        if kind == "network":
+            note = f"subnet-router anycast address of rack {rack_id}'s {pool.name} network"
+            return Owner(status=RESERVED, note=note, **base)
+        if kind == "anycast":
+            return self._anycast_gateway(rack_id, pool, base)
+        role, limit = (
+            ("tor", self.limits.tors_per_rack) if kind == "gateway" else ("host", self.limits.hosts_per_rack)
+        )
+        if index > limit:
+            note = "reserved for infrastructure" if role == "tor" else "beyond the law's host slots"
+            return Owner(status=RESERVED, note=note, **base)
+        name = law.tor_name(rack_id, index) if role == "tor" else law.host_name(rack_id, index)
+        if index > self._rack_count(rack_id, "tors" if role == "tor" else "hosts"):
+            return Owner(status=UNASSIGNED, note=f"slot of {name}, not declared", **base)
+        return Owner(status=ASSIGNED, device=name, role=role, interface=pool.name, **base)
+
+    def _border(self, text: str, pool: _Pool, offset: int) -> Owner:
+        """``border.links``: /31 number r*tors_per_rack + (t-1); upstream even, ToR (ext1) odd."""
+        index, side = divmod(offset, 2)
+        base: dict[str, Any] = {
+            "address": text,
+            "pool": pool.name,
+            "pool_prefix": pool.prefix,
+            "network": "border",
+        }
+        if index >= self.limits.max_racks * self.limits.tors_per_rack:
+            return Owner(status=RESERVED, note="beyond the law's border link slots", **base)
+        rack_id, tor0 = divmod(index, self.limits.tors_per_rack)
+        if rack_id == 0:
+            return Owner(status=RESERVED, note=RACK0_NOTE, **base)
+        base.update(prefix=f"{_address_text(pool, pool.start + 2 * index)}/{pool.prefix_len}", rack=rack_id)
+        tor_name, outside = law.tor_name(rack_id, tor0 + 1), f"r{rack_id}t{tor0 + 1}x"
+        if rack_id not in self.fabric.border.racks or tor0 + 1 > self._rack_count(rack_id, "tors"):
+            return Owner(
+                status=UNASSIGNED, note=f"slot of {tor_name}'s upstream link, not a border ToR", **base
+            )
+        ends = [("upstream", "upstream", outside), (tor_name, "tor", BORDER_IFNAME)]
+        (device, role, interface), (peer, _peer_role, peer_interface) = ends if side == 0 else ends[::-1]
+        return Owner(
+            status=ASSIGNED,
+            device=device,
+            role=role,
+            interface=interface,
+            peer_device=peer,
+            peer_interface=peer_interface,
+            **base,
+        )
+
     def _rack_count(self, rack_id: int, attribute: str) -> int:
         """Declared ToRs/hosts of a rack (0 for an undeclared rack)."""
         rack = self.racks.get(rack_id)
         return getattr(rack, attribute) if rack is not None else 0
+
+
+def _address_text(pool: _Pool, value: int) -> str:
+    """Text of an address of ``pool``: IPv6 for slots longer than /32."""
+    return ipv6.ip6(value) if pool.prefix_len > 32 else law.int_to_ip(value)
+
+
+def parse_address6(address: str) -> int:
+    """One IPv6 address as an int; a network prefix (``fd00:1::/48``: host bits zero, /126 or
+    shorter) is refused like an IPv4 one, an interface address (``fd00:1:0:a1::1/64``) accepted."""
+    text = str(address).strip()
+    try:
+        iface = ipaddress.IPv6Interface(text)
+    except ValueError:
+        raise ValueError("not an IPv6 address") from None
+    network = iface.network
+    if network.prefixlen <= 126 and iface.ip == network.network_address:
+        raise ValueError(
+            f"a network prefix ({network}), not an address: whois takes one address "
+            f"(for example {network.network_address + 1})"
+        )
+    return int(iface.ip)
 
 
 def _make_pool(prefix: str, name: str, kind: str, prefix_len: int, vlan: int | None) -> _Pool:

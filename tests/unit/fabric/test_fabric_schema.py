@@ -64,7 +64,7 @@ def test_every_key_is_documented_once() -> None:
 
 
 def test_every_field_has_a_doc_and_a_known_type() -> None:
-    types = {"str", "int", "bool", "ipv4", "cidr", "area", "map", "list", "range"}
+    types = {"str", "int", "bool", "ipv4", "cidr", "cidr6", "area", "map", "list", "range"}
     types |= {"list[map]", "dict[map]", "count|names"}
     for path, field in schema.iter_keys():
         assert field.doc.strip(), path

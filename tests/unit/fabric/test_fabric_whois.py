@@ -131,10 +131,14 @@ def test_describe_and_dict(lab_plan: Plan) -> None:
     assert "unassigned" in whois(lab_plan, "10.0.9.10").describe()
 
 
-@pytest.mark.parametrize("bad", ["banana", "10.0.0", "fd00::1", "300.1.1.1"])
+@pytest.mark.parametrize("bad", ["banana", "10.0.0", "fd00::zz", "300.1.1.1", "fd00::/48"])
 def test_bad_addresses_raise(lab_plan: Plan, bad: str) -> None:
     with pytest.raises(ValueError):
         whois(lab_plan, bad)
+
+
+def test_ipv6_address_of_an_ipv4_only_fabric_is_outside(lab_plan: Plan) -> None:
+    assert whois(lab_plan, "fd00::1").status == OUTSIDE
 
 
 def test_unnumbered_fabric_has_no_link_pool() -> None:

@@ -14,10 +14,13 @@ rows are joined directly without a CSV quoting layer.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterator
 
 from .. import law
-from ..model import KIND_NETWORK, Device, Interface, Plan
+from ..border import border_enabled, upstream_links
+from ..gateway import anycast_gateway
+from ..model import KIND_LOOPBACK, KIND_NETWORK, Device, Interface, Plan
 
 HEADER = "address,prefix,pool,network,vlan,rack,device,role,interface,kind,peer_device,peer_interface"
 
@@ -69,13 +72,34 @@ def _network_rows(plan: Plan, role_index: int, members: Members) -> Iterator[str
     spec = plan.fabric.networks[role_index]
     role, vlan = spec.role, spec.vlan
     prefixes = {net.rack: net.prefix for net in plan.networks if net.role == role}
+    anycast = anycast_gateway(plan.fabric)
     for rack in plan.fabric.racks:
         prefix = prefixes[rack.id]
+        for device, nets in members.get(rack.id, ()) if anycast else ():  # one row per holder
+            iface = nets[role_index]
+            if iface.gateway:
+                addr = iface.gateway.partition("/")[0]
+                owner = f"{rack.id},{device.name},{device.role},{iface.name}"
+                yield f"{addr},{prefix},{role},{role},{vlan},{owner},anycast-gateway,,"
         for device, nets in members.get(rack.id, ()):
             iface = nets[role_index]
             addr = iface.address.partition("/")[0] if iface.address else ""
             owner = f"{rack.id},{device.name},{device.role},{iface.name}"
             yield f"{addr},{prefix},{role},{role},{vlan},{owner},network,,"
+
+
+def _border_rows(plan: Plan) -> Iterator[str]:
+    """Border links pool: upstream side (even address) then ToR side (odd) of every /31."""
+    for link in upstream_links(plan):
+        tor_addr = link.address.partition("/")[0]
+        yield (
+            f"{link.upstream_address},{link.prefix},border,border-link,,{link.rack},upstream,upstream,"
+            f"{link.upstream_interface},upstream,{link.device},{link.interface}"
+        )
+        yield (
+            f"{tor_addr},{link.prefix},border,border-link,,{link.rack},{link.device},tor,{link.interface},"
+            f"border,upstream,{link.upstream_interface}"
+        )
 
 
 def render_csv(plan: Plan) -> str:
@@ -89,8 +113,42 @@ def render_csv(plan: Plan) -> str:
     members = _rack_members(plan) if fabric.networks else {}
     for index, spec in enumerate(fabric.networks):
         sections.append((law.parse_cidr(spec.pool)[0], _network_rows(plan, index, members)))
+    if border_enabled(plan):
+        sections.append((law.parse_cidr(fabric.border.links)[0], _border_rows(plan)))
     sections.sort(key=lambda section: section[0])
     lines = [HEADER]
     for _start, rows in sections:
         lines.extend(rows)
+    lines.extend(ipv6_rows(plan))  # dual stack: after every IPv4 row, in IPv6 address order
     return "\n".join(lines) + "\n"
+
+
+def ipv6_rows(plan: Plan) -> list[str]:
+    """Dual stack: one row per IPv6 address, the same columns as IPv4 (``pool`` is ``loopbacks``,
+    ``links`` or the network role; ``prefix`` the /128, /127 or the rack's /64), sorted by address.
+    Empty without ``ipv6.prefix``."""
+    if not plan.fabric.ipv6_prefix:
+        return []
+    vlans = {spec.role: spec.vlan for spec in plan.fabric.networks}
+    rows: list[tuple[int, str]] = []
+    for device in plan.devices.values():
+        for iface in device.interfaces:
+            if not iface.address6:
+                continue
+            addr = iface.address6.partition("/")[0]
+            if iface.kind == KIND_NETWORK:
+                role = iface.network_role or iface.name
+                pool, network, vlan = role, role, str(vlans.get(role, ""))
+                prefix = str(ipaddress.IPv6Interface(iface.address6).network)
+            elif iface.kind == KIND_LOOPBACK:
+                pool, network, vlan, prefix = "loopbacks", "loopback", "", iface.address6
+            else:
+                pool, network, vlan = "links", "link", ""
+                prefix = str(ipaddress.IPv6Interface(iface.address6).network)
+            row = (
+                f"{addr},{prefix},{pool},{network},{vlan},{_cell(device.rack)},{device.name},{device.role},"
+                f"{iface.name},{iface.kind},{_cell(iface.peer_device)},{_cell(iface.peer_interface)}"
+            )
+            rows.append((int(ipaddress.IPv6Address(addr)), row))
+    rows.sort()
+    return [row for _value, row in rows]

@@ -173,6 +173,8 @@ def kea_subnets(
         start = law.parse_cidr(net.prefix)[0]
         tors = tors_by_rack.get(net.rack, [])
         relay = [addr for tor in tors if (addr := _address_on(tor, net.role))]
+        if net.gateway_devices:  # anycast gateway: every ToR relays with the gateway as giaddr
+            relay = [net.gateway]
         subnet: dict[str, Any] = {
             "id": start,
             "subnet": net.prefix,
@@ -271,7 +273,9 @@ def relay_config(plan: Plan, device: str, *, networks: Iterable[str] | None = No
                     {
                         "network": net.role,
                         "interface": iface.name,
-                        "address": iface.address.partition("/")[0],
+                        # with an anycast gateway the giaddr is the gateway every ToR holds, so
+                        # a reply reaching either ToR is delivered (its own address may not be)
+                        "address": (iface.gateway or iface.address).partition("/")[0],
                         "prefix": net.prefix,
                         "rack": net.rack,
                     }

@@ -31,6 +31,7 @@ servers are primaries, there are no zone transfers to secondaries that compare s
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -156,12 +157,81 @@ def address_names(plan: Plan, primary_network: str = DEFAULT_PRIMARY_NETWORK) ->
     return out
 
 
+def address_names6(plan: Plan, primary_network: str = DEFAULT_PRIMARY_NETWORK) -> list[tuple[str, str, bool]]:
+    """``address_names`` for IPv6 (dual stack; empty otherwise): the same labels, AAAA addresses.
+
+    A router's name has its IPv6 loopback, a plain host's its IPv6 address on the primary
+    network; interfaces without an IPv6 address (unnumbered links) have none.
+    """
+    if not plan.fabric.ipv6_prefix:
+        return []
+    routers = {device.name for device in plan.routers()}
+    out: list[tuple[str, str, bool]] = []
+    for device in plan.devices.values():
+        identity = (device.loopback6 or "").partition("/")[0]
+        if device.name not in routers:
+            for iface in device.interfaces:
+                if iface.network_role == primary_network and iface.address6:
+                    identity = iface.address6.partition("/")[0]
+                    break
+        out.append((device.name, identity, True))
+        for iface in device.interfaces:
+            if iface.address6:
+                addr = iface.address6.partition("/")[0]
+                out.append((f"{iface.name}.{device.name}", addr, addr != identity))
+    return out
+
+
+def reverse_blocks6(prefix: str) -> list[tuple[int, int]]:
+    """Nibble-aligned blocks ``(network int, prefix length)`` exactly covering an IPv6 prefix
+    (the length rounded up to a multiple of 4: a ``/46`` gives four ``/48`` zones)."""
+    net = ipaddress.IPv6Network(prefix)
+    aligned = max(4, -(-net.prefixlen // 4) * 4)
+    start = int(net.network_address)
+    return [(start + (i << (128 - aligned)), aligned) for i in range(1 << (aligned - net.prefixlen))]
+
+
+def _nibbles(address: int) -> list[str]:
+    """The 32 hex nibbles of an IPv6 address, most significant first."""
+    return list(f"{address:032x}")
+
+
+def reverse_zone_name6(network: int, plen: int) -> str:
+    """ip6.arpa name of a nibble-aligned block."""
+    return ".".join(reversed(_nibbles(network)[: plen // 4])) + ".ip6.arpa"
+
+
+def ptr_owner6(address: int, plen: int) -> str:
+    """Owner name of an IPv6 address' PTR relative to its nibble-aligned reverse zone."""
+    return ".".join(reversed(_nibbles(address)[plen // 4 :]))
+
+
+def reverse_zones6(prefix: str, ptr_names: dict[int, str], settings: ZoneSettings) -> list[Zone]:
+    """ip6.arpa zones of the fabric's IPv6 prefix with a PTR for every canonical name."""
+    sorted_addrs = sorted(ptr_names)
+    zones = []
+    for network, plen in reverse_blocks6(prefix):
+        end = network + (1 << (128 - plen))
+        records = [
+            Record(ptr_owner6(addr, plen), "PTR", ptr_names[addr])
+            for addr in _between(sorted_addrs, network, end)
+        ]
+        block = f"{ipaddress.IPv6Address(network)}/{plen}"
+        zones.append(
+            build_zone(
+                reverse_zone_name6(network, plen), "reverse", records, settings, prefix=block, pools=("ipv6",)
+            )
+        )
+    return zones
+
+
 def fabric_acl(plan: Plan) -> list[str]:
     """Every prefix of the fabric (loopback pool, link pool when numbered, network pools), sorted."""
     prefixes = {plan.fabric.loopback_pool, *(net.pool for net in plan.fabric.networks)}
     if not plan.fabric.unnumbered:
         prefixes.add(plan.fabric.link_pool)
-    return sorted(prefixes, key=law.parse_cidr)
+    ipv6 = [plan.fabric.ipv6_prefix] if plan.fabric.ipv6_prefix else []  # dual stack: after IPv4
+    return sorted(prefixes, key=law.parse_cidr) + ipv6
 
 
 def pool_prefixes(plan: Plan) -> list[tuple[str, str]]:
@@ -311,6 +381,8 @@ def render_dns(
     names = address_names(plan, primary_network)
     labels: dict[str, str] = {label: addr for label, addr, _canonical in names}
     forward: list[Record] = [Record(label, "A", addr) for label, addr, _canonical in names]
+    names6 = address_names6(plan, primary_network)
+    forward.extend(Record(label, "AAAA", addr) for label, addr, _canonical in names6)
     ptr_names: dict[int, str] = {
         law.ip_to_int(addr): f"{label}.{origin}." for label, addr, canon in names if canon
     }
@@ -340,6 +412,11 @@ def render_dns(
     settings = ZoneSettings(tuple(ns_targets), mailbox(hostmaster, origin), int(ttl), soa_values)
     zones = [build_zone(origin, "forward", forward, settings)]
     zones.extend(_reverse_zones(plan, ptr_names, settings, rfc2317_parents))
+    if names6:  # dual stack: ip6.arpa zones after the in-addr.arpa ones
+        ptr6 = {
+            int(ipaddress.IPv6Address(addr)): f"{label}.{origin}." for label, addr, canon in names6 if canon
+        }
+        zones.extend(reverse_zones6(plan.fabric.ipv6_prefix, ptr6, settings))
     return zones
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from .. import law
+from ..border import rack_upstream_links
 from ..evpn import VXLAN_OVERHEAD
 from ..model import Device, Link, Network, Plan, RackSpec
 
@@ -172,6 +173,12 @@ def _protocol_lines(plan: Plan) -> list[str]:
                 f"- EVPN/VXLAN tenant networks: the hosts are VTEPs (loopback = VTEP address), "
                 f"tenant MTU at most {mtu}"
             )
+        if fabric.ipv6_prefix:
+            lines.append(
+                f"- dual stack: IPv6 from {fabric.ipv6_prefix} by the same law (loopback /128s, "
+                + ("link-local links" if fabric.unnumbered else "/127 links and an IPv6 session per link")
+                + ", a /64 per rack network), `address-family ipv6 unicast`"
+            )
         return lines
     ospf = fabric.ospf
     return [
@@ -198,6 +205,11 @@ def render_docs(plan: Plan) -> dict[str, str]:
     return files
 
 
+def gateway_holders(net: Network) -> str:
+    """Who holds a rack network's gateway: ToR 1, or every ToR with an anycast gateway."""
+    return f"anycast: {', '.join(net.gateway_devices)}" if net.gateway_devices else net.device
+
+
 def render_rack_md(plan: Plan, rack: RackSpec, networks: list[Network], links: list[Link]) -> str:
     """The text of racks/<rack>.md from the rack's own networks and links."""
     fabric = plan.fabric
@@ -211,7 +223,7 @@ def render_rack_md(plan: Plan, rack: RackSpec, networks: list[Network], links: l
             (
                 f"`{net.role}`",
                 net.prefix,
-                f"{net.gateway} ({net.device})",
+                f"{net.gateway} ({gateway_holders(net)})",
                 net.vlan,
                 net.mtu,
                 " ".join(f"{tor.interface(net.role).address} ({tor.name})" for tor in tors),
@@ -240,6 +252,16 @@ def render_rack_md(plan: Plan, rack: RackSpec, networks: list[Network], links: l
             for link in links
         ],
     )
+    border_links = rack_upstream_links(plan, rack.id)
+    if border_links:  # a border rack: its ToRs' upstream sessions
+        out += ["", f"## Upstream (border rack, AS {plan.fabric.border.upstream_asn})", ""]
+        out += _table(
+            ("ToR", "interface", "address", "upstream address", "link"),
+            [
+                (link.device, link.interface, link.address, link.upstream_address, link.prefix)
+                for link in border_links
+            ],
+        )
     hosts = [plan.devices[law.host_name(rack.id, h)] for h in range(1, rack.hosts + 1)]
     if hosts:
         out += ["", "## Hosts", ""]
@@ -255,5 +277,41 @@ def render_rack_md(plan: Plan, rack: RackSpec, networks: list[Network], links: l
                 for host in hosts
             ],
         )
+    out += ipv6_rack_section(plan, networks, links, [*tors, *hosts])
     out.append("")
     return "\n".join(out)
+
+
+def ipv6_rack_section(
+    plan: Plan, networks: list[Network], links: list[Link], devices: list[Device]
+) -> list[str]:
+    """Dual stack: the rack's /64s, its link /127s and every IPv6 address of its ToRs and hosts
+    (nothing without ``ipv6.prefix``)."""
+    if not plan.fabric.ipv6_prefix:
+        return []
+    out = ["", "## IPv6 (dual stack)", ""]
+    out += _table(
+        ("role", "prefix", "gateway"), [(f"`{net.role}`", net.prefix6, net.gateway6) for net in networks]
+    )
+    if any(link.prefix6 for link in links):
+        out.append("")
+        out += _table(
+            ("ToR", "interface", "address", "spine", "spine address"),
+            [
+                (link.b.device, link.b.interface, link.b.address6, md_text(link.a.device), link.a.address6)
+                for link in links
+            ],
+        )
+    out.append("")
+    out += _table(
+        ("device", "loopback", *(f"`{net.role}`" for net in plan.fabric.networks)),
+        [
+            (
+                device.name,
+                device.loopback6,
+                *(i.address6 for i in device.interfaces if i.kind == "network"),
+            )
+            for device in devices
+        ],
+    )
+    return out

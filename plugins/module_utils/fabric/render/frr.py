@@ -38,6 +38,9 @@ Design (see ``docs/fabric-frr.md``):
   with the host's ``network`` statements (the LB node's announcer).
 - Drain (``drain: true`` on a spine or rack): ``bgp graceful-shutdown`` / OSPF ``max-metric
   router-lsa administrative``.  Without these keys the output is byte-identical to before.
+- Dual stack (``ipv6.prefix``, ``fabric/ipv6.py``): ``ipv6 address`` on every interface with an
+  IPv6 address and ``address-family ipv6 unicast`` with the IPv4 policy's shape (``-V6`` names);
+  sessions by address get an IPv6 twin (``<GROUP>-V6``), sessions by interface carry both.
 - FRR has no interface MTU command: MTUs are set by the host's network configuration and are
   recorded in the interface descriptions here.
 
@@ -46,6 +49,7 @@ Pure string building: no template engine, no ipaddress objects, O(size of the de
 
 from __future__ import annotations
 
+from .. import border
 from ..anycast import (
     ANYCAST_LIST,
     HOST_ORIGIN,
@@ -57,6 +61,7 @@ from ..anycast import (
 )
 from ..evpn import evpn_enabled
 from ..hardening import maximum_prefix_clause, password_problems, session_password
+from ..ipv6 import fabric_entries6, ipv6_enabled
 from ..model import (
     KIND_DOWNLINK,
     KIND_LOOPBACK,
@@ -67,6 +72,7 @@ from ..model import (
     ROLE_TOR,
     BgpNeighbor,
     Device,
+    Fabric,
     Interface,
     Plan,
 )
@@ -108,7 +114,8 @@ def fabric_prefix_entries(plan: Plan) -> list[str]:
     entries = [_range_clause(fabric.loopback_pool, 32)]
     for net in fabric.networks:
         entries.append(_range_clause(net.pool, net.prefix_len))
-    return entries + anycast_clauses(plan)  # host loopbacks live in the loopback pool: covered
+    # host loopbacks live in the loopback pool: covered
+    return entries + anycast_clauses(plan) + border.default_clauses(plan)
 
 
 def _range_clause(pool: str, length: int) -> str:
@@ -176,8 +183,16 @@ def _describe(iface: Interface, vlans: dict[str, int]) -> str:
     return text
 
 
+def anycast_note(iface: Interface, fabric: Fabric) -> str:
+    """Description suffix of an interface holding the anycast gateway: its MAC (FRR cannot set
+    MACs; the host's network configuration does, like the MTU)."""
+    if not iface.gateway:
+        return ""
+    return f", anycast gateway mac {fabric.gateway.mac}"
+
+
 # ------------------------------------------------------------------------------------ sections
-def _header(device: Device, out: list[str]) -> None:
+def _header(device: Device, out: list[str], *, ipv6: bool = False) -> None:
     out.append(f"frr version {FRR_VERSION}")
     out.append("frr defaults datacenter")
     out.append(f"hostname {device.name}")
@@ -185,6 +200,8 @@ def _header(device: Device, out: list[str]) -> None:
     out.append("service integrated-vtysh-config")
     # zebra writes the forwarding sysctl: routers forward, hosts do not
     out.append("no ip forwarding" if device.role == ROLE_HOST else "ip forwarding")
+    if ipv6:
+        out.append("no ipv6 forwarding" if device.role == ROLE_HOST else "ipv6 forwarding")
     # FRR 8.4 with kernel nexthop groups leaves the kernel's ECMP group short of the restored
     # member after a link flap (RIB 3 paths, FIB 2); per-route multipath stays in sync
     out.append("no zebra nexthop kernel enable")
@@ -200,12 +217,16 @@ def _interfaces(plan: Plan, device: Device, out: list[str]) -> None:
     for iface in device.interfaces:
         out.append(f"interface {iface.name}")
         if iface.kind != KIND_LOOPBACK:
-            out.append(f" description {_describe(iface, vlans)}")
+            out.append(f" description {_describe(iface, vlans)}{anycast_note(iface, fabric)}")
         address = iface.address
         if address is None and iface.kind in LINK_KINDS:
             address = device.loopback  # unnumbered: borrow the loopback /32
         if address:
             out.append(f" ip address {address}")
+        if iface.address6:
+            out.append(f" ipv6 address {iface.address6}")
+        if iface.gateway:  # anycast gateway, after the own address: that one stays primary
+            out.append(f" ip address {iface.gateway}")
         if ospf:
             out.append(f" ip ospf area {area}")
             if iface.kind in LINK_KINDS:
@@ -221,6 +242,7 @@ def _interfaces(plan: Plan, device: Device, out: list[str]) -> None:
                 out.append(" ip ospf passive")
         out.append("exit")
         out.append("!")
+    out.extend(border.interface_lines(plan, device))
 
 
 def _bfd(plan: Plan, out: list[str]) -> None:
@@ -271,7 +293,8 @@ def _bgp_policies(
                 seen.add(tor.name)
                 racks.setdefault(rack, []).extend(_tor_originates(plan, tor))
         for rack in sorted(racks):
-            _prefix_list(f"RACK{rack:03d}", _dedupe(racks[rack]) + anycast_clauses(plan), out)
+            clauses = _dedupe(racks[rack]) + anycast_clauses(plan) + border.rack_clauses(plan, rack)
+            _prefix_list(f"RACK{rack:03d}", clauses, out)
         out.append("!")
         for rack in sorted(racks):
             _route_map(f"FROM-RACK{rack:03d}", f"RACK{rack:03d}", out)
@@ -293,6 +316,7 @@ def _bgp_policies(
         _route_map("TO-SPINE", "LOCAL", out)
         if anycast:
             _anycast_route_map("TO-SPINE", HOST_ORIGIN, out)
+        out.extend(border.policy_lines(plan, device))
         group_maps["SPINE"] = ("FROM-SPINE", "TO-SPINE")
         if host_groups:
             _route_map("FROM-HOST", "HOSTS", out)
@@ -394,7 +418,7 @@ def _peer_group(
     bgp = plan.fabric.bgp
     out.append(f" neighbor {group} peer-group")
     asns = {nbr.remote_asn for nbr in members}
-    shared_asn = asns.pop() if len(asns) == 1 and group != "TOR" else None
+    shared_asn = asns.pop() if len(asns) == 1 and not group.startswith("TOR") else None
     if shared_asn is not None:
         out.append(f" neighbor {group} remote-as {shared_asn}")
     out.append(f" neighbor {group} description fabric {group.lower()}s")
@@ -433,6 +457,7 @@ def _router_bgp(plan: Plan, device: Device, out: list[str], secret: str | None =
     bgp = fabric.bgp
     groups = _neighbor_groups(plan, device)
     group_maps, member_in = _bgp_policies(plan, device, groups, out)
+    policies6 = _bgp_policies6(plan, device, groups, out) if ipv6_enabled(plan) else None
     evpn = evpn_enabled(plan)
     if evpn:
         _evpn_policies(device, out, local_origin_defined=anycast_enabled(plan))
@@ -448,8 +473,10 @@ def _router_bgp(plan: Plan, device: Device, out: list[str], secret: str | None =
         # RFC 8326: everything announced carries GRACEFUL_SHUTDOWN; eBGP receivers (FRR does this
         # on its own) set local-pref 0 on it, so they move to the other paths before this goes
         out.append(" bgp graceful-shutdown")
-    for group, members in groups.items():
+    sessions6 = ipv6_sessions(groups) if policies6 is not None else {}
+    for group, members in {**groups, **sessions6}.items():
         _peer_group(plan, device, group, members, ifaces=ifaces, secret=secret, out=out)
+    out.extend(border.session_lines(plan, device))
     out.append(" !")
     out.append(" address-family ipv4 unicast")
     for prefix in device.announce:
@@ -463,13 +490,17 @@ def _router_bgp(plan: Plan, device: Device, out: list[str], secret: str | None =
     for nbr in groups.get("TOR", ()) if device.role == ROLE_SPINE else ():
         peer = _peer_id(nbr)
         out.append(f"  neighbor {peer} route-map {member_in[peer]} in")
+    out.extend(border.family_lines(plan, device))
     if bgp.maximum_prefix.enabled:
         for members in groups.values():
             for nbr in members:
                 clause = maximum_prefix_clause(plan, device, nbr)
                 out.append(f"  neighbor {_peer_id(nbr)} maximum-prefix {clause}")
+    out.extend(f"  no neighbor {group} activate" for group in sessions6)  # IPv6 sessions: ipv6 only
     out.append(f"  maximum-paths {bgp.maximum_paths}")
     out.append(" exit-address-family")
+    if policies6 is not None:
+        _ipv6_family(plan, device, groups, policies6, out)
     if evpn:
         _evpn_family(device, list(groups), out)
     out.append("exit")
@@ -490,6 +521,133 @@ def _router_ospf(plan: Plan, device: Device, out: list[str]) -> None:
         out.append(" max-metric router-lsa administrative")
     out.append("exit")
     out.append("!")
+
+
+# ------------------------------------------------------------------------------------ dual stack
+V6 = "-V6"  # suffix of the IPv6 peer-groups, prefix-lists and route-maps
+
+
+def ipv6_sessions(groups: dict[str, list[BgpNeighbor]]) -> dict[str, list[BgpNeighbor]]:
+    """The second, IPv6 sessions of a dual-stack device: ``<GROUP>-V6`` peer-groups whose members
+    are the IPv6 addresses of the peers reached by IPv4 address.  Sessions by interface
+    (unnumbered, RFC 5549) carry both families and get none."""
+    out: dict[str, list[BgpNeighbor]] = {}
+    for group, members in groups.items():
+        v6 = [
+            BgpNeighbor(nbr.peer_device, nbr.interface, nbr.address6, nbr.remote_asn)
+            for nbr in members
+            if nbr.address and nbr.address6
+        ]
+        if v6:
+            out[group + V6] = v6
+    return out
+
+
+def _prefix_list6(name: str, clauses: list[str], out: list[str]) -> None:
+    seq = 10
+    for clause in clauses:
+        out.append(f"ipv6 prefix-list {name} seq {seq} permit {clause}")
+        seq += 10
+    if not clauses:
+        out.append(f"ipv6 prefix-list {name} seq 10 deny any")
+
+
+def _route_map6(name: str, prefix_list: str, out: list[str]) -> None:
+    out.append(f"route-map {name} permit 10")
+    out.append(f" match ipv6 address prefix-list {prefix_list}")
+    out.append("exit")
+    out.append("!")
+
+
+def _originates6(plan: Plan, tor: Device) -> list[str]:
+    """IPv6 counterpart of ``_tor_originates``: the ToR's own prefixes and its BGP hosts' loopbacks."""
+    prefixes = list(tor.announce6)
+    for nbr in tor.bgp_neighbors:
+        peer = plan.devices.get(nbr.peer_device)
+        if peer is not None and peer.role == ROLE_HOST:
+            prefixes.extend(peer.announce6)
+    return prefixes
+
+
+def _bgp_policies6(
+    plan: Plan, device: Device, groups: dict[str, list[BgpNeighbor]], out: list[str]
+) -> tuple[dict[str, tuple[str | None, str]], dict[str, str]]:
+    """The IPv4 policy shape for ipv6 unicast: ``FABRIC-V6`` (loopback /128s, rack /64s), a ToR
+    sends ``LOCAL-V6``, a spine accepts ``RACKnnn-V6`` per rack; maps keyed by the v4 group."""
+    devices = plan.devices
+    maps: dict[str, tuple[str | None, str]] = {}
+    member_in: dict[str, str] = {}
+    _prefix_list6("FABRIC" + V6, fabric_entries6(plan), out)
+    if device.role == ROLE_SPINE:
+        racks: dict[int, list[str]] = {}
+        for nbr in groups.get("TOR", ()):
+            tor = devices[nbr.peer_device]
+            rack = tor.rack if tor.rack is not None else 0
+            member_in[nbr.address6 or nbr.interface] = f"FROM-RACK{rack:03d}{V6}"
+            racks.setdefault(rack, []).extend(_originates6(plan, tor))
+        for rack in sorted(racks):
+            _prefix_list6(f"RACK{rack:03d}{V6}", _dedupe(racks[rack]), out)
+        out.append("!")
+        for rack in sorted(racks):
+            _route_map6(f"FROM-RACK{rack:03d}{V6}", f"RACK{rack:03d}{V6}", out)
+        _route_map6("TO-TOR" + V6, "FABRIC" + V6, out)
+        maps["TOR"] = (None, "TO-TOR" + V6)
+        return maps, member_in
+    if device.role == ROLE_TOR:
+        _prefix_list6("LOCAL" + V6, _dedupe(_originates6(plan, device)), out)
+        host_groups = groups.get("HOST", ())
+        if host_groups:
+            los = _dedupe([p for nbr in host_groups for p in devices[nbr.peer_device].announce6])
+            _prefix_list6("HOSTS" + V6, los, out)
+        out.append("!")
+        _route_map6("FROM-SPINE" + V6, "FABRIC" + V6, out)
+        _route_map6("TO-SPINE" + V6, "LOCAL" + V6, out)
+        maps["SPINE"] = ("FROM-SPINE" + V6, "TO-SPINE" + V6)
+        if host_groups:
+            _route_map6("FROM-HOST" + V6, "HOSTS" + V6, out)
+            _route_map6("TO-HOST" + V6, "FABRIC" + V6, out)
+            maps["HOST"] = ("FROM-HOST" + V6, "TO-HOST" + V6)
+        return maps, member_in
+    _prefix_list6("LOCAL" + V6, list(device.announce6), out)
+    out.append("!")
+    _route_map6("FROM-TOR" + V6, "FABRIC" + V6, out)
+    _route_map6("TO-TOR" + V6, "LOCAL" + V6, out)
+    maps["TOR"] = ("FROM-TOR" + V6, "TO-TOR" + V6)
+    return maps, member_in
+
+
+def _ipv6_family(
+    plan: Plan,
+    device: Device,
+    groups: dict[str, list[BgpNeighbor]],
+    policies: tuple[dict[str, tuple[str | None, str]], dict[str, str]],
+    out: list[str],
+) -> None:
+    """``address-family ipv6 unicast``: the same shape as ipv4 unicast, on the IPv6 sessions
+    (``<GROUP>-V6``) or, for sessions by interface, on the same peer-group."""
+    bgp = plan.fabric.bgp
+    group_maps, member_in = policies
+    out.append(" !")
+    out.append(" address-family ipv6 unicast")
+    for prefix in device.announce6:
+        out.append(f"  network {prefix}")
+    for group, members in groups.items():
+        name = group + V6 if members[0].address and members[0].address6 else group
+        in_map, out_map = group_maps[group]
+        out.append(f"  neighbor {name} activate")
+        if in_map:
+            out.append(f"  neighbor {name} route-map {in_map} in")
+        out.append(f"  neighbor {name} route-map {out_map} out")
+    for nbr in groups.get("TOR", ()) if device.role == ROLE_SPINE else ():
+        peer = nbr.address6 or nbr.interface
+        out.append(f"  neighbor {peer} route-map {member_in[peer]} in")
+    if bgp.maximum_prefix.enabled:
+        for members in groups.values():
+            for nbr in members:
+                clause = maximum_prefix_clause(plan, device, nbr)
+                out.append(f"  neighbor {nbr.address6 or nbr.interface} maximum-prefix {clause}")
+    out.append(f"  maximum-paths {bgp.maximum_paths}")
+    out.append(" exit-address-family")
 
 
 # ------------------------------------------------------------------------------------ entry point
@@ -517,7 +675,7 @@ def render_frr(plan: Plan, device_name: str, *, bgp_password: str | None = None)
         secret = bgp_password
 
     out: list[str] = []
-    _header(device, out)
+    _header(device, out, ipv6=ipv6_enabled(plan))
     _interfaces(plan, device, out)
     if (routing == "bgp" and fabric.bgp.bfd and device.bgp_neighbors) or (
         routing == "ospf" and fabric.ospf.bfd

@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from .. import ipv6
 from ..model import KIND_NETWORK, ROLE_HOST, Plan
 
 
@@ -68,15 +69,33 @@ def host_networks(plan: Plan, device: str, *, default_route: str | None = "mgmt"
                 "gateway": gateways[role],
                 "default_route": role == default_route,
                 "routes": routes,
+                **_ipv6_network(
+                    plan, dev.rack, role, iface.address6, with_route=not bgp and role != default_route
+                ),
             }
         )
     return {
         "device": dev.name,
         "rack": dev.rack,
         "loopback": dev.loopback,
+        **({"loopback6": dev.loopback6} if dev.loopback6 else {}),
         "bgp": bool(bgp),
         "networks": networks,
     }
+
+
+def _ipv6_network(
+    plan: Plan, rack: int | None, role: str, address6: str | None, *, with_route: bool
+) -> dict[str, Any]:
+    """Dual stack keys of a host network: ``address6``, ``gateway6`` and ``routes6`` (the role's
+    block of rack /64s via the IPv6 gateway, like the IPv4 pool route); empty without IPv6."""
+    if not address6:
+        return {}
+    net = next(item for item in plan.networks if item.rack == rack and item.role == role)
+    base = ipv6.parse_cidr6(plan.fabric.ipv6_prefix)[0]
+    block = ipv6.vlan_block(base, plan.fabric.limits, plan.fabric.network(role).vlan)
+    routes6 = [{"to": block, "via": net.gateway6}] if with_route else []
+    return {"address6": address6, "gateway6": net.gateway6, "routes6": routes6}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -102,11 +121,14 @@ def _network_file(header: str, match: list[tuple[str, Any]], net: dict[str, Any]
     lines += _section("Link", [("MTUBytes", net["mtu"])])
     lines += _section(
         "Network",
-        [("Description", f"rack network {net['name']} (VLAN {net['vlan']})"), ("Address", net["address"])],
+        [("Description", f"rack network {net['name']} (VLAN {net['vlan']})"), ("Address", net["address"])]
+        + ([("Address", net["address6"])] if net.get("address6") else []),
     )
     if net["default_route"]:
         lines += _section("Route", [("Gateway", net["gateway"])])
-    for route in net["routes"]:
+        if net.get("gateway6"):
+            lines += _section("Route", [("Gateway", net["gateway6"])])
+    for route in [*net["routes"], *net.get("routes6", ())]:
         lines += _section("Route", [("Destination", route["to"]), ("Gateway", route["via"])])
     return "\n".join(lines).rstrip("\n") + "\n"
 
@@ -145,7 +167,9 @@ def networkd_files(
         lo = [header, ""]
         lo += _section("Match", [("Name", "lo")])
         lo += _section(
-            "Network", [("Address", "127.0.0.1/8"), ("Address", "::1/128"), ("Address", view["loopback"])]
+            "Network",
+            [("Address", "127.0.0.1/8"), ("Address", "::1/128"), ("Address", view["loopback"])]
+            + ([("Address", view["loopback6"])] if view.get("loopback6") else []),
         )
         files[f"{prefix}lo.network"] = "\n".join(lo).rstrip("\n") + "\n"
     if link_mode == "nic":

@@ -13,7 +13,8 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from ..export import device_dict, fabric_dict, link_dict, network_dict, pool_dict
+from ..border import border_enabled
+from ..export import border_dict, device_dict, fabric_dict, link_dict, network_dict, pool_dict
 from ..model import Plan
 
 _DUMP = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": ")).encode
@@ -34,7 +35,9 @@ def render_topology(plan: Plan) -> str:
         _array("devices", (device_dict(plan, device) for device in plan.devices.values())),
         _array("links", (link_dict(link) for link in plan.links)),
         _array("networks", (network_dict(net) for net in plan.networks)),
-        _array("pools", (pool_dict(pool) for pool in plan.pools), last=True),
-        "}",
+        _array("pools", (pool_dict(pool) for pool in plan.pools), last=not border_enabled(plan)),
     ]
+    if border_enabled(plan):  # only with border racks: other fabrics render byte-identical
+        parts.append(f' "border": {_DUMP(border_dict(plan))}')
+    parts.append("}")
     return "\n".join(parts) + "\n"
