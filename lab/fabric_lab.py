@@ -297,6 +297,7 @@ class FabricLab:
         if batched and batchable(self.topology):
             self.build_batched()
             self.start_routers(spines_first=True)
+            self._plain_hosts(bgp=True)
             if wait:
                 self.wait_converged(timeout=max(1.0, timeout - (time.monotonic() - started)))
             return time.monotonic() - started
@@ -313,12 +314,15 @@ class FabricLab:
         self._rack_networks()
         self._plain_hosts()
         if topo.ipv6:
-            self._plain_hosts6()
+            self._plain_hosts(v6=True)
         # routers start and load in parallel: bgpd on a spine retries a refused connection only
         # after its connect timer, so bringing every peer up together converges fastest
         with ThreadPoolExecutor(max_workers=max(1, len(self.nodes))) as pool:
             for future in [pool.submit(self._start_node, name) for name in self.nodes]:
                 future.result()
+        self._plain_hosts(bgp=True)
+        if topo.ipv6:
+            self._plain_hosts(bgp=True, v6=True)
         if wait:
             self.wait_converged(timeout=max(1.0, timeout - (time.monotonic() - started)))
         return time.monotonic() - started
@@ -440,42 +444,6 @@ class FabricLab:
             name, "sh", "-c", f"echo 0 > {conf}/all/accept_dad; echo 0 > {conf}/default/accept_dad"
         )
 
-    def _plain_hosts6(self) -> None:
-        """Dual stack: the hosts' planned IPv6 addresses, a default route via the IPv6 gateway of
-        their first network and routes to the other racks' /64s of every other network (the IPv4
-        routing of :meth:`_plain_hosts`, same choice of network)."""
-        topo = self.topology
-        gateways = {(int(n["rack"]), n["role"]): n.get("gateway6") for n in topo.networks}
-        by_role: dict[str, list[tuple[int, str]]] = {}
-        for net in topo.networks:
-            by_role.setdefault(net["role"], []).append((int(net["rack"]), net.get("prefix6", "")))
-        for name in topo.hosts():
-            if name in self.nodes or name in self.external_hosts:
-                continue
-            dev = topo.devices[name]
-            rack = int(dev["rack"])
-            commands = [
-                f"addr replace {iface['address6']} dev {iface['name']} nodad"
-                for iface in dev.get("interfaces", [])
-                if iface.get("address6")
-            ]
-            roles = [
-                i.get("network") or i["name"] for i in dev.get("interfaces", []) if i.get("kind") == "network"
-            ]
-            for role in roles:
-                gateway = gateways.get((rack, role))
-                if not gateway:
-                    continue
-                if role == ("mgmt" if "mgmt" in roles else roles[0]):
-                    commands.append(f"route replace default via {gateway} dev {role}")
-                    continue
-                commands.extend(
-                    f"route replace {prefix} via {gateway} dev {role}"
-                    for other, prefix in by_role[role]
-                    if other != rack and prefix
-                )
-            self.netns.batch(name, commands)
-
     def _anycast_port(self, tor: str, net: dict[str, Any]) -> None:
         """A ToR's rack port as the host's network configuration leaves it before FRR starts: the
         gateway MAC, no IPv6 DAD (every ToR shares the MAC, so the link-local address too), and
@@ -490,43 +458,52 @@ class FabricLab:
                     if cidr:
                         self.netns.addr(tor, role, cidr)
 
-    def _plain_hosts(self) -> None:
+    def _plain_hosts(self, *, bgp: bool = False, v6: bool = False) -> None:
         """Hosts without FRR: planned addresses, a default route via the gateway of their first
         network (``mgmt`` when present) and, for every other network, routes to that network in
-        the other racks via its own gateway (storage traffic stays on the storage network)."""
+        the other racks via its own gateway (storage traffic stays on the storage network).
+        ``bgp``: the BGP hosts (FRR, started: zebra gave them their addresses) instead: routes to
+        every network of the other racks via its own gateway except the network they peer over,
+        whose subnets and the loopbacks their sessions carry (render.host); no default route, so
+        a session never detours over another network when its own link fails. ``v6``: the same
+        for the dual stack's addresses (``address6``, ``gateway6``, the racks' /64s)."""
         topo = self.topology
-        gateways = {(int(n["rack"]), n["role"]): n["gateway"] for n in topo.networks}
+        key = "6" if v6 else ""
+        gateways = {(int(n["rack"]), n["role"]): n.get(f"gateway{key}") for n in topo.networks}
         by_role: dict[str, list[tuple[int, str]]] = {}
         for net in topo.networks:
-            by_role.setdefault(net["role"], []).append((int(net["rack"]), net["prefix"]))
+            by_role.setdefault(net["role"], []).append((int(net["rack"]), net.get(f"prefix{key}", "")))
         for name in topo.hosts():
-            if name in self.nodes or name in self.external_hosts:
+            if name in self.external_hosts or (name in self.nodes) != bgp:
                 continue
             dev = topo.devices[name]
             rack = int(dev["rack"])
-            roles: list[str] = []
-            for iface in dev.get("interfaces", []):
-                if iface.get("address"):
-                    self.netns.addr(name, iface["name"], iface["address"])
-                if iface.get("kind") == "network":
-                    roles.append(iface.get("network") or iface["name"])
-            if not roles:
-                continue
-            default_role = "mgmt" if "mgmt" in roles else roles[0]
+            peered = {str(nbr.get("interface")) for nbr in dev.get("bgp_neighbors", ())} if bgp else set()
+            ifnames: dict[str, str] = {}  # network role -> interface
             commands = []
+            for iface in dev.get("interfaces", []):
+                if iface.get(f"address{key}") and not bgp:
+                    nodad = " nodad" if v6 else ""
+                    commands.append(f"addr replace {iface[f'address{key}']} dev {iface['name']}{nodad}")
+                if iface.get("kind") == "network":
+                    ifnames[iface.get("network") or iface["name"]] = iface["name"]
+            roles = list(ifnames)
             for role in roles:
                 gateway = gateways.get((rack, role))
-                if gateway is None:
+                if not gateway:
                     continue
-                if role == default_role:
-                    commands.append(f"route replace default via {gateway}")
+                if role == ("mgmt" if "mgmt" in roles else roles[0]) and not bgp:
+                    commands.append(f"route replace default via {gateway} dev {ifnames[role]} onlink")
+                    continue
+                if role in peered:
                     continue
                 commands.extend(
-                    f"route replace {prefix} via {gateway}"
+                    f"route replace {prefix} via {gateway} dev {ifnames[role]} onlink"
                     for other, prefix in by_role[role]
-                    if other != rack
+                    if other != rack and prefix
                 )
-            self.netns.batch(name, commands)
+            if commands:
+                self.netns.batch(name, commands)
 
     # -- state ----------------------------------------------------------------------------------
     def observe(self, device: str, *, kernel: bool = True) -> dict[str, Any]:

@@ -143,7 +143,10 @@ def intent_from_topology(
     spine_prefixes = {
         p for p, owners in origins.items() if all(devices[o].get("role") == "spine" for o in owners)
     }
-    graph = _Graph(routing, devices, origins, host_prefixes, spine_prefixes, far_count, neighbours)
+    network_roles = {str(net["prefix"]): str(net["role"]) for net in topology.get("networks", [])}
+    graph = _Graph(
+        routing, devices, origins, host_prefixes, spine_prefixes, far_count, neighbours, network_roles
+    )
     selected = None if only is None else set(only)
     wanted = routers if selected is None else [name for name in routers if name in selected]
     result: dict[str, DeviceIntent] = {}
@@ -176,6 +179,7 @@ class _Graph:
     spine_prefixes: set[str]  # prefixes originated by spines only
     far: Mapping[str, Counter[str]]  # router -> far end device -> number of links to it
     neighbours: Mapping[str, set[str]]  # router -> set of far ends
+    network_roles: Mapping[str, str] = field(default_factory=dict)  # rack network prefix -> role
 
 
 def _expected_routes(name: str, graph: _Graph) -> dict[str, int]:
@@ -185,8 +189,13 @@ def _expected_routes(name: str, graph: _Graph) -> dict[str, int]:
     bgp_spine = graph.routing == "bgp" and role == "spine"
     ends = graph.far.get(name, Counter())
     routes: dict[str, int] = {}
+    # a BGP host learns the loopbacks and the subnets of the network it peers over, no other rack
+    # network (those route via their own gateway: render.host)
+    peered = {str(nbr.get("interface")) for nbr in devices[name].get("bgp_neighbors", ())}
     for prefix, owners in graph.origins.items():
         if name in owners:
+            continue
+        if role == "host" and graph.network_roles.get(prefix, next(iter(peered), "")) not in peered:
             continue
         if prefix in graph.host_prefixes or role == "host":
             routes[prefix] = PRESENT  # BGP hosts: presence only

@@ -276,3 +276,15 @@ def fabric_entries6(plan: Plan) -> list[str]:
     for net in fabric.networks:
         entries.append(f"{vlan_block(base, fabric.limits, net.vlan)} ge 64 le 64")
     return entries
+
+
+def host_entries6(plan: Plan) -> list[str]:
+    """``FABRIC-V6`` of a BGP host: loopback /128s and the /64s of ``bgp.host_network`` only (every
+    other network routes its block via its own gateway, as in IPv4: render.host)."""
+    fabric = plan.fabric
+    base = parse_cidr6(fabric.ipv6_prefix)[0]
+    net = fabric.network(fabric.bgp.host_network)
+    return [
+        f"{ip6(subnet_start(base, LOOPBACK_SUBNET))}/{SUBNET_BITS} ge 128",
+        f"{vlan_block(base, fabric.limits, net.vlan)} ge 64 le 64",
+    ]

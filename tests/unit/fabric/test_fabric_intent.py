@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fabric_testlib import LAB_FILE, LAB_OSPF_FILE
+from fabric_testlib import LAB_FILE, LAB_OSPF_FILE, make_doc, plan_of
 
 from fabric import intent as fi
 from fabric.plan import build_plan, load_fabric
@@ -49,6 +49,19 @@ def test_intent_of_the_lab_fabric() -> None:
     assert spine.routes["10.0.1.0/24"] == 2 and spine.routes["10.0.2.0/24"] == 1
     assert "10.255.0.2/32" not in spine.routes  # spines never learn each other under BGP
     assert sorted(spine.sessions.values()) == ["r001-tor1", "r001-tor1", "r002-tor1", "r003-tor1"]
+
+
+def test_bgp_host_expects_loopbacks_and_its_host_network_only() -> None:
+    # hosts peer over vm: their sessions carry loopbacks and vm subnets; mgmt, storage and service
+    # of other racks route via their own gateways (render.host), so they are never expected
+    plan = plan_of(make_doc(bgp={"hosts": True, "host_network": "vm"}))
+    host = fi.intent_from_plan(plan)["r001-h01"]
+    vm_nets = {n.prefix for n in plan.networks if n.role == "vm"}  # its own rack's too, from the ToR
+    loopbacks = {d.loopback for d in plan.devices.values() if d.name != "r001-h01"}
+    assert set(host.routes) == vm_nets | loopbacks
+    assert set(host.routes.values()) == {fi.PRESENT}
+    tor = fi.intent_from_plan(plan)["r001-tor1"]
+    assert {n.prefix for n in plan.networks if n.rack == 2} <= set(tor.routes)  # ToRs: everything
 
 
 def test_ospf_intent_counts_adjacencies_and_spine_loopbacks() -> None:

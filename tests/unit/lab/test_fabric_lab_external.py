@@ -73,7 +73,9 @@ def test_external_host_is_left_out(rendered: Path) -> None:
     assert "r001-h02" not in recorder.devices("batch")
     # the other host of the rack is still wired to the ToR's bridges
     assert "r001-h01" in recorder.devices("veth")
-    assert "r001-h01" in recorder.devices("addr")
+    batch = next(args[1] for name, args in recorder.calls if name == "batch" and args[0] == "r001-h01")
+    assert "addr replace 10.0.1.10/24 dev mgmt" in batch  # its planned address, then its routes
+    assert "route replace default via 10.0.1.1 dev mgmt onlink" in batch
     # and the ToR still owns its bridges, which the VM's taps join
     bridges = {args[1] for name, args in recorder.calls if name == "bridge" and args[0] == "r001-tor1"}
     assert {"mgmt", "storage"} <= bridges

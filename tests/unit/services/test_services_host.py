@@ -55,10 +55,20 @@ def test_default_route_elsewhere_or_nowhere() -> None:
     assert all(len(n["routes"]) == 1 for n in nowhere)
 
 
-def test_bgp_to_host_learns_routes() -> None:
+def test_bgp_to_host_routes_only_the_host_network_by_bgp() -> None:
+    # the sessions (over mgmt, the default host network) carry mgmt and the loopbacks; vm still
+    # routes its pool via its own gateway, so its traffic keeps to the vm network
     view = host_networks(plan_of(doc(bgp={"hosts": True})), "r001-h01")
     assert view["bgp"] is True
-    assert all(n["routes"] == [] for n in view["networks"])
+    assert [n["default_route"] for n in view["networks"]] == [True, False]
+    mgmt, vm = view["networks"]
+    assert mgmt["routes"] == []
+    assert vm["routes"] == [{"to": DOC["networks"]["vm"]["pool"], "via": vm["gateway"]}]
+
+
+def test_bgp_over_another_network_keeps_the_default_route_network() -> None:
+    view = host_networks(plan_of(doc(bgp={"hosts": True, "host_network": "vm"})), "r001-h01")
+    assert [(n["name"], n["routes"]) for n in view["networks"]] == [("mgmt", []), ("vm", [])]
     assert [n["default_route"] for n in view["networks"]] == [True, False]
 
 

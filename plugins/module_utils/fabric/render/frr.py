@@ -61,7 +61,7 @@ from ..anycast import (
 )
 from ..evpn import evpn_enabled
 from ..hardening import maximum_prefix_clause, password_problems, session_password
-from ..ipv6 import fabric_entries6, ipv6_enabled
+from ..ipv6 import fabric_entries6, host_entries6, ipv6_enabled
 from ..model import (
     KIND_DOWNLINK,
     KIND_LOOPBACK,
@@ -116,6 +116,19 @@ def fabric_prefix_entries(plan: Plan) -> list[str]:
         entries.append(_range_clause(net.pool, net.prefix_len))
     # host loopbacks live in the loopback pool: covered
     return entries + anycast_clauses(plan) + border.default_clauses(plan)
+
+
+def host_prefix_entries(plan: Plan) -> list[str]:
+    """``permit`` clauses of a BGP host's FABRIC prefix-list: loopbacks, the host network, anycast.
+
+    Every other rack network is routed by its own gateway (``render.host``): its traffic keeps to
+    its network, so what filters by network (NFS exports, storage ACLs) sees the sender's address
+    on that network, and not the host network's.
+    """
+    fabric = plan.fabric
+    net = fabric.network(fabric.bgp.host_network)
+    loopbacks = _range_clause(fabric.loopback_pool, 32)
+    return [loopbacks, _range_clause(net.pool, net.prefix_len), *anycast_clauses(plan)]
 
 
 def _range_clause(pool: str, length: int) -> str:
@@ -279,7 +292,8 @@ def _bgp_policies(
     devices = plan.devices
     group_maps: dict[str, tuple[str | None, str]] = {}
     member_in: dict[str, str] = {}
-    _prefix_list("FABRIC", fabric_prefix_entries(plan), out)
+    accepted = host_prefix_entries(plan) if device.role == ROLE_HOST else fabric_prefix_entries(plan)
+    _prefix_list("FABRIC", accepted, out)
 
     if device.role == ROLE_SPINE:
         # per rack: exactly what the rack's ToRs (and their BGP hosts) originate
@@ -324,7 +338,7 @@ def _bgp_policies(
             group_maps["HOST"] = ("FROM-HOST", "TO-HOST")
         return group_maps, member_in
 
-    # host with BGP-to-host: announce its own prefixes, accept fabric prefixes
+    # host with BGP-to-host: announce its own prefixes, accept loopbacks and the host network
     _prefix_list("LOCAL", list(device.announce), out)
     if anycast:
         _anycast_lists(plan, device, out)
@@ -577,7 +591,8 @@ def _bgp_policies6(
     devices = plan.devices
     maps: dict[str, tuple[str | None, str]] = {}
     member_in: dict[str, str] = {}
-    _prefix_list6("FABRIC" + V6, fabric_entries6(plan), out)
+    accepted = host_entries6(plan) if device.role == ROLE_HOST else fabric_entries6(plan)
+    _prefix_list6("FABRIC" + V6, accepted, out)
     if device.role == ROLE_SPINE:
         racks: dict[int, list[str]] = {}
         for nbr in groups.get("TOR", ()):

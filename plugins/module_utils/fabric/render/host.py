@@ -14,8 +14,9 @@ subnet) and its loopback. Seen from the host:
   gateway, so storage traffic to another rack's storage network leaves on the storage network and
   not on the default route. The rack subnet itself is on-link (the connected route is longer).
 
-Under BGP-to-host (``bgp.hosts``) hosts learn their routes from the ToRs, so ``routes`` is empty
-and ``default_route`` only says which network's gateway is the fallback before BGP is up.
+Under BGP-to-host (``bgp.hosts``) the sessions with the ToRs, over ``bgp.host_network``, carry the
+loopbacks (VTEPs, anycast addresses) and the host network's subnets: that network routes no pool
+statically, every other one still does, so storage traffic keeps to the storage network there too.
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ def host_networks(plan: Plan, device: str, *, default_route: str | None = "mgmt"
         address = str(iface.address)
         base = next(net.prefix for net in plan.networks if net.rack == dev.rack and net.role == role)
         routes = []
-        if not bgp and role != default_route:
+        static = role != default_route and not (bgp and role == plan.fabric.bgp.host_network)
+        if static:
             routes.append({"to": _pool_of(plan, role), "via": gateways[role]})
         networks.append(
             {
@@ -69,9 +71,7 @@ def host_networks(plan: Plan, device: str, *, default_route: str | None = "mgmt"
                 "gateway": gateways[role],
                 "default_route": role == default_route,
                 "routes": routes,
-                **_ipv6_network(
-                    plan, dev.rack, role, iface.address6, with_route=not bgp and role != default_route
-                ),
+                **_ipv6_network(plan, dev.rack, role, iface.address6, with_route=static),
             }
         )
     return {
