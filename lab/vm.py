@@ -524,9 +524,13 @@ def qemu_argv(state: Mapping[str, Any], *, qemu: str = QEMU) -> list[str]:
 
 
 def ssh_argv(
-    state: Mapping[str, Any], command: Sequence[str] = (), *, connect_timeout: int = 10
+    state: Mapping[str, Any], command: Sequence[str] = (), *, connect_timeout: int = 60
 ) -> list[str]:
-    """``ssh`` to the VM as root with the lab key (host keys are not checked: throw-away VMs)."""
+    """``ssh`` to the VM as root with the lab key (host keys are not checked: throw-away VMs).
+
+    ``connect_timeout`` also bounds the banner exchange, which a TCG guest on a loaded 2-core
+    machine has been seen to take close to a minute for.
+    """
     return [
         "ssh",
         "-i",

@@ -178,10 +178,11 @@ options:
     description: Guest hostname (default the instance name).
     type: str
   seed_format:
-    description: NoCloud seed as an ISO 9660 CD-ROM or a vfat disk. Immutable.
+    description:
+      - NoCloud seed as an ISO 9660 CD-ROM or a vfat disk. Immutable.
+      - C(iso) when the instance is created without it; left out later, the instance keeps its format.
     type: str
     choices: [iso, vfat]
-    default: iso
   vnc:
     description: Add a VNC display listening on the host's loopback (the serial console is always there).
     type: bool
@@ -306,7 +307,7 @@ ARGUMENT_SPEC: dict[str, Any] = {
     "first_boot_script": {"type": "str"},
     "packages": {"type": "list", "elements": "str"},
     "hostname": {"type": "str"},
-    "seed_format": {"type": "str", "choices": ["iso", "vfat"], "default": "iso"},
+    "seed_format": {"type": "str", "choices": ["iso", "vfat"]},
     "vnc": {"type": "bool"},
     "stop_timeout": {"type": "int", "default": 60},
     "dns_update": {"type": "dict", "options": dns_update.OPTION_SPEC},
@@ -466,7 +467,7 @@ def create(module: AnsibleModule, store: Store) -> tuple[dict[str, Any], list[st
         "disk_gb": int(offering["disk_gb"]),
         "state": "building",
         "domain_type": "qemu",
-        "seed_format": p["seed_format"],
+        "seed_format": p["seed_format"] or "iso",
         "networks": normalise_networks(p["networks"] or [], new_uuid),
         "cloud_init": desired_cloud_init(p, store, {}),
     }

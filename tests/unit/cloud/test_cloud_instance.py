@@ -169,6 +169,10 @@ def test_seed_formats(cloud, libvirt_test, fmt):
     fields = virt.owned_fields(libvirt_test.lookupByName("vm1").XMLDesc(virt.XML_INACTIVE))
     seed_disk = next(d for d in fields["disks"] if d["source"] == seed)
     assert seed_disk["readonly"] and seed_disk["device"] == ("cdrom" if fmt == "iso" else "disk")
+    # left out later, the format is kept (no conflict with the create-time default); a change is refused
+    assert cloud.ok(instance, name="vm1", state="stopped")["instance"]["seed_format"] == fmt
+    other = "vfat" if fmt == "iso" else "iso"
+    assert "cannot change" in cloud.fails(instance, name="vm1", seed_format=other)["msg"]
 
 
 def test_foreign_domain_with_same_name_is_refused(cloud, libvirt_test):
