@@ -9,7 +9,7 @@ export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(ROOT)/ansible.cfg
 export STAGE_FILE := $(ROOT)/build/stage-times.txt
 
-.PHONY: help bootstrap test test-extended test-quick lint ruff ansible-lint sanity units core-min fabric-lab molecule \
+.PHONY: help lab-drill bootstrap test test-extended test-quick lint ruff ansible-lint sanity units core-min fabric-lab molecule \
         images lab lab-down build clean
 
 help: ## list targets
@@ -50,6 +50,9 @@ images: bootstrap ## build (or reuse) the cached container and VM base images
 
 lab: ## bring up the one-machine lab cloud from inventories/lab/
 	@bash scripts/lab.sh up
+
+lab-drill: ## in the running lab: kill the tenant instance's hypervisor, detect, fence, evacuate, check
+	@bash scripts/lab.sh drill
 
 lab-down: ## tear the lab down completely
 	@bash scripts/lab.sh down

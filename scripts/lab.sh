@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # `make lab` / `make lab-down`: the one-machine lab cloud from inventories/lab/.
-#   up:   bootstrap, base images, render the lab fabric, bring it up in network namespaces with
-#         FRR, start the lab containers and VMs, run first_boot on the VMs, converge
-#         playbooks/site.yml, check it with the real clients, print where to look.
-#   down: remove every container, namespace, VM and daemon the lab started, then check.
+#   up:    bootstrap, base images, render the lab fabric, bring it up in network namespaces with
+#          FRR, start the lab containers and VMs, run first_boot on the VMs, converge
+#          playbooks/site.yml, build the cloud (playbooks/cloud.yml: a tenant instance with an
+#          iSCSI volume on a tenant network), check it all with the real clients, print where to look.
+#   drill: lose the instance's hypervisor and get the instance back elsewhere (lab/drill.py).
+#   down:  remove every container, namespace, VM, daemon and file the lab started, then check.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$COMPLEAT_ROOT"
@@ -11,6 +13,7 @@ export PATH="$COMPLEAT_ROOT/.venv/bin:$PATH"
 export ANSIBLE_CONFIG="$COMPLEAT_ROOT/ansible.cfg"
 LAB_OUT="$COMPLEAT_ROOT/build/lab"
 INVENTORY=inventories/lab/hosts.yml
+FABRIC_FILE=inventories/lab/fabric-evpn.yml
 VM_INVENTORY="$LAB_OUT/vms.yml"
 STAGE_FILE="$COMPLEAT_ROOT/build/lab-stage-times.txt"
 
@@ -34,7 +37,7 @@ lab_up() {
   mkdir -p "$LAB_OUT"
   log "rendering the lab fabric into $LAB_OUT/fabric"
   stage fabric-render ansible-playbook playbooks/fabric_render.yml \
-    -e fabric_file="$COMPLEAT_ROOT/$(dirname "$INVENTORY")/fabric.yml" -e fabric_out="$LAB_OUT/fabric"
+    -e fabric_file="$COMPLEAT_ROOT/$FABRIC_FILE" -e fabric_out="$LAB_OUT/fabric"
   log "bringing the fabric up in network namespaces"
   for host in $(vm_hosts); do external+=(--external-host "$host"); done
   stage fabric-up python -m lab.fabric_lab up "${external[@]}" "$LAB_OUT/fabric"
@@ -52,39 +55,105 @@ lab_up() {
   log "converging playbooks/site.yml"
   stage site env "${mitogen[@]}" ansible-playbook -i "$INVENTORY" -i "$VM_INVENTORY" playbooks/site.yml
   stage check lab_check
+  log "the cloud: store, hypervisors, template, tenant network, instance web1 with its iSCSI volume"
+  stage store bash scripts/lab-store.sh up
+  stage cloud ansible-playbook -i "$INVENTORY" -i "$VM_INVENTORY" playbooks/cloud.yml
+  stage cloud-check cloud_check
   summary
   echo "== make lab stage timings =="
   cat "$STAGE_FILE"
   printf 'make lab took %ds\n' "$(($(date +%s) - started_at))"
 }
 
-# Prove the lab with the real clients: DNS and DHCP answer across the fabric, time is followed.
+# Prove the lab with the real clients, printing what they answer: DNS and DHCP across the fabric,
+# every host following the time server and forwarding its logs, NFS, libvirt and iSCSI (CHAP) from
+# both hypervisors to the storage VM in rack 1.
 lab_check() {
-  local try
+  local try hv token host out
   log "checking the lab with the real clients"
   for try in 1 2 3 4 5 6; do
-    ip netns exec ccf-lab-r003-h01 dig +short +time=2 @10.0.1.10 up1.r002-tor1.lab.compleat.internal \
-      | grep -q . && break
+    out=$(ip netns exec ccf-lab-r003-h01 dig +short +time=2 @10.0.1.10 up1.r002-tor1.lab.compleat.internal || true)
+    [ -n "$out" ] && break
     [ "$try" -lt 6 ] || die "DNS: no answer from 10.0.1.10 in rack 3"
     sleep 5
   done
-  ip netns exec ccf-lab-r002-h02 udhcpc -i mgmt -q -n -t 5 -s /bin/true \
-    || die "DHCP: no lease through r002-tor1's relay"
-  for try in $(seq 1 12); do
-    podman exec lab-svc1 chronyc -n sources | grep -q '^\^\*' && break
-    [ "$try" -lt 12 ] || die "NTP: lab-svc1 has not selected the lab time server"
-    sleep 5
+  echo "dig from rack 3 (r003-h01) @10.0.1.10 up1.r002-tor1: $out"
+  ip netns exec ccf-lab-r003-h01 udhcpc -i mgmt -q -n -t 5 -s /bin/true \
+    || die "DHCP: no lease through r003-tor1's relay"
+  # chronyc on every lab host: each has selected (^*) the time server on rack 1's mgmt network
+  for host in lab-r001-h02 lab-r002-h02 lab-r003-h02 lab-r002-h01 lab-r002-tor1 lab-r003-tor1; do
+    for try in $(seq 1 24); do
+      out=$(on_host "$host" 'chronyc -n sources' 2>/dev/null | grep '^\^\*' || true)
+      [ -n "$out" ] && break
+      [ "$try" -lt 24 ] || die "NTP: $host has not selected the lab time server 10.0.1.10"
+      sleep 5
+    done
+    echo "chronyc on $host: $out"
+    [[ "$out" == *10.0.1.10* ]] || die "NTP: $host follows something else than 10.0.1.10"
   done
-  vm lab-r003-h02 'findmnt -rn -o SOURCE /var/lib/compleat/secondary/templates' | grep -qx '10.4.1.11:/srv/secondary/templates' \
-    || die "NFS: r003-h02 has not mounted rack 1's secondary store"
-  # shellcheck disable=SC2016 # $f expands on the VM
-  vm lab-r003-h02 'f=/var/lib/compleat/secondary/templates/.lab-check; date > $f && cat $f >/dev/null && rm $f' \
-    || die "NFS: r003-h02 cannot write to templates/"
-  vm lab-r003-h02 'virsh -q pool-list --all' | grep -Eq '^ *secondary +active +yes' \
-    || die "libvirt: the secondary pool of r003-h02 is not active and autostarted"
-  vm lab-r003-h02 'iscsiadm -m discovery -t sendtargets -p 10.4.1.11' | grep -q ':r003-h02-data$' \
-    || die "iSCSI: r003-h02 does not discover its LUN on r001-h02"
-  log "lab check passed: DNS and DHCP across the fabric, NTP on the service hosts, NFS, libvirt and iSCSI from rack 3 to rack 1"
+  # logger on a VM and in a container; both lines arrive at the receiver r002-h01
+  token="lab-check-$$-$(date +%s)"
+  for host in lab-r003-h02 lab-r001-h01; do on_host "$host" "logger -t compleat-lab-check $token-$host"; done
+  for host in lab-r003-h02 lab-r001-h01; do
+    for try in $(seq 1 12); do
+      out=$(podman exec lab-r002-h01 grep -rh "$token-$host" /var/log/remote 2>/dev/null || true)
+      [ -n "$out" ] && break
+      [ "$try" -lt 12 ] || die "logs: the line logged on $host did not reach the receiver r002-h01"
+      sleep 2
+    done
+    echo "receiver r002-h01 got from $host: $out"
+  done
+  for hv in lab-r002-h02 lab-r003-h02; do
+    vm "$hv" 'findmnt -rn -o SOURCE /var/lib/compleat/secondary/templates' | grep -qx '10.4.1.11:/srv/secondary/templates' \
+      || die "NFS: $hv has not mounted rack 1's secondary store"
+    # shellcheck disable=SC2016 # $f expands on the VM
+    vm "$hv" 'f=/var/lib/compleat/secondary/templates/.lab-check-$(hostname); date > $f && cat $f >/dev/null && rm $f' \
+      || die "NFS: $hv cannot write to templates/"
+    vm "$hv" 'virsh -q pool-list --all' | grep -Eq '^ *secondary +active +yes' \
+      || die "libvirt: the secondary pool of $hv is not active and autostarted"
+    out=$(vm "$hv" 'iscsiadm -m session' || true)
+    echo "iscsiadm -m session on $hv: $out"
+    [[ "$out" == *"10.4.1.11:3260"*":tenant-data"* ]] || die "iSCSI: $hv has no session to the tenant volume on r001-h02"
+    vm "$hv" 'ls /dev/disk/by-path/ | grep -x "ip-10.4.1.11:3260-iscsi-.*:tenant-data-lun-0"' >/dev/null \
+      || die "iSCSI: $hv has a session but no block device of the LUN"
+  done
+  log "lab check passed: DNS, DHCP, NTP (every host), central logs, NFS, libvirt and iSCSI with CHAP from racks 2 and 3 to rack 1"
+}
+
+# The tenant instance, from another rack: the probe (lab/tenant_probe.py) is on the tenant network
+# in rack 1 (a VTEP namespace), the instance on r002-h02 in rack 2; traffic crosses the fabric over
+# EVPN/VXLAN. Also Prometheus: every generated target up.
+TENANT_VNI=10100
+TENANT_MTU=8950
+PROBE_CIDR=10.200.0.250/24
+cloud_check() {
+  local out address targets state
+  log "checking the cloud: the tenant instance from rack 1, its volume, Prometheus"
+  vm lab-r002-h02 'virsh -q list' | grep -Eq ' web1 +running' || die "cloud: web1 is not running on r002-h02"
+  python -m lab.tenant_probe up --host r001-h01 --vni "$TENANT_VNI" --mtu "$TENANT_MTU" --cidr "$PROBE_CIDR"
+  state=$(python -m lab.drill --state) || die "cloud: cannot read web1 from the store"
+  echo "web1 in the store: $state"
+  address=$(python -c 'import json, sys; print(json.loads(sys.argv[1])["addresses"][0])' "$state")
+  python -m lab.tenant_probe ping "$address" --count 3 --timeout 600 \
+    || die "cloud: web1 ($address) does not answer the probe in rack 1"
+  echo "ping from rack 1 (probe on the tenant network) to web1 $address in rack 2: answered"
+  out=$(python -m lab.tenant_probe get "http://$address/cgi-bin/volume" --timeout 120) \
+    || die "cloud: web1 does not serve its volume's first line"
+  echo "web1's iSCSI volume (through r002-h02's session): $out"
+  [[ "$out" == COMPLEAT-DATA* ]] || die "cloud: web1 has not written its volume: $out"
+  targets=$(ip netns exec ccf-lab-r002-h01 python3 -c '
+import json, urllib.request
+data = json.load(urllib.request.urlopen("http://127.0.0.1:9090/api/v1/targets?state=active", timeout=5))
+for t in data["data"]["activeTargets"]:
+    print(t["labels"]["job"], t["labels"]["instance"], t["health"])')
+  echo "Prometheus targets:"; printf '  %s\n' "$targets" | sed 's/^  //; s/^/  /'
+  if grep -qv ' up$' <<<"$targets"; then die "Prometheus: not every target is up"; fi
+  log "cloud check passed: web1 answers across racks on its tenant network and has written its volume"
+}
+
+# on_host HOST COMMAND: run a shell command on a lab host, container or VM.
+on_host() {
+  if podman container exists "$1" 2>/dev/null; then podman exec "$1" sh -c "$2"; else vm "$1" "$2"; fi
 }
 
 # vm NAME COMMAND: run a shell command in a lab VM as root.
@@ -99,11 +168,13 @@ The lab is up. Where to look:
   a ToR's routes:         python -m lab.fabric_lab vtysh $LAB_OUT/fabric r001-tor1 'show ip route'
   live intent check:      ansible-playbook playbooks/fabric_validate.yml -e fabric_out=$LAB_OUT/fabric
   lab hosts:              podman ps --filter label=compleat.lab
-  time service:           podman exec lab-svc1 chronyc -n sources
+  time service:           podman exec lab-r002-h01 chronyc -n sources   (server: lab-r001-h01)
+  central logs:           podman exec lab-r002-h01 ls /var/log/remote
   DNS from rack 3:        ip netns exec ccf-lab-r003-h01 dig @10.0.1.10 up1.r002-tor1.lab.compleat.internal
-  DHCP via r002's relay:  ip netns exec ccf-lab-r002-h02 udhcpc -i mgmt -q -n -s /bin/true
+  DHCP via r003's relay:  ip netns exec ccf-lab-r003-h01 udhcpc -i mgmt -q -n -s /bin/true
   lab VMs:                python -m lab.vm list; python -m lab.vm ssh lab-r003-h02
   storage from rack 3:    python -m lab.vm ssh lab-r003-h02 -- findmnt -t nfs4
+  iSCSI sessions:         python -m lab.vm ssh lab-r002-h02 -- iscsiadm -m session
   VM inventory:           ansible-playbook -i $INVENTORY -i $VM_INVENTORY ...
   tear down:              make lab-down
 MSG
@@ -123,10 +194,12 @@ lab_down() {
   if [ -x .venv/bin/python ]; then
     python -m lab.fabric_lab down "$LAB_OUT/fabric" || true
   fi
+  bash scripts/lab-store.sh down || true
   if command -v podman >/dev/null; then
     left+=$(podman ps -a --filter label=compleat.lab --format '{{.Names}} ' 2>/dev/null || true)
   fi
   left+=$(ip netns list 2>/dev/null | awk '/^ccf-lab-/{printf "%s ", $1}')
+  left+=$(pgrep -f "postgres -D $LAB_OUT/store" >/dev/null && echo "postgres(lab store) " || true)
   if [ -x .venv/bin/python ]; then
     left+=$(python -m lab.vm list 2>/dev/null | awk '$1 ~ /^lab-/{printf "%s ", $1}')
   fi
@@ -137,8 +210,10 @@ lab_down() {
 
 case "${1:-}" in
   up) lab_up ;;
+  drill) python -m lab.drill ;;
   down) lab_down ;;
   summary) summary ;;
   check) lab_check ;;
-  *) die "usage: scripts/lab.sh up|down" ;;
+  cloud-check) cloud_check ;;
+  *) die "usage: scripts/lab.sh up|down|drill|check|cloud-check|summary" ;;
 esac

@@ -13,3 +13,4 @@ else
   log "no executable scripts/images/build-vm-image.sh: skipping the VM image"
 fi
 "$HERE/build-tenant-image.sh"
+COMPLEAT_TENANT_KERNEL_FLAVOUR=cloud "$HERE/build-tenant-image.sh"

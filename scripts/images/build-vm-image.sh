@@ -107,8 +107,10 @@ EOF
   # No fsck: every VM runs on a fresh overlay of a clean filesystem.
   printf '/dev/vda\t/\text4\trw,noatime,errors=remount-ro\t0\t0\n' > "$root/etc/fstab"
 
-  # eth0 is always QEMU user-mode networking (slirp): fixed address, gateway and DNS, on
-  # 192.168.253.0/24 (lab/vm.py USER_NET), not QEMU's default 10.0.2.0/24, a lab rack network.
+  # eth0 is always QEMU user-mode networking (slirp): fixed address and DNS, on 192.168.253.0/24
+  # (lab/vm.py USER_NET), not QEMU's default 10.0.2.0/24, a lab rack network. On-link only: the
+  # default route is the plan's (first_boot, via the rack's mgmt gateway); what the VM reaches
+  # through slirp (the lab store on 192.168.253.2, its DNS on .3) is on that subnet.
   mkdir -p "$root/etc/systemd/network"
   cat > "$root/etc/systemd/network/10-eth0.network" <<'EOF'
 # compleat.cloud lab VM: QEMU user-mode network (slirp) on the first NIC.
@@ -120,7 +122,6 @@ RequiredForOnline=no
 
 [Network]
 Address=192.168.253.15/24
-Gateway=192.168.253.2
 DNS=192.168.253.3
 LinkLocalAddressing=no
 IPv6AcceptRA=no
