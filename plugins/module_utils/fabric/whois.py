@@ -224,6 +224,10 @@ class WhoisIndex:
             )
         if kind == "anycast":
             return self._anycast_gateway(rack_id, pool, base)
+        return self._device_slot(rack_id, pool, kind, index, base)
+
+    def _device_slot(self, rack_id: int, pool: _Pool, kind: str, index: int, base: dict[str, Any]) -> Owner:
+        """A ToR (``kind`` gateway) or host slot ``index`` of a rack network, IPv4 or IPv6."""
         role, limit = (
             ("tor", self.limits.tors_per_rack) if kind == "gateway" else ("host", self.limits.hosts_per_rack)
         )
@@ -302,16 +306,7 @@ class WhoisIndex:
             return Owner(status=RESERVED, note=note, **base)
         if kind == "anycast":
             return self._anycast_gateway(rack_id, pool, base)
-        role, limit = (
-            ("tor", self.limits.tors_per_rack) if kind == "gateway" else ("host", self.limits.hosts_per_rack)
-        )
-        if index > limit:
-            note = "reserved for infrastructure" if role == "tor" else "beyond the law's host slots"
-            return Owner(status=RESERVED, note=note, **base)
-        name = law.tor_name(rack_id, index) if role == "tor" else law.host_name(rack_id, index)
-        if index > self._rack_count(rack_id, "tors" if role == "tor" else "hosts"):
-            return Owner(status=UNASSIGNED, note=f"slot of {name}, not declared", **base)
-        return Owner(status=ASSIGNED, device=name, role=role, interface=pool.name, **base)
+        return self._device_slot(rack_id, pool, kind, index, base)
 
     def _border(self, text: str, pool: _Pool, offset: int) -> Owner:
         """``border.links``: /31 number r*tors_per_rack + (t-1); upstream even, ToR (ext1) odd."""
