@@ -285,7 +285,9 @@ def run(args: argparse.Namespace) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lab.drill", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m lab.drill", description=__doc__.split("\n", maxsplit=1)[0]
+    )
     parser.add_argument("--prefix", default="ccf-lab-")
     parser.add_argument("--instance", default="web1")
     parser.add_argument("--host", default="r002-h02", help="the hypervisor (store name) to lose")

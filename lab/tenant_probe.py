@@ -116,7 +116,9 @@ def get(net: Netns, url: str, timeout: float) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lab.tenant_probe", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m lab.tenant_probe", description=__doc__.split("\n", maxsplit=1)[0]
+    )
     parser.add_argument("--prefix", default="ccf-lab-", help="namespace prefix of the running lab")
     parser.add_argument("--fabric", type=Path, default=DEFAULT_FABRIC, help="rendered fabric directory")
     sub = parser.add_subparsers(dest="action", required=True)

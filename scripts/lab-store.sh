@@ -45,6 +45,7 @@ store_down() {
 case "${1:-}" in
   up) store_up ;;
   down) store_down ;;
-  status) running && echo "running on 127.0.0.1:$PORT" || { echo "not running"; exit 1; } ;;
+  status)
+    if running; then echo "running on 127.0.0.1:$PORT"; else echo "not running"; exit 1; fi ;;
   *) die "usage: scripts/lab-store.sh up|down|status" ;;
 esac

@@ -199,7 +199,7 @@ lab_down() {
     left+=$(podman ps -a --filter label=compleat.lab --format '{{.Names}} ' 2>/dev/null || true)
   fi
   left+=$(ip netns list 2>/dev/null | awk '/^ccf-lab-/{printf "%s ", $1}')
-  left+=$(pgrep -f "postgres -D $LAB_OUT/store" >/dev/null && echo "postgres(lab store) " || true)
+  if pgrep -f "postgres -D $LAB_OUT/store" >/dev/null; then left+="postgres(lab store) "; fi
   if [ -x .venv/bin/python ]; then
     left+=$(python -m lab.vm list 2>/dev/null | awk '$1 ~ /^lab-/{printf "%s ", $1}')
   fi
