@@ -34,18 +34,7 @@ def parse_address(address: str) -> int:
     accepted; a network prefix (``10.0.0.0/8``: host bits zero, /30 or shorter) is refused --
     whois answers for one address, and a network is not owned by one device.
     """
-    text = str(address).strip()
-    try:
-        iface = ipaddress.IPv4Interface(text)
-    except ValueError:
-        raise ValueError("not an IPv4 address") from None
-    network = iface.network
-    if network.prefixlen <= 30 and iface.ip == network.network_address:
-        raise ValueError(
-            f"a network prefix ({network}), not an address: whois takes one address "
-            f"(for example {network.network_address + 1})"
-        )
-    return int(iface.ip)
+    return _one_address(address, 4)
 
 
 @dataclass(frozen=True, slots=True)
@@ -354,13 +343,19 @@ def _address_text(pool: _Pool, value: int) -> str:
 def parse_address6(address: str) -> int:
     """One IPv6 address as an int; a network prefix (``fd00:1::/48``: host bits zero, /126 or
     shorter) is refused like an IPv4 one, an interface address (``fd00:1:0:a1::1/64``) accepted."""
-    text = str(address).strip()
+    return _one_address(address, 6)
+
+
+def _one_address(address: str, version: int) -> int:
+    """``address`` of IP ``version`` as an int; a network prefix (host bits zero, shorter than the
+    two-address links: /30 or /126) is refused with an example of an address in it."""
+    interface = ipaddress.IPv4Interface if version == 4 else ipaddress.IPv6Interface
     try:
-        iface = ipaddress.IPv6Interface(text)
+        iface = interface(str(address).strip())
     except ValueError:
-        raise ValueError("not an IPv6 address") from None
+        raise ValueError(f"not an IPv{version} address") from None
     network = iface.network
-    if network.prefixlen <= 126 and iface.ip == network.network_address:
+    if network.prefixlen <= (30 if version == 4 else 126) and iface.ip == network.network_address:
         raise ValueError(
             f"a network prefix ({network}), not an address: whois takes one address "
             f"(for example {network.network_address + 1})"
