@@ -16,6 +16,14 @@ INVENTORY=inventories/lab/hosts.yml
 FABRIC_FILE=inventories/lab/fabric-evpn.yml
 VM_INVENTORY="$LAB_OUT/vms.yml"
 STAGE_FILE="$COMPLEAT_ROOT/build/lab-stage-times.txt"
+# The lab's one way off the fabric: the package mirror's namespace (r003-h01) gets a veth to the
+# controller and a host route to its upstream's address, and only that address, port 80, is NATed
+# out (inventories/lab/group_vars/mirror_servers.yml).
+EGRESS_NS=ccf-lab-r003-h01
+EGRESS_IF=ccf-lab-egress
+EGRESS_HOST_ADDR=192.168.254.1
+EGRESS_NS_ADDR=192.168.254.2
+MIRROR_UPSTREAM_HOST=deb.debian.org
 
 # The plan hosts the lab VMs play (fabric_device of the group lab_vms), one per line.
 vm_hosts() {
@@ -29,7 +37,7 @@ for host in inv.get("lab_vms", {}).get("hosts", []):
 }
 
 lab_up() {
-  local started_at mitogen=() external=() host
+  local started_at mitogen=() external=() host upstream
   started_at=$(date +%s)
   mkdir -p "$(dirname "$STAGE_FILE")" && : > "$STAGE_FILE"
   stage bootstrap bash scripts/bootstrap.sh
@@ -41,8 +49,12 @@ lab_up() {
   log "bringing the fabric up in network namespaces"
   for host in $(vm_hosts); do external+=(--external-host "$host"); done
   stage fabric-up python -m lab.fabric_lab up "${external[@]}" "$LAB_OUT/fabric"
+  upstream=$(getent ahostsv4 "$MIRROR_UPSTREAM_HOST" | awk 'NR == 1 {print $1}')
+  [ -n "$upstream" ] || die "cannot resolve the mirror's upstream $MIRROR_UPSTREAM_HOST on this machine"
+  stage egress egress_up "$upstream"
   log "starting lab containers"
-  stage containers ansible-playbook -i "$INVENTORY" playbooks/lab_containers.yml -e lab_state=started
+  stage containers ansible-playbook -i "$INVENTORY" playbooks/lab_containers.yml -e lab_state=started \
+    -e lab_mirror_upstream_address="$upstream"
   log "starting lab VMs (QEMU TCG: a few minutes)"
   stage vms ansible-playbook -i "$INVENTORY" playbooks/lab_vms.yml -e lab_state=started \
     -e lab_vms_inventory="$VM_INVENTORY"
@@ -65,6 +77,35 @@ lab_up() {
   printf 'make lab took %ds\n' "$(($(date +%s) - started_at))"
 }
 
+# egress_up ADDRESS: the mirror's namespace reaches ADDRESS (its upstream), TCP port 80, through a
+# veth to the controller and NAT there; nothing else leaves the fabric. Idempotent.
+egress_up() {
+  local address="$1"
+  ip netns list | grep -qw "$EGRESS_NS" || die "no namespace $EGRESS_NS: is the fabric up?"
+  if ! ip link show "$EGRESS_IF" >/dev/null 2>&1; then
+    ip link add "$EGRESS_IF" type veth peer name egress netns "$EGRESS_NS"
+    ip addr add "$EGRESS_HOST_ADDR/30" dev "$EGRESS_IF"
+    ip link set "$EGRESS_IF" up
+    ip -n "$EGRESS_NS" addr add "$EGRESS_NS_ADDR/30" dev egress
+    ip -n "$EGRESS_NS" link set egress up
+  fi
+  ip -n "$EGRESS_NS" route replace "$address/32" via "$EGRESS_HOST_ADDR" dev egress
+  sysctl -qw net.ipv4.ip_forward=1
+  iptables -t nat -C POSTROUTING -s "$EGRESS_NS_ADDR/32" -d "$address/32" -p tcp --dport 80 -j MASQUERADE 2>/dev/null \
+    || iptables -t nat -A POSTROUTING -s "$EGRESS_NS_ADDR/32" -d "$address/32" -p tcp --dport 80 -j MASQUERADE
+  log "egress: $EGRESS_NS reaches only $address:80 (its mirror upstream $MIRROR_UPSTREAM_HOST) via $EGRESS_IF"
+}
+
+# egress_down: remove the NAT rules and the veth (deleting the namespace removes the veth too).
+egress_down() {
+  local rule
+  while read -r rule; do
+    # shellcheck disable=SC2086 # the rule's words are iptables arguments
+    iptables -t nat ${rule/-A /-D }
+  done < <(iptables -t nat -S POSTROUTING 2>/dev/null | grep -- "-s $EGRESS_NS_ADDR/32" || true)
+  if ip link show "$EGRESS_IF" >/dev/null 2>&1; then ip link del "$EGRESS_IF"; fi
+}
+
 # Prove the lab with the real clients, printing what they answer: DNS and DHCP across the fabric,
 # every host following the time server and forwarding its logs, NFS, libvirt and iSCSI (CHAP) from
 # both hypervisors to the storage VM in rack 1.
@@ -81,7 +122,7 @@ lab_check() {
   ip netns exec ccf-lab-r003-h01 udhcpc -i mgmt -q -n -t 5 -s /bin/true \
     || die "DHCP: no lease through r003-tor1's relay"
   # chronyc on every lab host: each has selected (^*) the time server on rack 1's mgmt network
-  for host in lab-r001-h02 lab-r002-h02 lab-r003-h02 lab-r002-h01 lab-r002-tor1 lab-r003-tor1; do
+  for host in lab-r001-h02 lab-r002-h02 lab-r003-h02 lab-r002-h01 lab-r003-h01 lab-r002-tor1 lab-r003-tor1; do
     for try in $(seq 1 24); do
       out=$(on_host "$host" 'chronyc -n sources' 2>/dev/null | grep '^\^\*' || true)
       [ -n "$out" ] && break
@@ -117,7 +158,72 @@ lab_check() {
     vm "$hv" 'ls /dev/disk/by-path/ | grep -x "ip-10.4.1.11:3260-iscsi-.*:tenant-data-lun-0"' >/dev/null \
       || die "iSCSI: $hv has a session but no block device of the LUN"
   done
-  log "lab check passed: DNS, DHCP, NTP (every host), central logs, NFS, libvirt and iSCSI with CHAP from racks 2 and 3 to rack 1"
+  provisioning_check
+  log "lab check passed: DNS, DHCP, NTP (every host), central logs, NFS, libvirt and iSCSI with CHAP from racks 2 and 3 to rack 1, mirror, code repository, PXE"
+}
+
+# The provisioning chain on r003-h01, each from another rack with the real client: APT on the
+# storage VM in rack 1 through the mirror (its only source), git over SSH from rack 1 to the code
+# repository, and a network boot walked from DHCP through rack 3's relay to the preseed.
+REPO_URL=gitolite3@10.0.3.10:site-config
+PXE_MAC=52:54:00:03:00:03
+provisioning_check() {
+  local out tmp token siaddr boot_file script url
+  # APT: update (every index through the mirror) and download a package the VM does not have
+  out=$(vm lab-r001-h02 'cd /tmp && rm -f hello_*.deb
+    apt-get update > /tmp/apt-update.log 2>&1 || { cat /tmp/apt-update.log; exit 1; }
+    grep -c "^\(Get\|Hit\):.*10.0.3.10:3142/debian" /tmp/apt-update.log
+    apt-get download hello 2>&1 | tail -n 1; ls hello_*.deb && rm -f hello_*.deb') \
+    || die "mirror: apt-get on lab-r001-h02 through 10.0.3.10:3142 failed: $out"
+  echo "apt-get on lab-r001-h02 (source http://10.0.3.10:3142/debian): ${out//$'\n'/; }"
+  out=$(podman exec lab-r003-h01 sh -c 'grep -h "hello_" /var/log/apt-cacher-ng/apt-cacher.log | tail -n 1' || true)
+  [[ "$out" == *10.0.1.11* ]] || die "mirror: r003-h01's apt-cacher-ng log shows no fetch of hello by 10.0.1.11"
+  echo "mirror r003-h01's log: $out"
+  # git: clone the site's repository from rack 1, push a commit, clone it again and read it back
+  tmp=$(mktemp -d)
+  token="lab-check $(date -u +%FT%TZ) $$"
+  export GIT_SSH_COMMAND="ssh -i $COMPLEAT_ROOT/.cache/images/lab_ssh_key -o BatchMode=yes -o ConnectTimeout=10 -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
+  ip netns exec ccf-lab-r001-h01 git clone -q "$REPO_URL" "$tmp/a" 2>/dev/null \
+    || die "git: cannot clone $REPO_URL from rack 1"
+  echo "$token" > "$tmp/a/lab-check.txt"
+  git -C "$tmp/a" add lab-check.txt
+  git -C "$tmp/a" -c user.name=lab -c user.email=lab@lab.compleat.internal commit -q -m "$token"
+  ip netns exec ccf-lab-r001-h01 git -C "$tmp/a" push -q origin HEAD:refs/heads/main \
+    || die "git: cannot push to $REPO_URL from rack 1"
+  ip netns exec ccf-lab-r001-h01 git clone -q -b main "$REPO_URL" "$tmp/b" || die "git: cannot clone $REPO_URL again"
+  [ "$(cat "$tmp/b/lab-check.txt")" = "$token" ] || die "git: the pushed commit did not come back"
+  echo "git clone/push/clone of $REPO_URL from rack 1: $(git -C "$tmp/b" log -1 --format='%h %s')"
+  unset GIT_SSH_COMMAND
+  # PXE: DHCP through r003-tor1's relay as BIOS firmware (option 93 = 0) and as iPXE (option 77)
+  script="$tmp/udhcpc.sh"
+  # shellcheck disable=SC2016 # expanded by udhcpc's script, not here
+  printf '#!/bin/sh\n[ "$1" = bound ] && echo "$siaddr $boot_file"\nexit 0\n' > "$script"; chmod +x "$script"
+  read -r siaddr boot_file < <(ip netns exec ccf-lab-r003-h01 udhcpc -i mgmt -q -n -t 5 -x 0x5d:0000 -s "$script" 2>/dev/null | tail -n 1)
+  echo "DHCP (BIOS firmware) via r003-tor1: next-server ${siaddr:-none}, boot file ${boot_file:-none}"
+  if [ "$siaddr" != 10.0.3.10 ] || [ "$boot_file" != undionly.kpxe ]; then
+    die "PXE: DHCP does not point firmware at 10.0.3.10 undionly.kpxe"
+  fi
+  read -r siaddr url < <(ip netns exec ccf-lab-r003-h01 udhcpc -i mgmt -q -n -t 5 -x 0x4d:69505845 -s "$script" 2>/dev/null | tail -n 1)
+  echo "DHCP (iPXE) via r003-tor1: boot file ${url:-none}"
+  [ "$url" = http://10.0.3.10/boot.ipxe ] || die "PXE: DHCP does not give iPXE the script URL"
+  # the chain from rack 1: TFTP of the iPXE build, the boot script, the host's script by MAC, the
+  # installer's kernel and the preseed it names
+  ip netns exec ccf-lab-r001-h01 curl -sf --max-time 30 "tftp://$siaddr/$boot_file" -o "$tmp/$boot_file" \
+    || die "PXE: TFTP of $boot_file from $siaddr failed"
+  echo "TFTP $boot_file from rack 1: $(stat -c %s "$tmp/$boot_file") bytes"
+  out=$(ip netns exec ccf-lab-r001-h01 curl -sf --max-time 10 "$url") || die "PXE: no $url"
+  grep -q '^#!ipxe' <<<"$out" || die "PXE: $url is not an iPXE script"
+  out=$(ip netns exec ccf-lab-r001-h01 curl -sf --max-time 10 "http://10.0.3.10/ipxe/${PXE_MAC//:/-}.ipxe") \
+    || die "PXE: no iPXE script for $PXE_MAC"
+  url=$(grep -o 'url=[^ ]*' <<<"$out" | head -n 1); url=${url#url=}
+  echo "iPXE script of $PXE_MAC: preseed $url"
+  [ "$url" = http://10.0.3.10/preseed/r003-h03.cfg ] || die "PXE: the script of $PXE_MAC names no preseed of r003-h03"
+  ip netns exec ccf-lab-r001-h01 curl -sf --max-time 30 -o /dev/null http://10.0.3.10/debian/12/amd64/linux \
+    || die "PXE: no installer kernel over HTTP"
+  out=$(ip netns exec ccf-lab-r001-h01 curl -sf --max-time 10 "$url") || die "PXE: no preseed at $url"
+  grep -q '^d-i mirror/http/hostname string 10.0.3.10:3142$' <<<"$out" || die "PXE: the preseed does not install from the lab's mirror"
+  echo "preseed of r003-h03: $(grep -c '^d-i ' <<<"$out") d-i lines, mirror 10.0.3.10:3142"
+  rm -rf "$tmp"
 }
 
 # The tenant instance, from another rack: the probe (lab/tenant_probe.py) is on the tenant network
@@ -175,6 +281,9 @@ The lab is up. Where to look:
   lab VMs:                python -m lab.vm list; python -m lab.vm ssh lab-r003-h02
   storage from rack 3:    python -m lab.vm ssh lab-r003-h02 -- findmnt -t nfs4
   iSCSI sessions:         python -m lab.vm ssh lab-r002-h02 -- iscsiadm -m session
+  package mirror:         http://10.0.3.10:3142/debian (the VMs' APT source; log: podman exec lab-r003-h01 tail /var/log/apt-cacher-ng/apt-cacher.log)
+  code repository:        ip netns exec ccf-lab-r001-h01 git clone gitolite3@10.0.3.10:site-config  (key .cache/images/lab_ssh_key)
+  PXE:                    tftp://10.0.3.10/undionly.kpxe, http://10.0.3.10/boot.ipxe, http://10.0.3.10/preseed/r003-h03.cfg
   VM inventory:           ansible-playbook -i $INVENTORY -i $VM_INVENTORY ...
   tear down:              make lab-down
 MSG
@@ -195,10 +304,14 @@ lab_down() {
     python -m lab.fabric_lab down "$LAB_OUT/fabric" || true
   fi
   bash scripts/lab-store.sh down || true
+  egress_down || true
   if command -v podman >/dev/null; then
     left+=$(podman ps -a --filter label=compleat.lab --format '{{.Names}} ' 2>/dev/null || true)
   fi
   left+=$(ip netns list 2>/dev/null | awk '/^ccf-lab-/{printf "%s ", $1}')
+  if ip link show "$EGRESS_IF" >/dev/null 2>&1; then left+="$EGRESS_IF(veth) "; fi
+  if iptables -t nat -S POSTROUTING 2>/dev/null | grep -q -- "-s $EGRESS_NS_ADDR/32"; then left+="NAT(egress) "; fi
+  if podman network exists compleat-lab 2>/dev/null; then left+="podman-network(compleat-lab) "; fi
   if pgrep -f "postgres -D $LAB_OUT/store" >/dev/null; then left+="postgres(lab store) "; fi
   if [ -x .venv/bin/python ]; then
     left+=$(python -m lab.vm list 2>/dev/null | awk '$1 ~ /^lab-/{printf "%s ", $1}')
