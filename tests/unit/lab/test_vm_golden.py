@@ -5,7 +5,8 @@ VM of ``inventories/lab/hosts.yml`` (group ``lab_vms``), of the molecule scenari
 platform and of molecule/pxe's network-booted node, the platform mapping and what was built from
 it (state JSON, QEMU and ssh command lines, kernel command line, root disk command, molecule's
 instance config, the spec summary), plus the shape of the ``python -m lab.vm`` argument parser.
-Nothing is booted and nothing on the host is touched.
+The recorded states of kernel-boot VMs name the base image ``image`` of the file. Nothing is
+booted and nothing on the host is touched.
 """
 
 from __future__ import annotations
@@ -26,13 +27,7 @@ from lab import vm  # noqa: E402
 
 GOLDEN_FILE = Path(__file__).resolve().parent / "golden" / "vm_builds.json"
 GOLDEN = json.loads(GOLDEN_FILE.read_text(encoding="utf-8"))
-IMAGE = {
-    "dir": "/cache/images/debian12-vm-abc",
-    "recipe_hash": "abc",
-    "disk": "/cache/images/debian12-vm-abc/disk.qcow2",
-    "kernel": "/cache/images/debian12-vm-abc/vmlinuz",
-    "initrd": "/cache/images/debian12-vm-abc/initrd.img",
-}
+IMAGE = GOLDEN["image"]  # the base image the recorded kernel-boot VMs were built on
 VMS = {entry["platform"]["name"]: entry for entry in GOLDEN["vms"]}
 
 
@@ -54,7 +49,7 @@ def build(platform: dict[str, Any], port: int) -> dict[str, Any]:
         "qemu_argv": vm.qemu_argv(state),
         "ssh_argv": vm.ssh_argv(state, ["uname", "-r"], connect_timeout=10),
         "instance_config": vm.instance_config(state),
-        "spec_summary": vm._spec_summary(state),
+        "spec_summary": vm.spec_summary(state),
     }
     if spec.boot == "kernel":
         built["kernel_cmdline"] = vm.kernel_cmdline(state)
