@@ -21,9 +21,7 @@ Example::
 from __future__ import annotations
 
 import atexit
-import contextlib
 import json
-import os
 import re
 import shutil
 import signal
@@ -33,6 +31,8 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
+
+from .proc import kill_pids
 
 IP = shutil.which("ip") or "/usr/sbin/ip"
 NETNS_DIR = Path("/run/netns")
@@ -94,35 +94,6 @@ def netns_pids(ns: str) -> list[int]:
     """PIDs of the processes running inside namespace ``ns`` (empty when it does not exist)."""
     proc = sh([IP, "netns", "pids", ns], check=False)
     return sorted(int(tok) for tok in proc.stdout.split() if tok.isdigit())
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # a zombie child of ours counts as gone once reaped
-    try:
-        waited, _status = os.waitpid(pid, os.WNOHANG)
-        return waited == 0
-    except ChildProcessError:
-        return True
-
-
-def kill_pids(pids: list[int], *, timeout: float = 5.0) -> None:
-    """SIGTERM ``pids`` together, SIGKILL the ones still alive after ``timeout``, wait for them."""
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-    try:
-        wait_for(lambda: not any(_alive(p) for p in pids), timeout=timeout, what="processes to exit")
-    except TimeoutError:
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        wait_for(lambda: not any(_alive(p) for p in pids), timeout=timeout, what="SIGKILLed processes")
 
 
 def kill_netns_processes(ns: str, *, timeout: float = 5.0) -> list[int]:

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[3]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from lab import vm  # noqa: E402
+from lab import vm, vm_net, vm_store  # noqa: E402
 
 IMAGE = {
     "dir": "/cache/images/debian12-vm-abc",
@@ -231,7 +231,7 @@ def test_instance_config_is_what_molecule_reads() -> None:
 
 
 def test_save_and_load_state_roundtrip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(vm, "VMS_DIR", tmp_path)
+    monkeypatch.setattr(vm_store, "VMS_DIR", tmp_path)
     spec = vm.spec_from_mapping({"name": "rt"})
     state = vm.state_dict(spec, state_dir=tmp_path / "rt", image=IMAGE, ssh_port=1, ssh_key=Path("/k"))
     (tmp_path / "rt").mkdir()
@@ -246,9 +246,9 @@ def test_spec_summary_ignores_runtime_fields() -> None:
     a = make_state({"name": "x", "nics": ["san"]}, port=1)
     b = make_state({"name": "x", "nics": ["san"]}, port=2)
     b["image"] = {}
-    assert vm._spec_summary(a) == vm._spec_summary(b)
+    assert vm.spec_summary(a) == vm.spec_summary(b)
     c = make_state({"name": "x", "nics": ["other"]})
-    assert vm._spec_summary(a) != vm._spec_summary(c)
+    assert vm.spec_summary(a) != vm.spec_summary(c)
 
 
 # ---- kernel and QEMU command lines -----------------------------------------------------------
@@ -381,9 +381,9 @@ def test_cli_reports_errors_without_traceback(capsys: pytest.CaptureFixture[str]
 
 def test_destroy_all_with_prefix_spares_other_vms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Nothing real is touched: no namespace is seen, no process is found or signalled.
-    monkeypatch.setattr(vm, "VMS_DIR", tmp_path)
-    monkeypatch.setattr(vm, "_netns_exists", lambda _ns: False)
-    monkeypatch.setattr(vm, "stray_qemu_pids", lambda _d=tmp_path: [])
+    monkeypatch.setattr(vm_store, "VMS_DIR", tmp_path)
+    monkeypatch.setattr(vm_net, "netns_exists", lambda _ns: False)
+    monkeypatch.setattr(vm_store, "stray_qemu_pids", lambda _d=tmp_path: [])
     for name in ("lab-a", "lab-b", "mol-c"):
         (tmp_path / name).mkdir()
         (tmp_path / name / "vm.json").write_text("{}")
@@ -475,11 +475,11 @@ def test_boot_settings_rejected(platform: dict, message: str) -> None:
 def test_spec_summary_sees_the_boot_mode() -> None:
     a = make_state({"name": "x", "boot": "network", "nics": ["s"]})
     b = make_state({"name": "x", "nics": ["s"]})
-    assert vm._spec_summary(a) != vm._spec_summary(b)
+    assert vm.spec_summary(a) != vm.spec_summary(b)
     old = dict(b)
     for key in ("boot", "base_image", "root_size"):
         old.pop(key)  # a vm.json written before boot modes existed
-    assert vm._spec_summary(old) == vm._spec_summary(b)
+    assert vm.spec_summary(old) == vm.spec_summary(b)
 
 
 @pytest.mark.parametrize(
