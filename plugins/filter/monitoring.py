@@ -125,7 +125,7 @@ def _engine() -> tuple[Any, Any]:
     try:
         from ansible_collections.compleat.cloud.plugins.module_utils.fabric import errors, plan
     except ImportError:  # plain checkout: plugins/module_utils on sys.path
-        from fabric import errors, plan  # type: ignore[no-redef]
+        from ansible_collections.compleat.cloud.plugins.module_utils.fabric import errors, plan  # type: ignore[no-redef]
     return plan, errors
 
 
@@ -133,7 +133,7 @@ def _export() -> Any:
     try:
         from ansible_collections.compleat.cloud.plugins.module_utils.fabric import export
     except ImportError:
-        from fabric import export  # type: ignore[no-redef]
+        from ansible_collections.compleat.cloud.plugins.module_utils.fabric import export  # type: ignore[no-redef]
     return export
 
 
@@ -141,7 +141,7 @@ def _intent() -> Any:
     try:
         from ansible_collections.compleat.cloud.plugins.module_utils.fabric import intent
     except ImportError:
-        from fabric import intent  # type: ignore[no-redef]
+        from ansible_collections.compleat.cloud.plugins.module_utils.fabric import intent  # type: ignore[no-redef]
     return intent
 
 

@@ -26,13 +26,26 @@ from typing import Any
 import pytest
 from fabric_testlib import make_doc, plan_of
 
-from fabric.anycast import anycast_capacity, anycast_clauses
-from fabric.errors import FabricValidationError
-from fabric.export import plan_to_dict
-from fabric.intent import KIND_LEAK, compare, in_anycast_pool, intent_from_topology
-from fabric.model import ROLE_HOST, ROLE_SPINE, ROLE_TOR, Plan
-from fabric.plan import load_fabric
-from fabric.render.frr import render_frr
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.anycast import (
+    anycast_capacity,
+    anycast_clauses,
+)
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.errors import FabricValidationError
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.export import plan_to_dict
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.intent import (
+    KIND_LEAK,
+    compare,
+    in_anycast_pool,
+    intent_from_topology,
+)
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.model import (
+    ROLE_HOST,
+    ROLE_SPINE,
+    ROLE_TOR,
+    Plan,
+)
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.plan import load_fabric
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.frr import render_frr
 
 VTYSH = shutil.which("vtysh") or ("/usr/bin/vtysh" if Path("/usr/bin/vtysh").exists() else None)
 needs_vtysh = pytest.mark.skipif(VTYSH is None, reason="vtysh (Debian package frr) is not installed")

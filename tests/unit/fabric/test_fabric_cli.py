@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from fabric_testlib import DOC_FILE, LAB_FILE, ROOT
 
-from fabric.cli import main
-from fabric.render.tree import MANIFEST
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.tree import MANIFEST
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric_cli import main
 
 BAD = """\
 name: bad
@@ -149,7 +149,7 @@ def test_schema_doc_is_current() -> None:
 
 
 def test_schema_update_and_stale_check(tmp_path: Path) -> None:
-    from fabric.schema import DOC_BEGIN, DOC_END
+    from ansible_collections.compleat.cloud.plugins.module_utils.fabric.schema import DOC_BEGIN, DOC_END
 
     doc = tmp_path / "doc.md"
     doc.write_text(f"intro\n{DOC_BEGIN}\nold table\n{DOC_END}\noutro\n")

@@ -14,9 +14,12 @@ from pathlib import Path
 import pytest
 from fabric_testlib import EXAMPLE_500, LAB_FILE, LAB_OSPF_FILE, make_doc, plan_of
 
-from fabric.model import Plan
-from fabric.plan import build_plan, load_fabric
-from fabric.render.frr import FrrRenderError, render_frr
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.model import Plan
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.plan import build_plan, load_fabric
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.frr import (
+    FrrRenderError,
+    render_frr,
+)
 
 VTYSH = shutil.which("vtysh") or ("/usr/bin/vtysh" if Path("/usr/bin/vtysh").exists() else None)
 needs_vtysh = pytest.mark.skipif(VTYSH is None, reason="vtysh (Debian package frr) is not installed")

@@ -23,15 +23,18 @@ from typing import Any
 import pytest
 from fabric_testlib import make_doc, plan_of
 
-from fabric import gateway
-from fabric.errors import FabricValidationError
-from fabric.export import plan_to_dict
-from fabric.plan import load_fabric
-from fabric.render.csv import render_csv
-from fabric.render.dhcp import kea_subnets, relay_config
-from fabric.render.docs import render_rack_md
-from fabric.render.frr import render_frr
-from fabric.whois import whois
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric import gateway
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.errors import FabricValidationError
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.export import plan_to_dict
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.plan import load_fabric
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.csv import render_csv
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.dhcp import (
+    kea_subnets,
+    relay_config,
+)
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.docs import render_rack_md
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.frr import render_frr
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.whois import whois
 
 VTYSH = shutil.which("vtysh") or ("/usr/bin/vtysh" if Path("/usr/bin/vtysh").exists() else None)
 needs_vtysh = pytest.mark.skipif(VTYSH is None, reason="vtysh (Debian package frr) is not installed")

@@ -22,18 +22,37 @@ from typing import Any
 import pytest
 from fabric_testlib import make_doc, plan_of
 
-from fabric import ipv6
-from fabric.errors import FabricValidationError
-from fabric.model import Limits, Plan
-from fabric.plan import load_fabric
-from fabric.render.csv import render_csv
-from fabric.render.dns import address_names6, ptr_owner6, render_dns, reverse_blocks6, reverse_zone_name6
-from fabric.render.docs import render_docs
-from fabric.render.frr import ipv6_sessions, render_frr
-from fabric.render.host import host_networks, networkd_files
-from fabric.render.topology import render_topology
-from fabric.render.tree import render_all
-from fabric.whois import ASSIGNED, OUTSIDE, RESERVED, UNASSIGNED, WhoisIndex, parse_address6
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric import ipv6
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.errors import FabricValidationError
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.model import Limits, Plan
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.plan import load_fabric
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.csv import render_csv
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.dns import (
+    address_names6,
+    ptr_owner6,
+    render_dns,
+    reverse_blocks6,
+    reverse_zone_name6,
+)
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.docs import render_docs
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.frr import (
+    ipv6_sessions,
+    render_frr,
+)
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.host import (
+    host_networks,
+    networkd_files,
+)
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.topology import render_topology
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.tree import render_all
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.whois import (
+    ASSIGNED,
+    OUTSIDE,
+    RESERVED,
+    UNASSIGNED,
+    WhoisIndex,
+    parse_address6,
+)
 
 VTYSH = shutil.which("vtysh") or ("/usr/bin/vtysh" if Path("/usr/bin/vtysh").exists() else None)
 needs_vtysh = pytest.mark.skipif(VTYSH is None, reason="vtysh (Debian package frr) is not installed")

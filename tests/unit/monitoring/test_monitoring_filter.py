@@ -15,9 +15,9 @@ import yaml
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.compleat.cloud.plugins.filter import monitoring as mon
-from fabric import intent as fabric_intent
-from fabric.export import plan_to_dict
-from fabric.plan import build_plan, load_fabric
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric import intent as fabric_intent
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.export import plan_to_dict
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.plan import build_plan, load_fabric
 
 ROOT = Path(__file__).resolve().parents[3]
 LAB_FABRIC = ROOT / "inventories" / "lab" / "fabric.yml"

@@ -11,11 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from services_testlib import DOC, LAB_FILE, ROOT, doc, plan_of
-
-pytest.importorskip("ansible")
-
 from ansible.errors import AnsibleFilterError
+from services_testlib import DOC, LAB_FILE, ROOT, doc, plan_of
 
 from ansible_collections.compleat.cloud.plugins.filter import services
 
