@@ -61,7 +61,7 @@ def test_invalid_fabric_raises_with_every_path() -> None:
     with pytest.raises(AnsibleFilterError) as caught:
         filters.fabric_plan(doc)
     assert "link_mtu" in str(caught.value) and "routing" in str(caught.value)
-    with pytest.raises(AnsibleFilterError, match="expected a fabric mapping"):
+    with pytest.raises(AnsibleFilterError, match="fabric_plan: expected a fabric definition"):
         filters.fabric_plan(42)
     with pytest.raises(AnsibleFilterError, match="cannot read"):
         filters.fabric_whois("10.0.0.1", "/nonexistent/fabric.yml")

@@ -119,7 +119,7 @@ def test_fabric_targets_accept_plan_object_dict_and_file(lab_plan):
 
 
 def test_invalid_fabric_is_a_filter_error():
-    with pytest.raises(AnsibleFilterError, match="invalid fabric"):
+    with pytest.raises(AnsibleFilterError, match="monitoring_fabric_targets: fabric file has 3 errors"):
         mon.fabric_targets({"name": "x", "spines": "not-a-list"})
     with pytest.raises(AnsibleFilterError, match="expected a fabric plan"):
         mon.fabric_targets(None)
