@@ -317,6 +317,8 @@ def _rack_networks(ctx: _Context, rack: RackSpec) -> list[Network]:
                 mtu=spec.mtu,
                 device=tor1,
                 interface=spec.role,
+                start=net,
+                prefix_len=spec.prefix_len,
                 **anycast,
             )
         )
