@@ -18,13 +18,19 @@ The routing itself (two LB nodes, ECMP, withdraw) runs in tests/lab/test_lb_lab.
 from __future__ import annotations
 
 import copy
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fabric_testlib import make_doc, plan_of
+from fabric_testlib import (
+    GOLDEN_FRR,
+    TWO_TORS,
+    assert_vtysh_accepts,
+    golden_frr_docs,
+    make_doc,
+    needs_vtysh,
+    plan_of,
+)
 
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric.anycast import (
     anycast_capacity,
@@ -47,22 +53,8 @@ from ansible_collections.compleat.cloud.plugins.module_utils.fabric.model import
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric.plan import load_fabric
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.frr import render_frr
 
-VTYSH = shutil.which("vtysh") or ("/usr/bin/vtysh" if Path("/usr/bin/vtysh").exists() else None)
-needs_vtysh = pytest.mark.skipif(VTYSH is None, reason="vtysh (Debian package frr) is not installed")
-GOLDEN = Path(__file__).resolve().parent / "golden_frr"
-TWO_TORS = {"tors": 2, "uplinks": 2, "hosts": 2}
 POOLS = ["10.96.0.0/24", "10.97.0.5/32"]
 CLAUSES = ["10.96.0.0/24 ge 32", "10.97.0.5/32"]
-
-
-def _golden_docs() -> dict[str, dict[str, Any]]:
-    """The fabrics of ``golden_frr/`` (the documents of test_fabric_hardening)."""
-    unnumbered = {"loopbacks": "10.255.0.0/20", "unnumbered": True}
-    return {
-        "bgp-hosts-2tors": make_doc(defaults=TWO_TORS, bgp={"hosts": True, "bfd_interval": 150}),
-        "bgp-unnumbered": make_doc(pools=unnumbered, bgp={"bfd": False}),
-        "ospf-unnumbered-bfd": make_doc(routing="ospf", pools=unnumbered, ospf={"area": 0, "bfd": True}),
-    }
 
 
 def anycast_doc(**bgp: Any) -> dict[str, Any]:
@@ -99,15 +91,15 @@ def _route_map(text: str, name: str, seq: int) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------ unchanged
-@pytest.mark.parametrize("variant", sorted(_golden_docs()))
+@pytest.mark.parametrize("variant", sorted(golden_frr_docs()))
 @pytest.mark.parametrize("anycast", ["omitted", "empty"])
 def test_fabrics_without_anycast_render_as_before(variant: str, anycast: str) -> None:
-    doc = _golden_docs()[variant]
+    doc = golden_frr_docs()[variant]
     if anycast == "empty":
         doc.setdefault("bgp", {})["anycast"] = []
     plan = plan_of(doc)
     for device in plan.routers():
-        golden = (GOLDEN / variant / device.name / "frr.conf").read_text()
+        golden = (GOLDEN_FRR / variant / device.name / "frr.conf").read_text()
         assert render_frr(plan, device.name) == golden, f"{variant}/{device.name} changed"
 
 
@@ -204,7 +196,7 @@ def test_maximum_prefix_allows_the_pools() -> None:
     ],
     ids=["plain", "evpn", "hardened", "unnumbered"],
 )
-def test_every_anycast_config_passes_vtysh_check(variant: Any, tmp_path: Path) -> None:
+def test_every_anycast_config_passesvtysh_check(variant: Any, tmp_path: Path) -> None:
     if variant == "unnumbered":
         doc = anycast_doc()
         doc["pools"] = {"loopbacks": "10.255.0.0/20", "unnumbered": True}
@@ -212,13 +204,7 @@ def test_every_anycast_config_passes_vtysh_check(variant: Any, tmp_path: Path) -
         doc = anycast_doc(**variant)
     plan = plan_of(doc)
     secret = "s3cr3t" if plan.fabric.bgp.passwords != "none" else None
-    for device in plan.routers():
-        path = tmp_path / f"{device.name}.conf"
-        path.write_text(render_frr(plan, device.name, bgp_password=secret), encoding="utf-8")
-        proc = subprocess.run(
-            [str(VTYSH), "-C", "-f", str(path)], capture_output=True, text=True, timeout=60, check=False
-        )
-        assert proc.returncode == 0, f"{device.name}: {proc.stdout}{proc.stderr}"
+    assert_vtysh_accepts(plan, tmp_path, bgp_password=secret)
 
 
 # ------------------------------------------------------------------------------------ validation

@@ -16,14 +16,18 @@ The routing itself runs in tests/lab/test_fabric_border.py.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fabric_testlib import make_doc, plan_of
+from fabric_testlib import (
+    GOLDEN_FRR,
+    assert_vtysh_accepts,
+    make_doc,
+    needs_vtysh,
+    plan_of,
+)
 
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric import border
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric.errors import FabricValidationError
@@ -41,9 +45,6 @@ from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.frr i
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.topology import render_topology
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric.whois import whois
 
-VTYSH = shutil.which("vtysh") or ("/usr/bin/vtysh" if Path("/usr/bin/vtysh").exists() else None)
-needs_vtysh = pytest.mark.skipif(VTYSH is None, reason="vtysh (Debian package frr) is not installed")
-GOLDEN = Path(__file__).resolve().parent / "golden_frr"
 BORDER = {
     "racks": [1],
     "upstream_asn": 65000,
@@ -116,7 +117,7 @@ def test_fabrics_without_border_render_as_before(variant: str) -> None:
     doc["border"] = {"racks": [], "public": [], "announce": ["mgmt"]}  # no border racks: no border
     plan = plan_of(doc)
     for device in plan.routers():
-        golden = (GOLDEN / variant / device.name / "frr.conf").read_text()
+        golden = (GOLDEN_FRR / variant / device.name / "frr.conf").read_text()
         assert render_frr(plan, device.name) == golden, f"{variant}/{device.name} changed"
 
 
@@ -173,7 +174,7 @@ def test_border_only_adds_lines() -> None:
     ],
     ids=["plain", "hardened", "hosts-anycast"],
 )
-def test_every_border_config_passes_vtysh_check(bgp: dict[str, Any], tmp_path: Path) -> None:
+def test_every_border_config_passesvtysh_check(bgp: dict[str, Any], tmp_path: Path) -> None:
     doc = border_doc(racks=[1, 2])
     doc["bgp"] = bgp
     if not bgp.get("hosts"):  # the anycast gateway is for hosts without BGP
@@ -181,13 +182,7 @@ def test_every_border_config_passes_vtysh_check(bgp: dict[str, Any], tmp_path: P
     doc["defaults"] = {"tors": 2, "uplinks": 2, "hosts": 2}
     plan = plan_of(doc)
     secret = "s3cr3t" if plan.fabric.bgp.passwords != "none" else None
-    for device in plan.routers():
-        path = tmp_path / f"{device.name}.conf"
-        path.write_text(render_frr(plan, device.name, bgp_password=secret), encoding="utf-8")
-        proc = subprocess.run(
-            [str(VTYSH), "-C", "-f", str(path)], capture_output=True, text=True, timeout=60, check=False
-        )
-        assert proc.returncode == 0, f"{device.name}: {proc.stdout}{proc.stderr}"
+    assert_vtysh_accepts(plan, tmp_path, bgp_password=secret)
 
 
 def test_maximum_prefix_allows_the_default_route() -> None:

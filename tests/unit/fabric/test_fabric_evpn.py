@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from fabric_testlib import LAB_FILE, make_doc, plan_of
+from fabric_testlib import LAB_FILE, TWO_TORS, make_doc, plan_of
 
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric.errors import FabricValidationError
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric.evpn import (
@@ -29,8 +29,6 @@ from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.frr i
     render_frr,
 )
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric.schema import markdown_table
-
-TWO_TORS = {"tors": 2, "uplinks": 2, "hosts": 2}
 
 
 def _evpn_plan(**bgp: object) -> Plan:

@@ -15,13 +15,18 @@ The failover itself runs in tests/lab/test_fabric_gateway.py.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fabric_testlib import make_doc, plan_of
+from fabric_testlib import (
+    GOLDEN_FRR,
+    TWO_TORS,
+    assert_vtysh_accepts,
+    make_doc,
+    needs_vtysh,
+    plan_of,
+)
 
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric import gateway
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric.errors import FabricValidationError
@@ -36,10 +41,6 @@ from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.docs 
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.frr import render_frr
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric.whois import whois
 
-VTYSH = shutil.which("vtysh") or ("/usr/bin/vtysh" if Path("/usr/bin/vtysh").exists() else None)
-needs_vtysh = pytest.mark.skipif(VTYSH is None, reason="vtysh (Debian package frr) is not installed")
-GOLDEN = Path(__file__).resolve().parent / "golden_frr"
-TWO_TORS = {"tors": 2, "uplinks": 2, "hosts": 2}
 MAC = "02:00:00:00:01:01"
 
 
@@ -126,7 +127,7 @@ def test_fabrics_without_the_key_render_as_before(variant: str) -> None:
     doc["gateway"] = {"redundancy": "none", "mac": "02:aa:00:00:00:01"}
     plan = plan_of(doc)
     for device in plan.routers():
-        golden = (GOLDEN / variant / device.name / "frr.conf").read_text()
+        golden = (GOLDEN_FRR / variant / device.name / "frr.conf").read_text()
         assert render_frr(plan, device.name) == golden, f"{variant}/{device.name} changed"
 
 
@@ -158,15 +159,9 @@ def test_rack_networks_are_announced_by_both_tors() -> None:
     ],
     ids=["bgp", "bgp-gtsm-relay", "ospf", "unnumbered"],
 )
-def test_every_anycast_gateway_config_passes_vtysh_check(changes: dict[str, Any], tmp_path: Path) -> None:
+def test_every_anycast_gateway_config_passesvtysh_check(changes: dict[str, Any], tmp_path: Path) -> None:
     plan = plan_of(anycast_doc(**changes))
-    for device in plan.routers():
-        path = tmp_path / f"{device.name}.conf"
-        path.write_text(render_frr(plan, device.name), encoding="utf-8")
-        proc = subprocess.run(
-            [str(VTYSH), "-C", "-f", str(path)], capture_output=True, text=True, timeout=60, check=False
-        )
-        assert proc.returncode == 0, f"{device.name}: {proc.stdout}{proc.stderr}"
+    assert_vtysh_accepts(plan, tmp_path)
 
 
 # ------------------------------------------------------------------------------------ views

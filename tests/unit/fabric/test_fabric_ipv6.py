@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fabric_testlib import make_doc, plan_of
+from fabric_testlib import TWO_TORS, assert_vtysh_accepts, make_doc, needs_vtysh, plan_of
 
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric import ipv6
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric.errors import FabricValidationError
@@ -54,12 +54,9 @@ from ansible_collections.compleat.cloud.plugins.module_utils.fabric.whois import
     parse_address6,
 )
 
-VTYSH = shutil.which("vtysh") or ("/usr/bin/vtysh" if Path("/usr/bin/vtysh").exists() else None)
-needs_vtysh = pytest.mark.skipif(VTYSH is None, reason="vtysh (Debian package frr) is not installed")
 PREFIX = "fd00:1::/48"
 LIMITS = Limits(max_racks=64, tors_per_rack=2, uplinks_per_tor=4, hosts_per_rack=16, spines=4)
 UNNUMBERED = {"loopbacks": "10.255.0.0/20", "unnumbered": True}
-TWO_TORS = {"tors": 2, "uplinks": 2, "hosts": 2}
 
 
 def v6_doc(**changes: Any) -> dict[str, Any]:
@@ -327,15 +324,9 @@ V6_VARIANTS = {
 
 @needs_vtysh
 @pytest.mark.parametrize("variant", sorted(V6_VARIANTS))
-def test_dual_stack_configs_pass_vtysh_check(variant: str, tmp_path: Path) -> None:
+def test_dual_stack_configs_passvtysh_check(variant: str, tmp_path: Path) -> None:
     plan = plan_of(V6_VARIANTS[variant])
-    for device in plan.routers():
-        path = tmp_path / f"{device.name}.conf"
-        path.write_text(render_frr(plan, device.name, bgp_password="Secret-1"), encoding="utf-8")
-        proc = subprocess.run(
-            [str(VTYSH), "-C", "-f", str(path)], capture_output=True, text=True, check=False
-        )
-        assert proc.returncode == 0, (device.name, proc.stdout, proc.stderr)
+    assert_vtysh_accepts(plan, tmp_path, bgp_password="Secret-1")
 
 
 def _policy_names(text: str, family: str) -> set[str]:
