@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.errors import FabricValidationError
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric.model import Plan
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric.plan import build_plan, load_fabric
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.frr import render_frr
@@ -82,6 +83,13 @@ def scale_doc(
     }
 
 
+def validation_errors(doc: dict[str, Any]) -> list[tuple[str, str]]:
+    """``(path, message)`` of every error of an invalid document (it must be refused)."""
+    with pytest.raises(FabricValidationError) as info:
+        load_fabric(doc)
+    return [(error.path, error.message) for error in info.value.errors]
+
+
 # ------------------------------------------------------------------------------------ FRR
 VTYSH = shutil.which("vtysh") or ("/usr/bin/vtysh" if Path("/usr/bin/vtysh").exists() else None)
 needs_vtysh = pytest.mark.skipif(VTYSH is None, reason="vtysh (Debian package frr) is not installed")
@@ -117,3 +125,21 @@ def assert_vtysh_accepts(
         path.write_text(render_frr(plan, device.name, bgp_password=bgp_password), encoding="utf-8")
         proc = vtysh_check(path)
         assert proc.returncode == 0, f"{label}{device.name}: {proc.stdout}{proc.stderr}"
+
+
+def prefix_list(text: str, name: str) -> list[str]:
+    """The clauses of prefix-list ``name`` of an frr.conf, in order."""
+    prefix = f"ip prefix-list {name} seq "
+    return [line.split(" permit ", 1)[1] for line in text.splitlines() if line.startswith(prefix)]
+
+
+def route_map_lines(text: str, name: str, seq: int) -> list[str]:
+    """The match lines of ``route-map NAME permit SEQ`` of an frr.conf (it must be closed)."""
+    lines = text.splitlines()
+    start = lines.index(f"route-map {name} permit {seq}")
+    body = []
+    for line in lines[start + 1 :]:
+        if line == "exit":
+            return body
+        body.append(line.strip())
+    raise AssertionError(f"route-map {name} {seq} not closed")

@@ -30,13 +30,15 @@ from fabric_testlib import (
     make_doc,
     needs_vtysh,
     plan_of,
+    prefix_list,
+    route_map_lines,
+    validation_errors,
 )
 
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric.anycast import (
     anycast_capacity,
     anycast_clauses,
 )
-from ansible_collections.compleat.cloud.plugins.module_utils.fabric.errors import FabricValidationError
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric.export import plan_to_dict
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric.intent import (
     KIND_LEAK,
@@ -50,7 +52,6 @@ from ansible_collections.compleat.cloud.plugins.module_utils.fabric.model import
     ROLE_TOR,
     Plan,
 )
-from ansible_collections.compleat.cloud.plugins.module_utils.fabric.plan import load_fabric
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.frr import render_frr
 
 POOLS = ["10.96.0.0/24", "10.97.0.5/32"]
@@ -62,32 +63,8 @@ def anycast_doc(**bgp: Any) -> dict[str, Any]:
     return make_doc(defaults=TWO_TORS, bgp={"hosts": True, "bfd_interval": 150, "anycast": POOLS, **bgp})
 
 
-def _errors(doc: dict[str, Any]) -> list[tuple[str, str]]:
-    with pytest.raises(FabricValidationError) as info:
-        load_fabric(doc)
-    return [(error.path, error.message) for error in info.value.errors]
-
-
 def _configs(plan: Plan) -> dict[str, str]:
     return {device.name: render_frr(plan, device.name) for device in plan.routers()}
-
-
-def _list(text: str, name: str) -> list[str]:
-    """The clauses of prefix-list ``name`` in order."""
-    prefix = f"ip prefix-list {name} seq "
-    return [line.split(" permit ", 1)[1] for line in text.splitlines() if line.startswith(prefix)]
-
-
-def _route_map(text: str, name: str, seq: int) -> list[str]:
-    """The match lines of ``route-map NAME permit SEQ``."""
-    lines = text.splitlines()
-    start = lines.index(f"route-map {name} permit {seq}")
-    body = []
-    for line in lines[start + 1 :]:
-        if line == "exit":
-            return body
-        body.append(line.strip())
-    raise AssertionError(f"route-map {name} {seq} not closed")
 
 
 # ------------------------------------------------------------------------------------ unchanged
@@ -120,37 +97,37 @@ def test_every_fabric_list_accepts_the_pools() -> None:
     plan = plan_of(anycast_doc())
     assert anycast_clauses(plan) == CLAUSES
     for name, text in _configs(plan).items():
-        assert _list(text, "FABRIC")[-2:] == CLAUSES, name
+        assert prefix_list(text, "FABRIC")[-2:] == CLAUSES, name
 
 
 def test_host_sends_only_what_it_originates() -> None:
     plan = plan_of(anycast_doc())
     host = next(d for d in plan.routers() if d.role == ROLE_HOST)
     text = render_frr(plan, host.name)
-    assert _list(text, "LOCAL") == list(host.announce)  # no VIP lines: per-VIP lists are not needed
-    assert _list(text, "ANYCAST") == CLAUSES
+    assert prefix_list(text, "LOCAL") == list(host.announce)  # no VIP lines: per-VIP lists are not needed
+    assert prefix_list(text, "ANYCAST") == CLAUSES
     assert "bgp as-path access-list LOCAL-ORIGIN seq 10 permit ^$" in text.splitlines()
-    assert _route_map(text, "TO-TOR", 10) == ["match ip address prefix-list LOCAL"]
-    assert _route_map(text, "TO-TOR", 20) == [
+    assert route_map_lines(text, "TO-TOR", 10) == ["match ip address prefix-list LOCAL"]
+    assert route_map_lines(text, "TO-TOR", 20) == [
         "match ip address prefix-list ANYCAST",
         "match as-path LOCAL-ORIGIN",
     ]
-    assert _route_map(text, "FROM-TOR", 10) == ["match ip address prefix-list FABRIC"]
+    assert route_map_lines(text, "FROM-TOR", 10) == ["match ip address prefix-list FABRIC"]
 
 
 def test_tor_accepts_from_hosts_and_passes_only_its_hosts_upstream() -> None:
     plan = plan_of(anycast_doc())
     for tor in (d for d in plan.routers() if d.role == ROLE_TOR):
         text = render_frr(plan, tor.name)
-        hosts = _list(text, "HOSTS")
+        hosts = prefix_list(text, "HOSTS")
         assert hosts[-2:] == CLAUSES and len(hosts) == 2 + 2, tor.name  # 2 host loopbacks + pools
-        assert not set(CLAUSES) & set(_list(text, "LOCAL")), tor.name
+        assert not set(CLAUSES) & set(prefix_list(text, "LOCAL")), tor.name
         assert "bgp as-path access-list HOST-ORIGIN seq 10 permit ^[0-9]+$" in text.splitlines()
-        assert _route_map(text, "TO-SPINE", 20) == [
+        assert route_map_lines(text, "TO-SPINE", 20) == [
             "match ip address prefix-list ANYCAST",
             "match as-path HOST-ORIGIN",
         ]
-        assert _route_map(text, "FROM-HOST", 10) == ["match ip address prefix-list HOSTS"]
+        assert route_map_lines(text, "FROM-HOST", 10) == ["match ip address prefix-list HOSTS"]
 
 
 def test_spines_accept_the_pools_from_every_rack() -> None:
@@ -160,7 +137,7 @@ def test_spines_accept_the_pools_from_every_rack() -> None:
         racks = {line.split()[2] for line in text.splitlines() if line.startswith("ip prefix-list RACK")}
         assert racks == {"RACK001", "RACK002", "RACK003"}, spine.name
         for rack in racks:
-            assert _list(text, rack)[-2:] == CLAUSES, (spine.name, rack)
+            assert prefix_list(text, rack)[-2:] == CLAUSES, (spine.name, rack)
         assert "  maximum-paths 64" in text.splitlines()
         assert " bgp bestpath as-path multipath-relax" in text.splitlines()  # LB nodes' ASNs differ
 
@@ -170,7 +147,7 @@ def test_evpn_and_anycast_share_one_local_origin_list() -> None:
     host = next(d for d in plan.routers() if d.role == ROLE_HOST)
     text = render_frr(plan, host.name)
     assert text.count("bgp as-path access-list LOCAL-ORIGIN") == 1
-    assert _route_map(text, "EVPN-LOCAL", 10)[0] == "match as-path LOCAL-ORIGIN"
+    assert route_map_lines(text, "EVPN-LOCAL", 10)[0] == "match as-path LOCAL-ORIGIN"
 
 
 def test_maximum_prefix_allows_the_pools() -> None:
@@ -210,14 +187,14 @@ def test_every_anycast_config_passesvtysh_check(variant: Any, tmp_path: Path) ->
 # ------------------------------------------------------------------------------------ validation
 def test_anycast_needs_bgp_to_host() -> None:
     doc = make_doc(bgp={"anycast": ["10.96.0.0/24"]})
-    assert ("bgp.anycast", "needs bgp.hosts: true (hosts announce the /32s)") in _errors(doc)
+    assert ("bgp.anycast", "needs bgp.hosts: true (hosts announce the /32s)") in validation_errors(doc)
     doc = make_doc(routing="ospf", bgp={"hosts": True, "anycast": ["10.96.0.0/24"]})
-    assert ("bgp.anycast", "needs routing: bgp (hosts announce over BGP)") in _errors(doc)
+    assert ("bgp.anycast", "needs routing: bgp (hosts announce over BGP)") in validation_errors(doc)
 
 
 def test_anycast_pool_overlaps_are_collected_with_key_paths() -> None:
     doc = anycast_doc(anycast=["10.255.1.0/24", "10.96.0.0/24", "10.96.0.128/25", "10.64.8.0/24", "10.96.0"])
-    errors = _errors(doc)
+    errors = validation_errors(doc)
     assert ("bgp.anycast[0]", "overlaps pools.loopbacks (10.255.0.0/20)") in errors  # inside the loopbacks
     assert ("bgp.anycast[2]", "overlaps bgp.anycast[1] (10.96.0.0/24)") in errors  # inside another pool
     assert ("bgp.anycast[3]", "overlaps networks.vm.pool (10.64.0.0/16)") in errors  # inside a network
@@ -226,14 +203,14 @@ def test_anycast_pool_overlaps_are_collected_with_key_paths() -> None:
 
 
 def test_anycast_pool_containing_a_pool_is_an_overlap() -> None:
-    errors = _errors(anycast_doc(anycast=["10.0.0.0/8"]))
+    errors = validation_errors(anycast_doc(anycast=["10.0.0.0/8"]))
     assert any(path.startswith(("bgp.anycast[0]", "pools.", "networks.")) for path, _m in errors)
     assert any("overlaps bgp.anycast[0]" in message or path == "bgp.anycast[0]" for path, message in errors)
 
 
 def test_anycast_must_be_a_list_of_cidrs() -> None:
-    assert ("bgp.anycast", "must be a list") in list(_errors(anycast_doc(anycast="10.96.0.0/24")))
-    errors = _errors(anycast_doc(anycast=["10.96.0.1/24"]))
+    assert ("bgp.anycast", "must be a list") in list(validation_errors(anycast_doc(anycast="10.96.0.0/24")))
+    errors = validation_errors(anycast_doc(anycast=["10.96.0.1/24"]))
     assert any(path == "bgp.anycast[0]" and "host bits set" in message for path, message in errors)
 
 

@@ -27,10 +27,12 @@ from fabric_testlib import (
     make_doc,
     needs_vtysh,
     plan_of,
+    prefix_list,
+    route_map_lines,
+    validation_errors,
 )
 
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric import border
-from ansible_collections.compleat.cloud.plugins.module_utils.fabric.errors import FabricValidationError
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric.export import plan_to_dict
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric.intent import (
     KIND_LEAK,
@@ -56,23 +58,6 @@ BORDER = {
 def border_doc(**changes: Any) -> dict[str, Any]:
     """Rack 1 (3 uplinks) is the border rack; racks 2 and 3 are not."""
     return make_doc(border={**BORDER, **changes})
-
-
-def _errors(doc: dict[str, Any]) -> list[tuple[str, str]]:
-    with pytest.raises(FabricValidationError) as info:
-        load_fabric(doc)
-    return [(error.path, error.message) for error in info.value.errors]
-
-
-def _list(text: str, name: str) -> list[str]:
-    prefix = f"ip prefix-list {name} seq "
-    return [line.split(" permit ", 1)[1] for line in text.splitlines() if line.startswith(prefix)]
-
-
-def _route_map(text: str, name: str, seq: int) -> list[str]:
-    lines = text.splitlines()
-    start = lines.index(f"route-map {name} permit {seq}")
-    return [line.strip() for line in lines[start + 1 : lines.index("exit", start)]]
 
 
 # ------------------------------------------------------------------------------------ the law
@@ -123,11 +108,11 @@ def test_fabrics_without_border_render_as_before(variant: str) -> None:
 
 def test_border_tor_takes_only_the_default_and_sends_only_public_and_service() -> None:
     text = render_frr(plan_of(border_doc()), "r001-tor1")
-    assert _list(text, "DEFAULT") == ["0.0.0.0/0"]
-    assert _list(text, "UPSTREAM-OUT") == ["198.51.100.0/24", "10.8.0.0/18 ge 24 le 24"]
-    assert _route_map(text, "FROM-UPSTREAM", 10) == ["match ip address prefix-list DEFAULT"]
-    assert _route_map(text, "TO-UPSTREAM", 10) == ["match ip address prefix-list UPSTREAM-OUT"]
-    assert _route_map(text, "TO-SPINE", 30) == ["match ip address prefix-list DEFAULT"]
+    assert prefix_list(text, "DEFAULT") == ["0.0.0.0/0"]
+    assert prefix_list(text, "UPSTREAM-OUT") == ["198.51.100.0/24", "10.8.0.0/18 ge 24 le 24"]
+    assert route_map_lines(text, "FROM-UPSTREAM", 10) == ["match ip address prefix-list DEFAULT"]
+    assert route_map_lines(text, "TO-UPSTREAM", 10) == ["match ip address prefix-list UPSTREAM-OUT"]
+    assert route_map_lines(text, "TO-SPINE", 30) == ["match ip address prefix-list DEFAULT"]
     lines = text.splitlines()
     for line in (
         "interface ext1",
@@ -145,11 +130,11 @@ def test_border_tor_takes_only_the_default_and_sends_only_public_and_service() -
 def test_default_route_passes_through_spines_and_reaches_every_router() -> None:
     plan = plan_of(border_doc())
     spine = render_frr(plan, "spine01")
-    assert "0.0.0.0/0" in _list(spine, "RACK001")
-    assert "0.0.0.0/0" not in _list(spine, "RACK002")  # only border racks may send it
-    assert _list(spine, "FABRIC")[-1] == "0.0.0.0/0"  # TO-TOR
+    assert "0.0.0.0/0" in prefix_list(spine, "RACK001")
+    assert "0.0.0.0/0" not in prefix_list(spine, "RACK002")  # only border racks may send it
+    assert prefix_list(spine, "FABRIC")[-1] == "0.0.0.0/0"  # TO-TOR
     other = render_frr(plan, "r002-tor1")
-    assert _list(other, "FABRIC")[-1] == "0.0.0.0/0"  # FROM-SPINE
+    assert prefix_list(other, "FABRIC")[-1] == "0.0.0.0/0"  # FROM-SPINE
     assert "UPSTREAM" not in other and "ext1" not in other
 
 
@@ -241,12 +226,12 @@ def test_kernel_default_route_is_found_by_its_prefix() -> None:
 def test_bad_border_keys_are_refused_with_their_path(
     changes: dict[str, Any], path: str, message: str
 ) -> None:
-    errors = _errors(border_doc(**changes))
+    errors = validation_errors(border_doc(**changes))
     assert any(p == path and message in m for p, m in errors), errors
 
 
 def test_border_needs_bgp() -> None:
-    assert ("border.racks", "needs routing: bgp (the upstream is an eBGP peer)") in _errors(
+    assert ("border.racks", "needs routing: bgp (the upstream is an eBGP peer)") in validation_errors(
         border_doc() | {"routing": "ospf"}
     )
 
@@ -277,7 +262,7 @@ def test_border_rack_page_lists_the_upstream_links() -> None:
 def test_a_network_role_may_not_shadow_the_upstream_interface() -> None:
     doc = border_doc()
     doc["networks"]["ext1"] = {"pool": "10.12.0.0/18", "prefix_len": 24, "vlan": 50}
-    assert ("networks.ext1", "shadows the border ToRs' upstream interface") in _errors(doc)
+    assert ("networks.ext1", "shadows the border ToRs' upstream interface") in validation_errors(doc)
 
 
 def test_whois_inverts_the_border_link_law() -> None:

@@ -26,10 +26,10 @@ from fabric_testlib import (
     make_doc,
     needs_vtysh,
     plan_of,
+    validation_errors,
 )
 
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric import gateway
-from ansible_collections.compleat.cloud.plugins.module_utils.fabric.errors import FabricValidationError
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric.export import plan_to_dict
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric.plan import load_fabric
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.csv import render_csv
@@ -47,12 +47,6 @@ MAC = "02:00:00:00:01:01"
 def anycast_doc(**changes: Any) -> dict[str, Any]:
     """Two-ToR racks (rack 1 has 3 uplinks) with the anycast gateway."""
     return make_doc(defaults=TWO_TORS, gateway={"redundancy": "anycast"}, **changes)
-
-
-def _errors(doc: dict[str, Any]) -> list[tuple[str, str]]:
-    with pytest.raises(FabricValidationError) as info:
-        load_fabric(doc)
-    return [(error.path, error.message) for error in info.value.errors]
 
 
 def _stanza(text: str, header: str) -> list[str]:
@@ -95,7 +89,7 @@ def test_plan_gives_every_tor_the_gateway_and_its_own_address() -> None:
 
 
 def test_anycast_is_refused_with_bgp_hosts() -> None:
-    messages = dict(_errors(anycast_doc(bgp={"hosts": True})))
+    messages = dict(validation_errors(anycast_doc(bgp={"hosts": True})))
     assert messages["gateway.redundancy"].startswith("not with bgp.hosts")
 
 
@@ -211,7 +205,7 @@ def test_anycast_needs_at_most_eight_tor_slots() -> None:
     doc = anycast_doc()
     doc["limits"]["tors_per_rack"] = 9
     assert ("gateway.redundancy", "needs limits.tors_per_rack <= 8 (it is 9)") in [
-        (path, message.split(": ", 1)[1]) for path, message in _errors(doc)
+        (path, message.split(": ", 1)[1]) for path, message in validation_errors(doc)
     ]
 
 
@@ -225,7 +219,7 @@ def test_anycast_needs_at_most_eight_tor_slots() -> None:
     ],
 )
 def test_bad_gateway_keys_are_refused_with_their_path(gateway_doc: dict[str, Any], path: str) -> None:
-    assert path in [error_path for error_path, _message in _errors(make_doc(gateway=gateway_doc))]
+    assert path in [error_path for error_path, _message in validation_errors(make_doc(gateway=gateway_doc))]
 
 
 def test_adding_a_rack_changes_no_existing_tor_file() -> None:

@@ -29,10 +29,10 @@ from fabric_testlib import (
     make_doc,
     needs_vtysh,
     plan_of,
+    validation_errors,
     vtysh_check,
 )
 
-from ansible_collections.compleat.cloud.plugins.module_utils.fabric.errors import FabricValidationError
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric.evpn import underlay_mtu
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric.hardening import (
     fabric_prefix_capacity,
@@ -42,7 +42,6 @@ from ansible_collections.compleat.cloud.plugins.module_utils.fabric.hardening im
     session_password,
 )
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric.model import Plan
-from ansible_collections.compleat.cloud.plugins.module_utils.fabric.plan import load_fabric
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.frr import (
     FrrRenderError,
     render_frr,
@@ -70,12 +69,6 @@ def hardened_doc(**bgp: Any) -> dict[str, Any]:
     doc["spines"] = [{"id": 1, "drain": True}, {"id": 2}]
     doc["racks"] = [{"id": 1, "uplinks": 3}, {"id": 2, "drain": True}, {"id": 3}]
     return doc
-
-
-def _errors(doc: dict[str, Any]) -> list[tuple[str, str]]:
-    with pytest.raises(FabricValidationError) as info:
-        load_fabric(doc)
-    return [(error.path, error.message) for error in info.value.errors]
 
 
 def _lines(text: str, pattern: str) -> list[str]:
@@ -434,7 +427,7 @@ def test_config_delta_nested_stanzas() -> None:
     ],
 )
 def test_schema_errors_name_the_key(changes: dict[str, Any], path: str, fragment: str) -> None:
-    errors = _errors(make_doc(**changes))
+    errors = validation_errors(make_doc(**changes))
     assert any(p == path and fragment in m for p, m in errors), errors
 
 

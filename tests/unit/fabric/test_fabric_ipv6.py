@@ -20,10 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fabric_testlib import TWO_TORS, assert_vtysh_accepts, make_doc, needs_vtysh, plan_of
+from fabric_testlib import TWO_TORS, assert_vtysh_accepts, make_doc, needs_vtysh, plan_of, validation_errors
 
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric import ipv6
-from ansible_collections.compleat.cloud.plugins.module_utils.fabric.errors import FabricValidationError
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric.model import Limits, Plan
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric.plan import load_fabric
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.csv import render_csv
@@ -62,12 +61,6 @@ UNNUMBERED = {"loopbacks": "10.255.0.0/20", "unnumbered": True}
 def v6_doc(**changes: Any) -> dict[str, Any]:
     """BASE_DOC (64 racks, VLANs 10..40) with ``ipv6.prefix``."""
     return make_doc(ipv6={"prefix": PREFIX}, **changes)
-
-
-def _errors(doc: dict[str, Any]) -> list[tuple[str, str]]:
-    with pytest.raises(FabricValidationError) as info:
-        load_fabric(doc)
-    return [(error.path, error.message) for error in info.value.errors]
 
 
 # ------------------------------------------------------------------------------------ the law
@@ -126,17 +119,19 @@ def test_offset_in_subnet() -> None:
     ],
 )
 def test_malformed_prefix_is_refused_with_its_key(value: object, fragment: str) -> None:
-    errors = _errors(make_doc(ipv6={"prefix": value}))
+    errors = validation_errors(make_doc(ipv6={"prefix": value}))
     assert [path for path, _message in errors] == ["ipv6.prefix"]
     assert fragment in errors[0][1]
 
 
 def test_unknown_ipv6_key_is_refused() -> None:
-    assert ("ipv6.prefx", "unknown key; did you mean 'prefix'?") in _errors(make_doc(ipv6={"prefx": PREFIX}))
+    assert ("ipv6.prefx", "unknown key; did you mean 'prefix'?") in validation_errors(
+        make_doc(ipv6={"prefx": PREFIX})
+    )
 
 
 def test_dual_stack_needs_bgp() -> None:
-    errors = _errors(v6_doc(routing="ospf"))
+    errors = validation_errors(v6_doc(routing="ospf"))
     assert errors == [
         (
             "ipv6.prefix",
@@ -147,13 +142,13 @@ def test_dual_stack_needs_bgp() -> None:
 
 
 def test_dual_stack_refuses_the_anycast_gateway() -> None:
-    errors = _errors(v6_doc(gateway={"redundancy": "anycast"}))
+    errors = validation_errors(v6_doc(gateway={"redundancy": "anycast"}))
     assert [path for path, _message in errors] == ["ipv6.prefix"]
     assert "IPv6 anycast gateway" in errors[0][1]
 
 
 def test_prefix_too_small_names_the_length_needed() -> None:
-    errors = _errors(make_doc(ipv6={"prefix": "fd00:1::/56"}))
+    errors = validation_errors(make_doc(ipv6={"prefix": "fd00:1::/56"}))
     assert errors == [
         (
             "ipv6.prefix",
