@@ -321,6 +321,19 @@ def _options(defaults: Mapping[str, Any], options: Mapping[str, Any] | None, wha
     return merged
 
 
+def _rule(
+    alert: str, expr: str, duration: Any, severity: str, *, summary: str, description: str
+) -> dict[str, Any]:
+    """One alerting rule of the rule file."""
+    return {
+        "alert": alert,
+        "expr": expr,
+        "for": str(duration),
+        "labels": {"severity": severity},
+        "annotations": {"summary": summary, "description": description},
+    }
+
+
 def alert_rules(options: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The Prometheus rule file (as data) with the four fabric/host alerts and the ECMP staleness.
 
@@ -333,66 +346,55 @@ def alert_rules(options: Mapping[str, Any] | None = None) -> dict[str, Any]:
         raise MonitoringError(f"disk_free_percent must be between 0 and 100, got {free}")
     fs = f'fstype!~"{opts["disk_fstypes_excluded"]}"'
     rules = [
-        {
-            "alert": "HostDown",
-            "expr": "up == 0",
-            "for": str(opts["host_down_for"]),
-            "labels": {"severity": "critical"},
-            "annotations": {
-                "summary": "{{ $labels.job }} target {{ $labels.instance }} is down",
-                "description": "Prometheus cannot scrape {{ $labels.instance }} ({{ $labels.job }}): "
-                "the host or its exporter is down or unreachable.",
-            },
-        },
-        {
-            "alert": "BgpSessionDown",
-            "expr": "frr_bgp_peer_state != 1",
-            "for": str(opts["bgp_down_for"]),
-            "labels": {"severity": "critical"},
-            "annotations": {
-                "summary": "BGP session {{ $labels.instance }} -> {{ $labels.peer }} is not established",
-                "description": "FRR on {{ $labels.instance }} (AS {{ $labels.local_as }}) reports peer "
-                "{{ $labels.peer }} (AS {{ $labels.peer_as }}) in state {{ $value }} "
-                "(0 = down, 2 = administratively down); every planned session should be established.",
-            },
-        },
-        {
-            "alert": "FabricEcmpBelowIntent",
-            "expr": "compleat_fabric_ecmp_prefixes_below_intent > 0",
-            "for": str(opts["ecmp_for"]),
-            "labels": {"severity": "warning"},
-            "annotations": {
-                "summary": "{{ $value }} fabric prefixes on {{ $labels.instance }} "
-                "have fewer next hops than planned",
-                "description": "The kernel FIB of {{ $labels.instance }} has fewer ECMP next hops than the "
-                "fabric plan intends for {{ $value }} prefixes; see "
-                "compleat_fabric_route_nexthops_below_intent.",
-            },
-        },
-        {
-            "alert": "FabricEcmpCheckStale",
-            "expr": "time() - compleat_fabric_ecmp_last_check_timestamp_seconds"
-            f" > {int(opts['ecmp_stale_after'])}",
-            "for": str(opts["ecmp_stale_for"]),
-            "labels": {"severity": "warning"},
-            "annotations": {
-                "summary": "The ECMP check on {{ $labels.instance }} has not run recently",
-                "description": "compleat-fabric-ecmp.timer on {{ $labels.instance }} last wrote its "
-                "metrics {{ $value | humanizeDuration }} ago.",
-            },
-        },
-        {
-            "alert": "DiskNearlyFull",
-            "expr": f"100 * node_filesystem_avail_bytes{{{fs}}} / node_filesystem_size_bytes{{{fs}}}"
+        _rule(
+            "HostDown",
+            "up == 0",
+            opts["host_down_for"],
+            "critical",
+            summary="{{ $labels.job }} target {{ $labels.instance }} is down",
+            description="Prometheus cannot scrape {{ $labels.instance }} ({{ $labels.job }}): "
+            "the host or its exporter is down or unreachable.",
+        ),
+        _rule(
+            "BgpSessionDown",
+            "frr_bgp_peer_state != 1",
+            opts["bgp_down_for"],
+            "critical",
+            summary="BGP session {{ $labels.instance }} -> {{ $labels.peer }} is not established",
+            description="FRR on {{ $labels.instance }} (AS {{ $labels.local_as }}) reports peer "
+            "{{ $labels.peer }} (AS {{ $labels.peer_as }}) in state {{ $value }} "
+            "(0 = down, 2 = administratively down); every planned session should be established.",
+        ),
+        _rule(
+            "FabricEcmpBelowIntent",
+            "compleat_fabric_ecmp_prefixes_below_intent > 0",
+            opts["ecmp_for"],
+            "warning",
+            summary="{{ $value }} fabric prefixes on {{ $labels.instance }} "
+            "have fewer next hops than planned",
+            description="The kernel FIB of {{ $labels.instance }} has fewer ECMP next hops than the "
+            "fabric plan intends for {{ $value }} prefixes; see "
+            "compleat_fabric_route_nexthops_below_intent.",
+        ),
+        _rule(
+            "FabricEcmpCheckStale",
+            f"time() - compleat_fabric_ecmp_last_check_timestamp_seconds > {int(opts['ecmp_stale_after'])}",
+            opts["ecmp_stale_for"],
+            "warning",
+            summary="The ECMP check on {{ $labels.instance }} has not run recently",
+            description="compleat-fabric-ecmp.timer on {{ $labels.instance }} last wrote its "
+            "metrics {{ $value | humanizeDuration }} ago.",
+        ),
+        _rule(
+            "DiskNearlyFull",
+            f"100 * node_filesystem_avail_bytes{{{fs}}} / node_filesystem_size_bytes{{{fs}}}"
             f" < {free:g} and node_filesystem_readonly{{{fs}}} == 0",
-            "for": str(opts["disk_for"]),
-            "labels": {"severity": "warning"},
-            "annotations": {
-                "summary": "{{ $labels.mountpoint }} on {{ $labels.instance }} is nearly full",
-                "description": 'Only {{ $value | printf "%.1f" }}% of {{ $labels.mountpoint }} '
-                f"({{{{ $labels.device }}}}) on {{{{ $labels.instance }}}} is free (threshold {free:g}%).",
-            },
-        },
+            opts["disk_for"],
+            "warning",
+            summary="{{ $labels.mountpoint }} on {{ $labels.instance }} is nearly full",
+            description='Only {{ $value | printf "%.1f" }}% of {{ $labels.mountpoint }} '
+            f"({{{{ $labels.device }}}}) on {{{{ $labels.instance }}}} is free (threshold {free:g}%).",
+        ),
     ]
     return {"groups": [{"name": str(opts["group"]), "rules": rules}]}
 
