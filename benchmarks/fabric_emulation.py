@@ -64,15 +64,15 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-for _entry in (ROOT, ROOT / "plugins" / "module_utils", Path(__file__).resolve().parent):
+for _entry in (ROOT, ROOT / "build" / "collections", Path(__file__).resolve().parent):
     if str(_entry) not in sys.path:
         sys.path.insert(0, str(_entry))
 
 from fabric_scale import SPINES, UPLINKS, fabric_doc  # noqa: E402
 
-from fabric import intent as fabric_intent  # noqa: E402
-from fabric.plan import build_plan, load_fabric  # noqa: E402
-from fabric.render.tree import render_all  # noqa: E402
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric import intent as fabric_intent  # noqa: E402
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.plan import build_plan, load_fabric  # noqa: E402
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.tree import render_all  # noqa: E402
 from lab.fabric_lab import FabricLab  # noqa: E402
 from lab.netns import wait_for  # noqa: E402
 

@@ -131,15 +131,17 @@ def worker_ours(racks: int, repeat: int, tmp: str | None) -> dict[str, Any]:
     """Time validate + plan + render_all for one size; then one traced run for peak memory."""
     import yaml
 
-    sys.path.insert(0, str(ROOT / "plugins" / "module_utils"))
-    from fabric.plan import build_plan, load_fabric
-    from fabric.render.tree import frr_available, render_all
+    sys.path.insert(0, str(ROOT / "build" / "collections"))
+    from ansible_collections.compleat.cloud.plugins.module_utils.fabric.plan import build_plan, load_fabric
+    from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.tree import (
+        render_all,
+    )
 
     work = Path(tempfile.mkdtemp(prefix="fabric-bench-", dir=tmp))
     try:
         source = work / "fabric.yml"
         source.write_text(yaml.safe_dump(fabric_doc(racks), sort_keys=False))
-        frr = frr_available()
+        frr = True  # the FRR renderer is part of the engine: a broken one fails here
 
         def once(index: int) -> tuple[dict[str, float], Any, Any]:
             fabric, v_wall, v_cpu = _clock(lambda: load_fabric(source))

@@ -35,10 +35,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "plugins" / "module_utils"))
+sys.path.insert(0, str(ROOT / "build" / "collections"))
 
-from cloud import lb  # noqa: E402
-
+from ansible_collections.compleat.cloud.plugins.module_utils.cloud import lb  # noqa: E402
 from lab.lb_lab import render_haproxy_base  # noqa: E402
 from lab.netns import IP, Netns, kill_pids, netns_pids, wait_for  # noqa: E402
 

@@ -50,9 +50,11 @@ from typing import Any
 from .frr import FrrNode, daemons_for_config, stop_pids
 from .netns import IP, NETNS_DIR, Netns, NetnsError, cleanup, wait_for
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "plugins" / "module_utils"))
-from fabric import intent as fabric_intent  # plain package, no Ansible needed
-from fabric import law as fabric_law
+# The collection as Ansible imports it (scripts/bootstrap.sh links build/collections to this checkout);
+# the engine needs no Ansible.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "build" / "collections"))
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric import intent as fabric_intent
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric import law as fabric_law
 
 DEFAULT_TIMEOUT = 90.0
 

@@ -37,8 +37,8 @@ from .frr import VTYSH
 from .netns import IP, kill_pids, netns_pids, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "plugins" / "module_utils"))
-from cloud import lb  # noqa: E402  plain package, no Ansible needed
+sys.path.insert(0, str(ROOT / "build" / "collections"))
+from ansible_collections.compleat.cloud.plugins.module_utils.cloud import lb  # noqa: E402  no Ansible needed
 
 LB_BGP = {"hosts": True, "bfd": False}  # BFD off: 11 routers' timers on 2 shared cores
 ANNOUNCER = ROOT / "roles" / "lb_node" / "files" / "lb_vip_announcer.py"

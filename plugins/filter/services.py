@@ -14,76 +14,31 @@
 
 The computation lives in the fabric engine (``module_utils/fabric/render/dns.py`` and
 ``dhcp.py``); these functions only resolve the *fabric* argument (a mapping, the path of a fabric
-YAML file, or an engine ``Plan``), cache its plan and turn ``ValueError`` into filter errors.
+YAML file, or an engine ``Plan``) to its cached plan (``module_utils/fabric/adapter.py``) and turn
+``ValueError`` into filter errors.
 """
 
 from __future__ import annotations
 
-import json
-from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.compleat.cloud.plugins.module_utils.fabric.errors import FabricValidationError
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric import adapter
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric.model import Plan
-from ansible_collections.compleat.cloud.plugins.module_utils.fabric.plan import (
-    build_plan,
-    load_fabric,
-    read_fabric_file,
-)
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render import dhcp, dns
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render import host as host_view
 
-_CACHE_SIZE = 4
-_plans: OrderedDict[str, Plan] = OrderedDict()
-
-
-def _plain(value: Any) -> Any:
-    """Deep copy into builtin types (Ansible hands over tagged/lazy containers and strings)."""
-    if isinstance(value, Mapping):
-        return {str(key): _plain(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
-    for kind in (bool, int, float, str):  # bool first: it is an int
-        if isinstance(value, kind):
-            return kind(value)
-    return value
-
-
-def _is_plan(value: Any) -> bool:
-    """An engine Plan (also one built by the engine imported under another package name)."""
-    return isinstance(value, Plan) or (type(value).__name__ == "Plan" and hasattr(value, "routers"))
+_plain = adapter.plain
 
 
 def plan_of(fabric: Any, filter_name: str) -> Plan:
-    """The (cached) plan of a fabric mapping, fabric file path or Plan."""
-    if _is_plan(fabric):
-        return fabric
+    """The (cached) plan of a fabric mapping, fabric file path or Plan (see ``fabric/adapter.py``)."""
     try:
-        data = read_fabric_file(str(fabric)) if isinstance(fabric, str) else fabric
-    except FabricValidationError as exc:
-        raise AnsibleFilterError(f"{filter_name}: {exc}") from exc
-    if not isinstance(data, Mapping):
-        raise AnsibleFilterError(
-            f"{filter_name}: expected a fabric definition (mapping) or file path, got {type(fabric).__name__}"
-        )
-    if "devices" in data and "spines" not in data:
-        raise AnsibleFilterError(f"{filter_name}: pass the fabric definition, not the plan data")
-    data = _plain(data)
-    key = json.dumps(data, sort_keys=True, default=str)
-    plan = _plans.get(key)
-    if plan is None:
-        try:
-            plan = build_plan(load_fabric(data))
-        except FabricValidationError as exc:
-            raise AnsibleFilterError(f"{filter_name}: {exc}") from exc
-        _plans[key] = plan
-        while len(_plans) > _CACHE_SIZE:
-            _plans.popitem(last=False)
-    _plans.move_to_end(key)
-    return plan
+        return adapter.plan_of(fabric, filter_name)
+    except adapter.FabricSourceError as exc:
+        raise AnsibleFilterError(str(exc)) from exc
 
 
 def _list(value: Any) -> list[Any]:

@@ -14,12 +14,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-for entry in (ROOT, ROOT / "plugins" / "module_utils"):
+for entry in (ROOT, ROOT / "build" / "collections"):
     if str(entry) not in sys.path:
         sys.path.insert(0, str(entry))
 
-from fabric.plan import build_plan, load_fabric  # noqa: E402
-from fabric.render.tree import render_all  # noqa: E402
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.plan import build_plan, load_fabric  # noqa: E402
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.tree import render_all  # noqa: E402
 from lab.fabric_lab import FabricLab  # noqa: E402
 from lab.frr import frr_available  # noqa: E402
 

@@ -19,11 +19,11 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(ROOT), str(ROOT / "plugins" / "module_utils")]
+sys.path[:0] = [str(ROOT), str(ROOT / "build" / "collections")]
 
-from fabric import intent as fabric_intent  # noqa: E402
-from fabric.plan import build_plan, load_fabric  # noqa: E402
-from fabric.render.tree import render_all  # noqa: E402
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric import intent as fabric_intent  # noqa: E402
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.plan import build_plan, load_fabric  # noqa: E402
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.tree import render_all  # noqa: E402
 from lab.fabric_lab import FabricLab  # noqa: E402
 from lab.netns import wait_for  # noqa: E402
 

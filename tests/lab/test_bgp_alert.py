@@ -40,14 +40,11 @@ import pytest
 import yaml
 from labtestlib import FABRICS, ROOT, RUN_PREFIX, lab_skip_reason, render
 
-from fabric.export import plan_to_dict
-from fabric.plan import build_plan, load_fabric
+from ansible_collections.compleat.cloud.plugins.filter import monitoring as mon
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.export import plan_to_dict
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.plan import build_plan, load_fabric
 from lab.fabric_lab import FabricLab
 from lab.netns import wait_for
-
-if str(ROOT / "build" / "collections") not in sys.path:
-    sys.path.insert(0, str(ROOT / "build" / "collections"))
-from ansible_collections.compleat.cloud.plugins.filter import monitoring as mon
 
 pytestmark = pytest.mark.lab
 

@@ -25,9 +25,9 @@ import pytest
 import yaml
 from labtestlib import FABRICS, RUN_PREFIX, lab_skip_reason  # sets sys.path
 
-from fabric.evpn import max_tenant_mtu
-from fabric.plan import build_plan, load_fabric
-from fabric.render.tree import render_all
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.evpn import max_tenant_mtu
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.plan import build_plan, load_fabric
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.tree import render_all
 from lab.evpn_lab import Endpoint, EvpnLab, evpn_fabric_doc
 from lab.netns import wait_for
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from labtestlib import lab_skip_reason, rack_prefixes, render, running_lab, show_paths
 
-from fabric import intent as fabric_intent
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric import intent as fabric_intent
 from lab.fabric_lab import FabricLab
 from lab.netns import cleanup, wait_for
 

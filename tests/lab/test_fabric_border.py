@@ -31,7 +31,7 @@ from typing import Any
 import pytest
 from labtestlib import lab_skip_reason, render, running_lab, tors, uplinks
 
-from fabric import intent as fabric_intent
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric import intent as fabric_intent
 from lab.fabric_lab import FabricLab
 from lab.frr import FrrNode
 from lab.netns import cleanup, wait_for

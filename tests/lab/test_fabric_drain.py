@@ -27,10 +27,10 @@ import pytest
 import yaml
 from labtestlib import lab_skip_reason, rack_prefixes, running_lab, show_paths, tors, uplinks
 
-from fabric import intent as fabric_intent
-from fabric.plan import build_plan, load_fabric
-from fabric.render.frr import render_frr
-from fabric.render.tree import render_all
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric import intent as fabric_intent
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.plan import build_plan, load_fabric
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.frr import render_frr
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.tree import render_all
 from lab.fabric_lab import FabricLab, PingFlood, PingStats
 from lab.netns import cleanup, wait_for
 

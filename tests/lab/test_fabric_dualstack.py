@@ -22,8 +22,8 @@ import pytest
 import yaml
 from labtestlib import FABRICS, RUN_PREFIX, lab_skip_reason, running_lab, tors, uplinks
 
-from fabric.plan import build_plan, load_fabric
-from fabric.render.tree import render_all
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.plan import build_plan, load_fabric
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.tree import render_all
 from lab.fabric_lab import FabricLab
 from lab.netns import wait_for
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 from labtestlib import lab_skip_reason, render, running_lab, uplinks
 
-from fabric import intent as fabric_intent
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric import intent as fabric_intent
 from lab.fabric_lab import FabricLab, PingStats
 from lab.netns import cleanup, wait_for
 

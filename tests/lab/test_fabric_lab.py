@@ -18,7 +18,7 @@ import awxjob
 import pytest
 from labtestlib import rack_prefixes, show_paths, tors, uplinks
 
-from fabric import intent as fabric_intent
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric import intent as fabric_intent
 from lab.fabric_lab import FabricLab
 from lab.netns import wait_for
 

@@ -14,8 +14,8 @@ import pytest
 import yaml
 from labtestlib import FABRICS, RUN_PREFIX, lab_skip_reason, rack_prefixes, show_paths
 
-from fabric.plan import build_plan, load_fabric
-from fabric.render.tree import render_all
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.plan import build_plan, load_fabric
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.tree import render_all
 from lab.fabric_lab import FabricLab
 
 pytestmark = pytest.mark.lab

@@ -29,8 +29,8 @@ import pytest
 import yaml
 from labtestlib import FABRICS, ROOT, RUN_PREFIX, lab_skip_reason  # sets sys.path
 
-from fabric.plan import build_plan, load_fabric
-from fabric.render.tree import render_all
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.plan import build_plan, load_fabric
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.tree import render_all
 from lab.lb_lab import HAPROXY, LbLab, lb_fabric_doc
 from lab.netns import wait_for
 

@@ -1,13 +1,12 @@
 # Copyright (c) 2026 compleat.cloud developers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Import paths for the unit tests.
+"""Import path of the unit tests: the collection under the one name Ansible gives it.
 
-- ``plugins/module_utils`` goes on sys.path, so the fabric engine imports as the plain package
-  ``fabric`` (no Ansible involved);
-- ``build/collections`` (created by scripts/bootstrap.sh: ansible_collections/compleat/cloud is a
-  symlink to this checkout) goes on sys.path, so the collection's plugins import as
-  ``ansible_collections.compleat.cloud.plugins...`` for the filter and module tests.
+``build/collections`` goes on sys.path, with ``ansible_collections/compleat/cloud`` a link to
+this checkout (scripts/bootstrap.sh makes it; made here too when missing), so the engine imports
+as ``ansible_collections.compleat.cloud.plugins.module_utils.fabric`` and the filters and modules
+as ``ansible_collections.compleat.cloud.plugins...`` -- the same modules in every test.
 """
 
 from __future__ import annotations
@@ -16,6 +15,10 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-for entry in (ROOT / "plugins" / "module_utils", ROOT / "build" / "collections"):
-    if str(entry) not in sys.path:
-        sys.path.insert(0, str(entry))
+COLLECTIONS = ROOT / "build" / "collections"
+_LINK = COLLECTIONS / "ansible_collections" / "compleat" / "cloud"
+if not _LINK.exists():
+    _LINK.parent.mkdir(parents=True, exist_ok=True)
+    _LINK.symlink_to(Path("../../../.."), target_is_directory=True)
+if str(COLLECTIONS) not in sys.path:
+    sys.path.insert(0, str(COLLECTIONS))

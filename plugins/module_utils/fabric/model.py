@@ -290,6 +290,8 @@ class Network:
     mtu: int
     device: str
     interface: str
+    start: int  # ``prefix`` typed: its network address as an integer ...
+    prefix_len: int  # ... and its length (renderers read these instead of parsing ``prefix``)
     gateway_devices: tuple[str, ...] = ()  # anycast gateway: every ToR holding it (else empty)
     gateway_mac: str | None = None  # anycast gateway MAC (None without anycast)
     prefix6: str | None = None  # dual stack: the rack's /64 of this network

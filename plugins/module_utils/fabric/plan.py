@@ -38,7 +38,6 @@ from .model import (
     PoolUsage,
     RackSpec,
 )
-from .util import paused_gc
 from .validate import validate
 
 ip = law.int_to_ip
@@ -245,12 +244,11 @@ class _Context:
 
 def build_plan(fabric: Fabric) -> Plan:
     """Derive every device, link and network of a validated fabric (deterministic order)."""
-    with paused_gc():
-        return dual_stack(_build_plan(fabric))  # IPv6 fields only with ipv6.prefix (fabric/ipv6.py)
+    return dual_stack(_build_plan(fabric))  # IPv6 fields only with ipv6.prefix (fabric/ipv6.py)
 
 
 def _build_plan(fabric: Fabric) -> Plan:
-    """``build_plan`` body (runs with the cyclic GC paused)."""
+    """``build_plan`` body: the IPv4 plan."""
     ctx = _Context(fabric)
     tors: list[Device] = []
     hosts: list[Device] = []
@@ -319,6 +317,8 @@ def _rack_networks(ctx: _Context, rack: RackSpec) -> list[Network]:
                 mtu=spec.mtu,
                 device=tor1,
                 interface=spec.role,
+                start=net,
+                prefix_len=spec.prefix_len,
                 **anycast,
             )
         )

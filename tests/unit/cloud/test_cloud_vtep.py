@@ -14,7 +14,8 @@ import json
 from typing import Any
 
 import pytest
-from cloud.vtep import (
+
+from ansible_collections.compleat.cloud.plugins.module_utils.cloud.vtep import (
     VXLAN_OVERHEAD,
     VXLAN_PORT,
     VtepError,

@@ -19,8 +19,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from cloud import vtep
-from cloud.vtep import (
+from test_cloud_vtep import VTEP, FakeKernel
+
+from ansible_collections.compleat.cloud.plugins.module_utils.cloud import vtep
+from ansible_collections.compleat.cloud.plugins.module_utils.cloud.vtep import (
     HookConfig,
     VtepError,
     bridges_of_domain_xml,
@@ -29,7 +31,6 @@ from cloud.vtep import (
     tenant_nics_of_domain_xml,
     vni_of_bridge,
 )
-from test_cloud_vtep import VTEP, FakeKernel
 
 ROOT = Path(__file__).resolve().parents[3]
 HOOK = ROOT / "roles" / "tenant_vtep" / "files" / "qemu_hook.py"

@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 from fabric_testlib import LAB_FILE, make_doc, plan_of
 
-from fabric.model import Plan
-from fabric.plan import build_plan, load_fabric
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.model import Plan
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.plan import build_plan, load_fabric
 
 
 @pytest.fixture

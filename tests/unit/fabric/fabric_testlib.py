@@ -1,16 +1,22 @@
 # Copyright (c) 2026 compleat.cloud developers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Helpers of the fabric engine tests: paths and fabric documents built in code."""
+"""Helpers of the fabric engine tests: paths, fabric documents built in code, the vtysh check."""
 
 from __future__ import annotations
 
 import copy
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
-from fabric.model import Plan
-from fabric.plan import build_plan, load_fabric
+import pytest
+
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.errors import FabricValidationError
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.model import Plan
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.plan import build_plan, load_fabric
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.frr import render_frr
 
 ROOT = Path(__file__).resolve().parents[3]
 LAB_FILE = ROOT / "inventories" / "lab" / "fabric.yml"
@@ -75,3 +81,65 @@ def scale_doc(
         "defaults": {"tors": tors, "uplinks": uplinks, "hosts": hosts},
         "racks": [{"range": [1, racks]}],
     }
+
+
+def validation_errors(doc: dict[str, Any]) -> list[tuple[str, str]]:
+    """``(path, message)`` of every error of an invalid document (it must be refused)."""
+    with pytest.raises(FabricValidationError) as info:
+        load_fabric(doc)
+    return [(error.path, error.message) for error in info.value.errors]
+
+
+# ------------------------------------------------------------------------------------ FRR
+VTYSH = shutil.which("vtysh") or ("/usr/bin/vtysh" if Path("/usr/bin/vtysh").exists() else None)
+needs_vtysh = pytest.mark.skipif(VTYSH is None, reason="vtysh (Debian package frr) is not installed")
+GOLDEN_FRR = Path(__file__).resolve().parent / "golden_frr"
+TWO_TORS = {"tors": 2, "uplinks": 2, "hosts": 2}
+
+
+def golden_frr_docs() -> dict[str, dict[str, Any]]:
+    """The fabrics of ``golden_frr/`` (the variants of test_fabric_frr, test_fabric_hardening)."""
+    unnumbered = {"loopbacks": "10.255.0.0/20", "unnumbered": True}
+    return {
+        "bgp-hosts-2tors": make_doc(defaults=TWO_TORS, bgp={"hosts": True, "bfd_interval": 150}),
+        "bgp-unnumbered": make_doc(pools=unnumbered, bgp={"bfd": False}),
+        "ospf-unnumbered-bfd": make_doc(routing="ospf", pools=unnumbered, ospf={"area": 0, "bfd": True}),
+    }
+
+
+def vtysh_check(path: Path) -> subprocess.CompletedProcess[str]:
+    """``vtysh -C -f path``: FRR's own parser dry-runs a configuration file."""
+    return subprocess.run(
+        [str(VTYSH), "-C", "-f", str(path)], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def assert_vtysh_accepts(
+    plan: Plan, tmp_path: Path, *, bgp_password: str | None = None, label: str = ""
+) -> None:
+    """Every router's rendered frr.conf passes ``vtysh -C`` (the plan must have routers)."""
+    routers = plan.routers()
+    assert routers
+    for device in routers:
+        path = tmp_path / f"{device.name}.conf"
+        path.write_text(render_frr(plan, device.name, bgp_password=bgp_password), encoding="utf-8")
+        proc = vtysh_check(path)
+        assert proc.returncode == 0, f"{label}{device.name}: {proc.stdout}{proc.stderr}"
+
+
+def prefix_list(text: str, name: str) -> list[str]:
+    """The clauses of prefix-list ``name`` of an frr.conf, in order."""
+    prefix = f"ip prefix-list {name} seq "
+    return [line.split(" permit ", 1)[1] for line in text.splitlines() if line.startswith(prefix)]
+
+
+def route_map_lines(text: str, name: str, seq: int) -> list[str]:
+    """The match lines of ``route-map NAME permit SEQ`` of an frr.conf (it must be closed)."""
+    lines = text.splitlines()
+    start = lines.index(f"route-map {name} permit {seq}")
+    body = []
+    for line in lines[start + 1 :]:
+        if line == "exit":
+            return body
+        body.append(line.strip())
+    raise AssertionError(f"route-map {name} {seq} not closed")

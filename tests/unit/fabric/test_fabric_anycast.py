@@ -18,38 +18,44 @@ The routing itself (two LB nodes, ECMP, withdraw) runs in tests/lab/test_lb_lab.
 from __future__ import annotations
 
 import copy
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fabric_testlib import make_doc, plan_of
+from fabric_testlib import (
+    GOLDEN_FRR,
+    TWO_TORS,
+    assert_vtysh_accepts,
+    golden_frr_docs,
+    make_doc,
+    needs_vtysh,
+    plan_of,
+    prefix_list,
+    route_map_lines,
+    validation_errors,
+)
 
-from fabric.anycast import anycast_capacity, anycast_clauses
-from fabric.errors import FabricValidationError
-from fabric.export import plan_to_dict
-from fabric.intent import KIND_LEAK, compare, in_anycast_pool, intent_from_topology
-from fabric.model import ROLE_HOST, ROLE_SPINE, ROLE_TOR, Plan
-from fabric.plan import load_fabric
-from fabric.render.frr import render_frr
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.anycast import (
+    anycast_capacity,
+    anycast_clauses,
+)
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.export import plan_to_dict
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.intent import (
+    KIND_LEAK,
+    compare,
+    in_anycast_pool,
+    intent_from_topology,
+)
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.model import (
+    ROLE_HOST,
+    ROLE_SPINE,
+    ROLE_TOR,
+    Plan,
+)
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.frr import render_frr
 
-VTYSH = shutil.which("vtysh") or ("/usr/bin/vtysh" if Path("/usr/bin/vtysh").exists() else None)
-needs_vtysh = pytest.mark.skipif(VTYSH is None, reason="vtysh (Debian package frr) is not installed")
-GOLDEN = Path(__file__).resolve().parent / "golden_frr"
-TWO_TORS = {"tors": 2, "uplinks": 2, "hosts": 2}
 POOLS = ["10.96.0.0/24", "10.97.0.5/32"]
 CLAUSES = ["10.96.0.0/24 ge 32", "10.97.0.5/32"]
-
-
-def _golden_docs() -> dict[str, dict[str, Any]]:
-    """The fabrics of ``golden_frr/`` (the documents of test_fabric_hardening)."""
-    unnumbered = {"loopbacks": "10.255.0.0/20", "unnumbered": True}
-    return {
-        "bgp-hosts-2tors": make_doc(defaults=TWO_TORS, bgp={"hosts": True, "bfd_interval": 150}),
-        "bgp-unnumbered": make_doc(pools=unnumbered, bgp={"bfd": False}),
-        "ospf-unnumbered-bfd": make_doc(routing="ospf", pools=unnumbered, ospf={"area": 0, "bfd": True}),
-    }
 
 
 def anycast_doc(**bgp: Any) -> dict[str, Any]:
@@ -57,44 +63,20 @@ def anycast_doc(**bgp: Any) -> dict[str, Any]:
     return make_doc(defaults=TWO_TORS, bgp={"hosts": True, "bfd_interval": 150, "anycast": POOLS, **bgp})
 
 
-def _errors(doc: dict[str, Any]) -> list[tuple[str, str]]:
-    with pytest.raises(FabricValidationError) as info:
-        load_fabric(doc)
-    return [(error.path, error.message) for error in info.value.errors]
-
-
 def _configs(plan: Plan) -> dict[str, str]:
     return {device.name: render_frr(plan, device.name) for device in plan.routers()}
 
 
-def _list(text: str, name: str) -> list[str]:
-    """The clauses of prefix-list ``name`` in order."""
-    prefix = f"ip prefix-list {name} seq "
-    return [line.split(" permit ", 1)[1] for line in text.splitlines() if line.startswith(prefix)]
-
-
-def _route_map(text: str, name: str, seq: int) -> list[str]:
-    """The match lines of ``route-map NAME permit SEQ``."""
-    lines = text.splitlines()
-    start = lines.index(f"route-map {name} permit {seq}")
-    body = []
-    for line in lines[start + 1 :]:
-        if line == "exit":
-            return body
-        body.append(line.strip())
-    raise AssertionError(f"route-map {name} {seq} not closed")
-
-
 # ------------------------------------------------------------------------------------ unchanged
-@pytest.mark.parametrize("variant", sorted(_golden_docs()))
+@pytest.mark.parametrize("variant", sorted(golden_frr_docs()))
 @pytest.mark.parametrize("anycast", ["omitted", "empty"])
 def test_fabrics_without_anycast_render_as_before(variant: str, anycast: str) -> None:
-    doc = _golden_docs()[variant]
+    doc = golden_frr_docs()[variant]
     if anycast == "empty":
         doc.setdefault("bgp", {})["anycast"] = []
     plan = plan_of(doc)
     for device in plan.routers():
-        golden = (GOLDEN / variant / device.name / "frr.conf").read_text()
+        golden = (GOLDEN_FRR / variant / device.name / "frr.conf").read_text()
         assert render_frr(plan, device.name) == golden, f"{variant}/{device.name} changed"
 
 
@@ -115,37 +97,37 @@ def test_every_fabric_list_accepts_the_pools() -> None:
     plan = plan_of(anycast_doc())
     assert anycast_clauses(plan) == CLAUSES
     for name, text in _configs(plan).items():
-        assert _list(text, "FABRIC")[-2:] == CLAUSES, name
+        assert prefix_list(text, "FABRIC")[-2:] == CLAUSES, name
 
 
 def test_host_sends_only_what_it_originates() -> None:
     plan = plan_of(anycast_doc())
     host = next(d for d in plan.routers() if d.role == ROLE_HOST)
     text = render_frr(plan, host.name)
-    assert _list(text, "LOCAL") == list(host.announce)  # no VIP lines: per-VIP lists are not needed
-    assert _list(text, "ANYCAST") == CLAUSES
+    assert prefix_list(text, "LOCAL") == list(host.announce)  # no VIP lines: per-VIP lists are not needed
+    assert prefix_list(text, "ANYCAST") == CLAUSES
     assert "bgp as-path access-list LOCAL-ORIGIN seq 10 permit ^$" in text.splitlines()
-    assert _route_map(text, "TO-TOR", 10) == ["match ip address prefix-list LOCAL"]
-    assert _route_map(text, "TO-TOR", 20) == [
+    assert route_map_lines(text, "TO-TOR", 10) == ["match ip address prefix-list LOCAL"]
+    assert route_map_lines(text, "TO-TOR", 20) == [
         "match ip address prefix-list ANYCAST",
         "match as-path LOCAL-ORIGIN",
     ]
-    assert _route_map(text, "FROM-TOR", 10) == ["match ip address prefix-list FABRIC"]
+    assert route_map_lines(text, "FROM-TOR", 10) == ["match ip address prefix-list FABRIC"]
 
 
 def test_tor_accepts_from_hosts_and_passes_only_its_hosts_upstream() -> None:
     plan = plan_of(anycast_doc())
     for tor in (d for d in plan.routers() if d.role == ROLE_TOR):
         text = render_frr(plan, tor.name)
-        hosts = _list(text, "HOSTS")
+        hosts = prefix_list(text, "HOSTS")
         assert hosts[-2:] == CLAUSES and len(hosts) == 2 + 2, tor.name  # 2 host loopbacks + pools
-        assert not set(CLAUSES) & set(_list(text, "LOCAL")), tor.name
+        assert not set(CLAUSES) & set(prefix_list(text, "LOCAL")), tor.name
         assert "bgp as-path access-list HOST-ORIGIN seq 10 permit ^[0-9]+$" in text.splitlines()
-        assert _route_map(text, "TO-SPINE", 20) == [
+        assert route_map_lines(text, "TO-SPINE", 20) == [
             "match ip address prefix-list ANYCAST",
             "match as-path HOST-ORIGIN",
         ]
-        assert _route_map(text, "FROM-HOST", 10) == ["match ip address prefix-list HOSTS"]
+        assert route_map_lines(text, "FROM-HOST", 10) == ["match ip address prefix-list HOSTS"]
 
 
 def test_spines_accept_the_pools_from_every_rack() -> None:
@@ -155,7 +137,7 @@ def test_spines_accept_the_pools_from_every_rack() -> None:
         racks = {line.split()[2] for line in text.splitlines() if line.startswith("ip prefix-list RACK")}
         assert racks == {"RACK001", "RACK002", "RACK003"}, spine.name
         for rack in racks:
-            assert _list(text, rack)[-2:] == CLAUSES, (spine.name, rack)
+            assert prefix_list(text, rack)[-2:] == CLAUSES, (spine.name, rack)
         assert "  maximum-paths 64" in text.splitlines()
         assert " bgp bestpath as-path multipath-relax" in text.splitlines()  # LB nodes' ASNs differ
 
@@ -165,7 +147,7 @@ def test_evpn_and_anycast_share_one_local_origin_list() -> None:
     host = next(d for d in plan.routers() if d.role == ROLE_HOST)
     text = render_frr(plan, host.name)
     assert text.count("bgp as-path access-list LOCAL-ORIGIN") == 1
-    assert _route_map(text, "EVPN-LOCAL", 10)[0] == "match as-path LOCAL-ORIGIN"
+    assert route_map_lines(text, "EVPN-LOCAL", 10)[0] == "match as-path LOCAL-ORIGIN"
 
 
 def test_maximum_prefix_allows_the_pools() -> None:
@@ -191,7 +173,7 @@ def test_maximum_prefix_allows_the_pools() -> None:
     ],
     ids=["plain", "evpn", "hardened", "unnumbered"],
 )
-def test_every_anycast_config_passes_vtysh_check(variant: Any, tmp_path: Path) -> None:
+def test_every_anycast_config_passesvtysh_check(variant: Any, tmp_path: Path) -> None:
     if variant == "unnumbered":
         doc = anycast_doc()
         doc["pools"] = {"loopbacks": "10.255.0.0/20", "unnumbered": True}
@@ -199,26 +181,20 @@ def test_every_anycast_config_passes_vtysh_check(variant: Any, tmp_path: Path) -
         doc = anycast_doc(**variant)
     plan = plan_of(doc)
     secret = "s3cr3t" if plan.fabric.bgp.passwords != "none" else None
-    for device in plan.routers():
-        path = tmp_path / f"{device.name}.conf"
-        path.write_text(render_frr(plan, device.name, bgp_password=secret), encoding="utf-8")
-        proc = subprocess.run(
-            [str(VTYSH), "-C", "-f", str(path)], capture_output=True, text=True, timeout=60, check=False
-        )
-        assert proc.returncode == 0, f"{device.name}: {proc.stdout}{proc.stderr}"
+    assert_vtysh_accepts(plan, tmp_path, bgp_password=secret)
 
 
 # ------------------------------------------------------------------------------------ validation
 def test_anycast_needs_bgp_to_host() -> None:
     doc = make_doc(bgp={"anycast": ["10.96.0.0/24"]})
-    assert ("bgp.anycast", "needs bgp.hosts: true (hosts announce the /32s)") in _errors(doc)
+    assert ("bgp.anycast", "needs bgp.hosts: true (hosts announce the /32s)") in validation_errors(doc)
     doc = make_doc(routing="ospf", bgp={"hosts": True, "anycast": ["10.96.0.0/24"]})
-    assert ("bgp.anycast", "needs routing: bgp (hosts announce over BGP)") in _errors(doc)
+    assert ("bgp.anycast", "needs routing: bgp (hosts announce over BGP)") in validation_errors(doc)
 
 
 def test_anycast_pool_overlaps_are_collected_with_key_paths() -> None:
     doc = anycast_doc(anycast=["10.255.1.0/24", "10.96.0.0/24", "10.96.0.128/25", "10.64.8.0/24", "10.96.0"])
-    errors = _errors(doc)
+    errors = validation_errors(doc)
     assert ("bgp.anycast[0]", "overlaps pools.loopbacks (10.255.0.0/20)") in errors  # inside the loopbacks
     assert ("bgp.anycast[2]", "overlaps bgp.anycast[1] (10.96.0.0/24)") in errors  # inside another pool
     assert ("bgp.anycast[3]", "overlaps networks.vm.pool (10.64.0.0/16)") in errors  # inside a network
@@ -227,14 +203,14 @@ def test_anycast_pool_overlaps_are_collected_with_key_paths() -> None:
 
 
 def test_anycast_pool_containing_a_pool_is_an_overlap() -> None:
-    errors = _errors(anycast_doc(anycast=["10.0.0.0/8"]))
+    errors = validation_errors(anycast_doc(anycast=["10.0.0.0/8"]))
     assert any(path.startswith(("bgp.anycast[0]", "pools.", "networks.")) for path, _m in errors)
     assert any("overlaps bgp.anycast[0]" in message or path == "bgp.anycast[0]" for path, message in errors)
 
 
 def test_anycast_must_be_a_list_of_cidrs() -> None:
-    assert ("bgp.anycast", "must be a list") in list(_errors(anycast_doc(anycast="10.96.0.0/24")))
-    errors = _errors(anycast_doc(anycast=["10.96.0.1/24"]))
+    assert ("bgp.anycast", "must be a list") in list(validation_errors(anycast_doc(anycast="10.96.0.0/24")))
+    errors = validation_errors(anycast_doc(anycast=["10.96.0.1/24"]))
     assert any(path == "bgp.anycast[0]" and "host bits set" in message for path, message in errors)
 
 

@@ -16,29 +16,37 @@ The routing itself runs in tests/lab/test_fabric_border.py.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fabric_testlib import make_doc, plan_of
+from fabric_testlib import (
+    GOLDEN_FRR,
+    assert_vtysh_accepts,
+    make_doc,
+    needs_vtysh,
+    plan_of,
+    prefix_list,
+    route_map_lines,
+    validation_errors,
+)
 
-from fabric import border
-from fabric.errors import FabricValidationError
-from fabric.export import plan_to_dict
-from fabric.intent import KIND_LEAK, compare, fib_nexthops, intent_from_topology
-from fabric.plan import load_fabric
-from fabric.render.csv import render_csv
-from fabric.render.docs import render_rack_md
-from fabric.render.frr import render_frr
-from fabric.render.topology import render_topology
-from fabric.whois import whois
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric import border
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.export import plan_to_dict
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.intent import (
+    KIND_LEAK,
+    compare,
+    fib_nexthops,
+    intent_from_topology,
+)
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.plan import load_fabric
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.csv import render_csv
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.docs import render_rack_md
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.frr import render_frr
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.topology import render_topology
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.whois import whois
 
-VTYSH = shutil.which("vtysh") or ("/usr/bin/vtysh" if Path("/usr/bin/vtysh").exists() else None)
-needs_vtysh = pytest.mark.skipif(VTYSH is None, reason="vtysh (Debian package frr) is not installed")
-GOLDEN = Path(__file__).resolve().parent / "golden_frr"
 BORDER = {
     "racks": [1],
     "upstream_asn": 65000,
@@ -50,23 +58,6 @@ BORDER = {
 def border_doc(**changes: Any) -> dict[str, Any]:
     """Rack 1 (3 uplinks) is the border rack; racks 2 and 3 are not."""
     return make_doc(border={**BORDER, **changes})
-
-
-def _errors(doc: dict[str, Any]) -> list[tuple[str, str]]:
-    with pytest.raises(FabricValidationError) as info:
-        load_fabric(doc)
-    return [(error.path, error.message) for error in info.value.errors]
-
-
-def _list(text: str, name: str) -> list[str]:
-    prefix = f"ip prefix-list {name} seq "
-    return [line.split(" permit ", 1)[1] for line in text.splitlines() if line.startswith(prefix)]
-
-
-def _route_map(text: str, name: str, seq: int) -> list[str]:
-    lines = text.splitlines()
-    start = lines.index(f"route-map {name} permit {seq}")
-    return [line.strip() for line in lines[start + 1 : lines.index("exit", start)]]
 
 
 # ------------------------------------------------------------------------------------ the law
@@ -111,17 +102,17 @@ def test_fabrics_without_border_render_as_before(variant: str) -> None:
     doc["border"] = {"racks": [], "public": [], "announce": ["mgmt"]}  # no border racks: no border
     plan = plan_of(doc)
     for device in plan.routers():
-        golden = (GOLDEN / variant / device.name / "frr.conf").read_text()
+        golden = (GOLDEN_FRR / variant / device.name / "frr.conf").read_text()
         assert render_frr(plan, device.name) == golden, f"{variant}/{device.name} changed"
 
 
 def test_border_tor_takes_only_the_default_and_sends_only_public_and_service() -> None:
     text = render_frr(plan_of(border_doc()), "r001-tor1")
-    assert _list(text, "DEFAULT") == ["0.0.0.0/0"]
-    assert _list(text, "UPSTREAM-OUT") == ["198.51.100.0/24", "10.8.0.0/18 ge 24 le 24"]
-    assert _route_map(text, "FROM-UPSTREAM", 10) == ["match ip address prefix-list DEFAULT"]
-    assert _route_map(text, "TO-UPSTREAM", 10) == ["match ip address prefix-list UPSTREAM-OUT"]
-    assert _route_map(text, "TO-SPINE", 30) == ["match ip address prefix-list DEFAULT"]
+    assert prefix_list(text, "DEFAULT") == ["0.0.0.0/0"]
+    assert prefix_list(text, "UPSTREAM-OUT") == ["198.51.100.0/24", "10.8.0.0/18 ge 24 le 24"]
+    assert route_map_lines(text, "FROM-UPSTREAM", 10) == ["match ip address prefix-list DEFAULT"]
+    assert route_map_lines(text, "TO-UPSTREAM", 10) == ["match ip address prefix-list UPSTREAM-OUT"]
+    assert route_map_lines(text, "TO-SPINE", 30) == ["match ip address prefix-list DEFAULT"]
     lines = text.splitlines()
     for line in (
         "interface ext1",
@@ -139,11 +130,11 @@ def test_border_tor_takes_only_the_default_and_sends_only_public_and_service() -
 def test_default_route_passes_through_spines_and_reaches_every_router() -> None:
     plan = plan_of(border_doc())
     spine = render_frr(plan, "spine01")
-    assert "0.0.0.0/0" in _list(spine, "RACK001")
-    assert "0.0.0.0/0" not in _list(spine, "RACK002")  # only border racks may send it
-    assert _list(spine, "FABRIC")[-1] == "0.0.0.0/0"  # TO-TOR
+    assert "0.0.0.0/0" in prefix_list(spine, "RACK001")
+    assert "0.0.0.0/0" not in prefix_list(spine, "RACK002")  # only border racks may send it
+    assert prefix_list(spine, "FABRIC")[-1] == "0.0.0.0/0"  # TO-TOR
     other = render_frr(plan, "r002-tor1")
-    assert _list(other, "FABRIC")[-1] == "0.0.0.0/0"  # FROM-SPINE
+    assert prefix_list(other, "FABRIC")[-1] == "0.0.0.0/0"  # FROM-SPINE
     assert "UPSTREAM" not in other and "ext1" not in other
 
 
@@ -168,7 +159,7 @@ def test_border_only_adds_lines() -> None:
     ],
     ids=["plain", "hardened", "hosts-anycast"],
 )
-def test_every_border_config_passes_vtysh_check(bgp: dict[str, Any], tmp_path: Path) -> None:
+def test_every_border_config_passesvtysh_check(bgp: dict[str, Any], tmp_path: Path) -> None:
     doc = border_doc(racks=[1, 2])
     doc["bgp"] = bgp
     if not bgp.get("hosts"):  # the anycast gateway is for hosts without BGP
@@ -176,13 +167,7 @@ def test_every_border_config_passes_vtysh_check(bgp: dict[str, Any], tmp_path: P
     doc["defaults"] = {"tors": 2, "uplinks": 2, "hosts": 2}
     plan = plan_of(doc)
     secret = "s3cr3t" if plan.fabric.bgp.passwords != "none" else None
-    for device in plan.routers():
-        path = tmp_path / f"{device.name}.conf"
-        path.write_text(render_frr(plan, device.name, bgp_password=secret), encoding="utf-8")
-        proc = subprocess.run(
-            [str(VTYSH), "-C", "-f", str(path)], capture_output=True, text=True, timeout=60, check=False
-        )
-        assert proc.returncode == 0, f"{device.name}: {proc.stdout}{proc.stderr}"
+    assert_vtysh_accepts(plan, tmp_path, bgp_password=secret)
 
 
 def test_maximum_prefix_allows_the_default_route() -> None:
@@ -241,12 +226,12 @@ def test_kernel_default_route_is_found_by_its_prefix() -> None:
 def test_bad_border_keys_are_refused_with_their_path(
     changes: dict[str, Any], path: str, message: str
 ) -> None:
-    errors = _errors(border_doc(**changes))
+    errors = validation_errors(border_doc(**changes))
     assert any(p == path and message in m for p, m in errors), errors
 
 
 def test_border_needs_bgp() -> None:
-    assert ("border.racks", "needs routing: bgp (the upstream is an eBGP peer)") in _errors(
+    assert ("border.racks", "needs routing: bgp (the upstream is an eBGP peer)") in validation_errors(
         border_doc() | {"routing": "ospf"}
     )
 
@@ -277,7 +262,7 @@ def test_border_rack_page_lists_the_upstream_links() -> None:
 def test_a_network_role_may_not_shadow_the_upstream_interface() -> None:
     doc = border_doc()
     doc["networks"]["ext1"] = {"pool": "10.12.0.0/18", "prefix_len": 24, "vlan": 50}
-    assert ("networks.ext1", "shadows the border ToRs' upstream interface") in _errors(doc)
+    assert ("networks.ext1", "shadows the border ToRs' upstream interface") in validation_errors(doc)
 
 
 def test_whois_inverts_the_border_link_law() -> None:

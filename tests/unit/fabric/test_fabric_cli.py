@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from fabric_testlib import DOC_FILE, LAB_FILE, ROOT
 
-from fabric.cli import main
-from fabric.render.tree import MANIFEST
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.tree import MANIFEST
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric_cli import main
 
 BAD = """\
 name: bad
@@ -149,7 +149,7 @@ def test_schema_doc_is_current() -> None:
 
 
 def test_schema_update_and_stale_check(tmp_path: Path) -> None:
-    from fabric.schema import DOC_BEGIN, DOC_END
+    from ansible_collections.compleat.cloud.plugins.module_utils.fabric.schema import DOC_BEGIN, DOC_END
 
     doc = tmp_path / "doc.md"
     doc.write_text(f"intro\n{DOC_BEGIN}\nold table\n{DOC_END}\noutro\n")
@@ -178,3 +178,23 @@ def test_wrapper_script_runs_without_ansible(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("10.255.0.7: r001-tor1 lo (tor, rack 1)")
+
+
+def test_wrapper_script_makes_the_collection_link_of_a_fresh_checkout(tmp_path: Path) -> None:
+    """A checkout without build/collections (no bootstrap yet): the script links it and runs."""
+    checkout = tmp_path / "checkout"
+    (checkout / "bin").mkdir(parents=True)
+    (checkout / "plugins").symlink_to(ROOT / "plugins", target_is_directory=True)
+    script = checkout / "bin" / "compleat-fabric"
+    script.write_bytes((ROOT / "bin" / "compleat-fabric").read_bytes())
+    proc = subprocess.run(
+        [sys.executable, str(script), "validate", "--json", str(LAB_FILE)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["valid"] is True
+    link = checkout / "build" / "collections" / "ansible_collections" / "compleat" / "cloud"
+    assert link.is_symlink() and link.resolve() == checkout.resolve()

@@ -10,17 +10,25 @@ from __future__ import annotations
 import re
 
 import pytest
-from fabric_testlib import LAB_FILE, make_doc, plan_of
+from fabric_testlib import LAB_FILE, TWO_TORS, make_doc, plan_of
 
-from fabric.errors import FabricValidationError
-from fabric.evpn import VXLAN_OVERHEAD, evpn_enabled, max_tenant_mtu, underlay_mtu, vtep_address, vteps
-from fabric.model import Plan
-from fabric.plan import build_plan, load_fabric
-from fabric.render.docs import render_docs
-from fabric.render.frr import evpn_group_maps, render_frr
-from fabric.schema import markdown_table
-
-TWO_TORS = {"tors": 2, "uplinks": 2, "hosts": 2}
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.errors import FabricValidationError
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.evpn import (
+    VXLAN_OVERHEAD,
+    evpn_enabled,
+    max_tenant_mtu,
+    underlay_mtu,
+    vtep_address,
+    vteps,
+)
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.model import Plan
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.plan import build_plan, load_fabric
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.docs import render_docs
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.frr import (
+    evpn_group_maps,
+    render_frr,
+)
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.schema import markdown_table
 
 
 def _evpn_plan(**bgp: object) -> Plan:

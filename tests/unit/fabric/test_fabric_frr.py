@@ -6,20 +6,27 @@
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from fabric_testlib import EXAMPLE_500, LAB_FILE, LAB_OSPF_FILE, make_doc, plan_of
+from fabric_testlib import (
+    EXAMPLE_500,
+    LAB_FILE,
+    LAB_OSPF_FILE,
+    assert_vtysh_accepts,
+    make_doc,
+    needs_vtysh,
+    plan_of,
+    vtysh_check,
+)
 
-from fabric.model import Plan
-from fabric.plan import build_plan, load_fabric
-from fabric.render.frr import FrrRenderError, render_frr
-
-VTYSH = shutil.which("vtysh") or ("/usr/bin/vtysh" if Path("/usr/bin/vtysh").exists() else None)
-needs_vtysh = pytest.mark.skipif(VTYSH is None, reason="vtysh (Debian package frr) is not installed")
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.model import Plan
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.plan import build_plan, load_fabric
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.frr import (
+    FrrRenderError,
+    render_frr,
+)
 
 
 def _variants() -> dict[str, Plan]:
@@ -67,25 +74,17 @@ def _section(text: str, start: str) -> list[str]:
 # ------------------------------------------------------------------------------------ vtysh -C
 @needs_vtysh
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
-def test_every_rendered_file_passes_vtysh_check(variant: str, tmp_path: Path) -> None:
+def test_every_rendered_file_passesvtysh_check(variant: str, tmp_path: Path) -> None:
     plan = VARIANTS[variant]
-    routers = plan.routers()
-    assert routers
-    for device in routers:
-        path = tmp_path / f"{device.name}.conf"
-        path.write_text(render_frr(plan, device.name), encoding="utf-8")
-        proc = subprocess.run(
-            [str(VTYSH), "-C", "-f", str(path)], capture_output=True, text=True, timeout=60, check=False
-        )
-        assert proc.returncode == 0, f"{variant}/{device.name}: {proc.stdout}{proc.stderr}"
+    assert_vtysh_accepts(plan, tmp_path, label=f"{variant}/")
 
 
 @needs_vtysh
-def test_500_rack_spine_passes_vtysh_check(tmp_path: Path) -> None:
+def test_500_rack_spine_passesvtysh_check(tmp_path: Path) -> None:
     plan = build_plan(load_fabric(EXAMPLE_500))
     path = tmp_path / "spine01.conf"
     path.write_text(render_frr(plan, "spine01"), encoding="utf-8")
-    proc = subprocess.run([str(VTYSH), "-C", "-f", str(path)], capture_output=True, text=True, check=False)
+    proc = vtysh_check(path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 

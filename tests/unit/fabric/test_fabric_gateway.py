@@ -15,40 +15,38 @@ The failover itself runs in tests/lab/test_fabric_gateway.py.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fabric_testlib import make_doc, plan_of
+from fabric_testlib import (
+    GOLDEN_FRR,
+    TWO_TORS,
+    assert_vtysh_accepts,
+    make_doc,
+    needs_vtysh,
+    plan_of,
+    validation_errors,
+)
 
-from fabric import gateway
-from fabric.errors import FabricValidationError
-from fabric.export import plan_to_dict
-from fabric.plan import load_fabric
-from fabric.render.csv import render_csv
-from fabric.render.dhcp import kea_subnets, relay_config
-from fabric.render.docs import render_rack_md
-from fabric.render.frr import render_frr
-from fabric.whois import whois
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric import gateway
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.export import plan_to_dict
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.plan import load_fabric
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.csv import render_csv
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.dhcp import (
+    kea_subnets,
+    relay_config,
+)
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.docs import render_rack_md
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.frr import render_frr
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.whois import whois
 
-VTYSH = shutil.which("vtysh") or ("/usr/bin/vtysh" if Path("/usr/bin/vtysh").exists() else None)
-needs_vtysh = pytest.mark.skipif(VTYSH is None, reason="vtysh (Debian package frr) is not installed")
-GOLDEN = Path(__file__).resolve().parent / "golden_frr"
-TWO_TORS = {"tors": 2, "uplinks": 2, "hosts": 2}
 MAC = "02:00:00:00:01:01"
 
 
 def anycast_doc(**changes: Any) -> dict[str, Any]:
     """Two-ToR racks (rack 1 has 3 uplinks) with the anycast gateway."""
     return make_doc(defaults=TWO_TORS, gateway={"redundancy": "anycast"}, **changes)
-
-
-def _errors(doc: dict[str, Any]) -> list[tuple[str, str]]:
-    with pytest.raises(FabricValidationError) as info:
-        load_fabric(doc)
-    return [(error.path, error.message) for error in info.value.errors]
 
 
 def _stanza(text: str, header: str) -> list[str]:
@@ -91,7 +89,7 @@ def test_plan_gives_every_tor_the_gateway_and_its_own_address() -> None:
 
 
 def test_anycast_is_refused_with_bgp_hosts() -> None:
-    messages = dict(_errors(anycast_doc(bgp={"hosts": True})))
+    messages = dict(validation_errors(anycast_doc(bgp={"hosts": True})))
     assert messages["gateway.redundancy"].startswith("not with bgp.hosts")
 
 
@@ -123,7 +121,7 @@ def test_fabrics_without_the_key_render_as_before(variant: str) -> None:
     doc["gateway"] = {"redundancy": "none", "mac": "02:aa:00:00:00:01"}
     plan = plan_of(doc)
     for device in plan.routers():
-        golden = (GOLDEN / variant / device.name / "frr.conf").read_text()
+        golden = (GOLDEN_FRR / variant / device.name / "frr.conf").read_text()
         assert render_frr(plan, device.name) == golden, f"{variant}/{device.name} changed"
 
 
@@ -155,15 +153,9 @@ def test_rack_networks_are_announced_by_both_tors() -> None:
     ],
     ids=["bgp", "bgp-gtsm-relay", "ospf", "unnumbered"],
 )
-def test_every_anycast_gateway_config_passes_vtysh_check(changes: dict[str, Any], tmp_path: Path) -> None:
+def test_every_anycast_gateway_config_passesvtysh_check(changes: dict[str, Any], tmp_path: Path) -> None:
     plan = plan_of(anycast_doc(**changes))
-    for device in plan.routers():
-        path = tmp_path / f"{device.name}.conf"
-        path.write_text(render_frr(plan, device.name), encoding="utf-8")
-        proc = subprocess.run(
-            [str(VTYSH), "-C", "-f", str(path)], capture_output=True, text=True, timeout=60, check=False
-        )
-        assert proc.returncode == 0, f"{device.name}: {proc.stdout}{proc.stderr}"
+    assert_vtysh_accepts(plan, tmp_path)
 
 
 # ------------------------------------------------------------------------------------ views
@@ -213,7 +205,7 @@ def test_anycast_needs_at_most_eight_tor_slots() -> None:
     doc = anycast_doc()
     doc["limits"]["tors_per_rack"] = 9
     assert ("gateway.redundancy", "needs limits.tors_per_rack <= 8 (it is 9)") in [
-        (path, message.split(": ", 1)[1]) for path, message in _errors(doc)
+        (path, message.split(": ", 1)[1]) for path, message in validation_errors(doc)
     ]
 
 
@@ -227,7 +219,7 @@ def test_anycast_needs_at_most_eight_tor_slots() -> None:
     ],
 )
 def test_bad_gateway_keys_are_refused_with_their_path(gateway_doc: dict[str, Any], path: str) -> None:
-    assert path in [error_path for error_path, _message in _errors(make_doc(gateway=gateway_doc))]
+    assert path in [error_path for error_path, _message in validation_errors(make_doc(gateway=gateway_doc))]
 
 
 def test_adding_a_rack_changes_no_existing_tor_file() -> None:

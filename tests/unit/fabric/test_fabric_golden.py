@@ -19,8 +19,8 @@ from pathlib import Path
 
 from fabric_testlib import LAB_FILE
 
-from fabric.plan import build_plan, load_fabric
-from fabric.render.tree import render_tree
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.plan import build_plan, load_fabric
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.tree import render_tree
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "lab"
 HINT = "outputs differ from the golden files; if intended: UPDATE_GOLDEN=1 pytest " + Path(__file__).name

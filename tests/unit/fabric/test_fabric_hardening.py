@@ -16,49 +16,44 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fabric_testlib import ROOT, make_doc, plan_of
+from fabric_testlib import (
+    GOLDEN_FRR,
+    ROOT,
+    TWO_TORS,
+    golden_frr_docs,
+    make_doc,
+    needs_vtysh,
+    plan_of,
+    validation_errors,
+    vtysh_check,
+)
 
-from fabric.errors import FabricValidationError
-from fabric.evpn import underlay_mtu
-from fabric.hardening import (
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.evpn import underlay_mtu
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.hardening import (
     fabric_prefix_capacity,
     fabric_prefix_count,
     password_problems,
     prefix_limit,
     session_password,
 )
-from fabric.model import Plan
-from fabric.plan import load_fabric
-from fabric.render.frr import FrrRenderError, render_frr
-from fabric.render.topology import render_topology
-from fabric.render.tree import render_all, render_tree
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.model import Plan
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.frr import (
+    FrrRenderError,
+    render_frr,
+)
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.topology import render_topology
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.tree import render_all, render_tree
 
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 from lab.fabric_lab import config_delta
 
-VTYSH = shutil.which("vtysh") or ("/usr/bin/vtysh" if Path("/usr/bin/vtysh").exists() else None)
-needs_vtysh = pytest.mark.skipif(VTYSH is None, reason="vtysh (Debian package frr) is not installed")
-GOLDEN = Path(__file__).resolve().parent / "golden_frr"
 SECRET = "s3cr3t-Fabric!key"
-TWO_TORS = {"tors": 2, "uplinks": 2, "hosts": 2}
-
-
-def _golden_docs() -> dict[str, dict[str, Any]]:
-    """The fabrics of ``golden_frr/`` (same documents as test_fabric_frr's variants)."""
-    unnumbered = {"loopbacks": "10.255.0.0/20", "unnumbered": True}
-    return {
-        "bgp-hosts-2tors": make_doc(defaults=TWO_TORS, bgp={"hosts": True, "bfd_interval": 150}),
-        "bgp-unnumbered": make_doc(pools=unnumbered, bgp={"bfd": False}),
-        "ospf-unnumbered-bfd": make_doc(routing="ospf", pools=unnumbered, ospf={"area": 0, "bfd": True}),
-    }
 
 
 def hardened_doc(**bgp: Any) -> dict[str, Any]:
@@ -76,35 +71,23 @@ def hardened_doc(**bgp: Any) -> dict[str, Any]:
     return doc
 
 
-def _errors(doc: dict[str, Any]) -> list[tuple[str, str]]:
-    with pytest.raises(FabricValidationError) as info:
-        load_fabric(doc)
-    return [(error.path, error.message) for error in info.value.errors]
-
-
-def _vtysh_check(path: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(VTYSH), "-C", "-f", str(path)], capture_output=True, text=True, timeout=60, check=False
-    )
-
-
 def _lines(text: str, pattern: str) -> list[str]:
     return [line for line in text.splitlines() if re.search(pattern, line)]
 
 
 # ------------------------------------------------------------------------------------ unchanged
-@pytest.mark.parametrize("variant", sorted(_golden_docs()))
+@pytest.mark.parametrize("variant", sorted(golden_frr_docs()))
 def test_fabrics_without_new_keys_render_as_before(variant: str) -> None:
-    plan = plan_of(_golden_docs()[variant])
-    files = sorted(p.relative_to(GOLDEN / variant) for p in (GOLDEN / variant).rglob("frr.conf"))
+    plan = plan_of(golden_frr_docs()[variant])
+    files = sorted(p.relative_to(GOLDEN_FRR / variant) for p in (GOLDEN_FRR / variant).rglob("frr.conf"))
     assert [f"{d.name}/frr.conf" for d in plan.routers()] == sorted(str(f) for f in files) or files
     for device in plan.routers():
-        golden = (GOLDEN / variant / device.name / "frr.conf").read_text()
+        golden = (GOLDEN_FRR / variant / device.name / "frr.conf").read_text()
         assert render_frr(plan, device.name) == golden, f"{variant}/{device.name} changed"
 
 
 def test_explicit_defaults_render_as_omitted_keys() -> None:
-    doc = _golden_docs()["bgp-hosts-2tors"]
+    doc = golden_frr_docs()["bgp-hosts-2tors"]
     plan = plan_of(doc)
     explicit = make_doc(defaults=TWO_TORS)
     explicit["bgp"] = {
@@ -122,20 +105,20 @@ def test_explicit_defaults_render_as_omitted_keys() -> None:
 # ------------------------------------------------------------------------------------ vtysh -C
 @needs_vtysh
 @pytest.mark.parametrize("scheme", ["fabric", "per_session"])
-def test_hardened_and_drained_configs_pass_vtysh_check(scheme: str, tmp_path: Path) -> None:
+def test_hardened_and_drained_configs_passvtysh_check(scheme: str, tmp_path: Path) -> None:
     plan = plan_of(hardened_doc(passwords=scheme))
     for device in plan.routers():
         path = tmp_path / f"{device.name}.conf"
         text = render_frr(plan, device.name, bgp_password=SECRET)
         assert " ttl-security hops 1" in text and " maximum-prefix " in text and " password " in text
         path.write_text(text, encoding="utf-8")
-        proc = _vtysh_check(path)
+        proc = vtysh_check(path)
         assert proc.returncode == 0, f"{device.name}: {proc.stdout}{proc.stderr}"
 
 
 @needs_vtysh
 @pytest.mark.parametrize("routing", ["bgp", "ospf"])
-def test_unnumbered_gtsm_drain_warning_only_pass_vtysh_check(routing: str, tmp_path: Path) -> None:
+def test_unnumbered_gtsm_drain_warning_only_passvtysh_check(routing: str, tmp_path: Path) -> None:
     doc = make_doc(routing=routing, pools={"loopbacks": "10.255.0.0/20", "unnumbered": True})
     if routing == "bgp":
         doc["bgp"] = {"gtsm": True, "maximum_prefix": {"enabled": True, "warning_only": True}}
@@ -146,7 +129,7 @@ def test_unnumbered_gtsm_drain_warning_only_pass_vtysh_check(routing: str, tmp_p
     for device in plan.routers():
         path = tmp_path / f"{device.name}.conf"
         path.write_text(render_frr(plan, device.name), encoding="utf-8")
-        proc = _vtysh_check(path)
+        proc = vtysh_check(path)
         assert proc.returncode == 0, f"{device.name}: {proc.stdout}{proc.stderr}"
 
 
@@ -265,7 +248,7 @@ def test_render_all_refuses_without_password_and_writes_nothing(tmp_path: Path) 
 
 
 def test_cli_takes_password_from_file_or_environment(tmp_path: Path) -> None:
-    from fabric import cli
+    from ansible_collections.compleat.cloud.plugins.module_utils import fabric_cli as cli
 
     fabric_file = tmp_path / "f.json"
     fabric_file.write_text(json.dumps(hardened_doc()))
@@ -444,7 +427,7 @@ def test_config_delta_nested_stanzas() -> None:
     ],
 )
 def test_schema_errors_name_the_key(changes: dict[str, Any], path: str, fragment: str) -> None:
-    errors = _errors(make_doc(**changes))
+    errors = validation_errors(make_doc(**changes))
     assert any(p == path and fragment in m for p, m in errors), errors
 
 
@@ -488,7 +471,6 @@ def test_evpn_underlay_mtu_is_the_smallest_link() -> None:
 # ------------------------------------------------------------------------------------ Ansible module
 def _run_module(args: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> tuple[dict[str, Any], str]:
     """Run fabric_render with ``args``; return its JSON result and the raw output."""
-    pytest.importorskip("ansible")
     from modargs import patch_module_args
 
     from ansible_collections.compleat.cloud.plugins.modules import fabric_render

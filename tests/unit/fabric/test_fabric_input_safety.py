@@ -18,14 +18,24 @@ import pytest
 import yaml
 from fabric_testlib import EXAMPLE_500, LAB_FILE, LAB_OSPF_FILE, make_doc, plan_of
 
-from fabric.cli import main
-from fabric.errors import FabricValidationError
-from fabric.intent import PRESENT, intent_from_plan
-from fabric.plan import MAX_DEPTH, MAX_EXPANSION, load_fabric, read_fabric_file, structure_problems
-from fabric.render import tree
-from fabric.render.docs import md_text, render_docs
-from fabric.validate import check
-from fabric.whois import RESERVED, WhoisIndex, parse_address
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.errors import FabricValidationError
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.intent import PRESENT, intent_from_plan
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.plan import (
+    MAX_DEPTH,
+    MAX_EXPANSION,
+    load_fabric,
+    read_fabric_file,
+    structure_problems,
+)
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render import tree
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.docs import md_text, render_docs
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.validate import check
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.whois import (
+    RESERVED,
+    WhoisIndex,
+    parse_address,
+)
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric_cli import main
 
 BAD_UTF8 = b"name: lab\nracks:\n  - {id: 1, name: caf\xe9}\n"
 BOMB_LEVELS = 9  # 9**9 = 387 420 489 leaves once expanded
@@ -142,7 +152,8 @@ def test_maximum_paths_in_every_face(tmp_path: Path) -> None:
     fabric_file = write(tmp_path / "paths.yml", yaml.safe_dump(doc))
     code, out, err = run("validate", str(fabric_file))
     assert code == 1 and out == "" and "bgp.maximum_paths: smaller than the widest ECMP" in err
-    filters = pytest.importorskip("ansible_collections.compleat.cloud.plugins.filter.fabric")
+    from ansible_collections.compleat.cloud.plugins.filter import fabric as filters
+
     assert {p["path"] for p in filters.fabric_validate(doc)} == {"bgp.maximum_paths"}
 
 
@@ -353,7 +364,6 @@ def test_whois_refuses_prefixes() -> None:
 # ------------------------------------------------------------------------------------ Ansible faces
 @pytest.fixture
 def ansible_faces() -> tuple[Any, Any, Any]:
-    pytest.importorskip("ansible")
     from ansible.errors import AnsibleFilterError
 
     from ansible_collections.compleat.cloud.plugins.filter import fabric as filters

@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 from fabric_testlib import LAB_FILE, LAB_OSPF_FILE, make_doc, plan_of
 
-from fabric import intent as fi
-from fabric.plan import build_plan, load_fabric
-from fabric.render.topology import render_topology
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric import intent as fi
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.plan import build_plan, load_fabric
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.topology import render_topology
 
 SAMPLES = Path(__file__).resolve().parent / "frr_samples"
 

@@ -20,38 +20,47 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fabric_testlib import make_doc, plan_of
+from fabric_testlib import TWO_TORS, assert_vtysh_accepts, make_doc, needs_vtysh, plan_of, validation_errors
 
-from fabric import ipv6
-from fabric.errors import FabricValidationError
-from fabric.model import Limits, Plan
-from fabric.plan import load_fabric
-from fabric.render.csv import render_csv
-from fabric.render.dns import address_names6, ptr_owner6, render_dns, reverse_blocks6, reverse_zone_name6
-from fabric.render.docs import render_docs
-from fabric.render.frr import ipv6_sessions, render_frr
-from fabric.render.host import host_networks, networkd_files
-from fabric.render.topology import render_topology
-from fabric.render.tree import render_all
-from fabric.whois import ASSIGNED, OUTSIDE, RESERVED, UNASSIGNED, WhoisIndex, parse_address6
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric import ipv6
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.model import Limits, Plan
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.plan import load_fabric
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.csv import render_csv
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.dns import (
+    address_names6,
+    ptr_owner6,
+    render_dns,
+    reverse_blocks6,
+    reverse_zone_name6,
+)
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.docs import render_docs
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.frr import (
+    ipv6_sessions,
+    render_frr,
+)
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.host import (
+    host_networks,
+    networkd_files,
+)
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.topology import render_topology
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.tree import render_all
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.whois import (
+    ASSIGNED,
+    OUTSIDE,
+    RESERVED,
+    UNASSIGNED,
+    WhoisIndex,
+    parse_address6,
+)
 
-VTYSH = shutil.which("vtysh") or ("/usr/bin/vtysh" if Path("/usr/bin/vtysh").exists() else None)
-needs_vtysh = pytest.mark.skipif(VTYSH is None, reason="vtysh (Debian package frr) is not installed")
 PREFIX = "fd00:1::/48"
 LIMITS = Limits(max_racks=64, tors_per_rack=2, uplinks_per_tor=4, hosts_per_rack=16, spines=4)
 UNNUMBERED = {"loopbacks": "10.255.0.0/20", "unnumbered": True}
-TWO_TORS = {"tors": 2, "uplinks": 2, "hosts": 2}
 
 
 def v6_doc(**changes: Any) -> dict[str, Any]:
     """BASE_DOC (64 racks, VLANs 10..40) with ``ipv6.prefix``."""
     return make_doc(ipv6={"prefix": PREFIX}, **changes)
-
-
-def _errors(doc: dict[str, Any]) -> list[tuple[str, str]]:
-    with pytest.raises(FabricValidationError) as info:
-        load_fabric(doc)
-    return [(error.path, error.message) for error in info.value.errors]
 
 
 # ------------------------------------------------------------------------------------ the law
@@ -110,17 +119,19 @@ def test_offset_in_subnet() -> None:
     ],
 )
 def test_malformed_prefix_is_refused_with_its_key(value: object, fragment: str) -> None:
-    errors = _errors(make_doc(ipv6={"prefix": value}))
+    errors = validation_errors(make_doc(ipv6={"prefix": value}))
     assert [path for path, _message in errors] == ["ipv6.prefix"]
     assert fragment in errors[0][1]
 
 
 def test_unknown_ipv6_key_is_refused() -> None:
-    assert ("ipv6.prefx", "unknown key; did you mean 'prefix'?") in _errors(make_doc(ipv6={"prefx": PREFIX}))
+    assert ("ipv6.prefx", "unknown key; did you mean 'prefix'?") in validation_errors(
+        make_doc(ipv6={"prefx": PREFIX})
+    )
 
 
 def test_dual_stack_needs_bgp() -> None:
-    errors = _errors(v6_doc(routing="ospf"))
+    errors = validation_errors(v6_doc(routing="ospf"))
     assert errors == [
         (
             "ipv6.prefix",
@@ -131,13 +142,13 @@ def test_dual_stack_needs_bgp() -> None:
 
 
 def test_dual_stack_refuses_the_anycast_gateway() -> None:
-    errors = _errors(v6_doc(gateway={"redundancy": "anycast"}))
+    errors = validation_errors(v6_doc(gateway={"redundancy": "anycast"}))
     assert [path for path, _message in errors] == ["ipv6.prefix"]
     assert "IPv6 anycast gateway" in errors[0][1]
 
 
 def test_prefix_too_small_names_the_length_needed() -> None:
-    errors = _errors(make_doc(ipv6={"prefix": "fd00:1::/56"}))
+    errors = validation_errors(make_doc(ipv6={"prefix": "fd00:1::/56"}))
     assert errors == [
         (
             "ipv6.prefix",
@@ -308,15 +319,9 @@ V6_VARIANTS = {
 
 @needs_vtysh
 @pytest.mark.parametrize("variant", sorted(V6_VARIANTS))
-def test_dual_stack_configs_pass_vtysh_check(variant: str, tmp_path: Path) -> None:
+def test_dual_stack_configs_passvtysh_check(variant: str, tmp_path: Path) -> None:
     plan = plan_of(V6_VARIANTS[variant])
-    for device in plan.routers():
-        path = tmp_path / f"{device.name}.conf"
-        path.write_text(render_frr(plan, device.name, bgp_password="Secret-1"), encoding="utf-8")
-        proc = subprocess.run(
-            [str(VTYSH), "-C", "-f", str(path)], capture_output=True, text=True, check=False
-        )
-        assert proc.returncode == 0, (device.name, proc.stdout, proc.stderr)
+    assert_vtysh_accepts(plan, tmp_path, bgp_password="Secret-1")
 
 
 def _policy_names(text: str, family: str) -> set[str]:

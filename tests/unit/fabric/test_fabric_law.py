@@ -9,8 +9,8 @@ import ipaddress
 
 import pytest
 
-from fabric import law
-from fabric.model import Limits
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric import law
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.model import Limits
 
 LIMITS = Limits(max_racks=64, tors_per_rack=2, uplinks_per_tor=4, hosts_per_rack=16, spines=4)
 

@@ -9,9 +9,9 @@ import time
 
 from fabric_testlib import make_doc, plan_of, scale_doc
 
-from fabric.export import plan_to_dict
-from fabric.model import Plan
-from fabric.plan import build_plan, load_fabric
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.export import plan_to_dict
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.model import Plan
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.plan import build_plan, load_fabric
 
 
 def test_lab_plan_shape(lab_plan: Plan) -> None:

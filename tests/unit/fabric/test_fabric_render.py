@@ -14,14 +14,21 @@ from xml.etree import ElementTree
 import pytest
 from fabric_testlib import make_doc, plan_of, scale_doc
 
-from fabric import law
-from fabric.model import Plan
-from fabric.render import docs as docs_renderer
-from fabric.render.csv import HEADER, render_csv
-from fabric.render.docs import render_docs, render_fabric_md
-from fabric.render.svg import render_svg
-from fabric.render.topology import render_topology
-from fabric.render.tree import MANIFEST, frr_available, render_all
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric import law
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.model import Plan
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render import docs as docs_renderer
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render import tree
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.csv import HEADER, render_csv
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.docs import (
+    render_docs,
+    render_fabric_md,
+)
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.svg import render_svg
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.topology import render_topology
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.tree import (
+    MANIFEST,
+    render_all,
+)
 
 NON_FRR = [
     "fabric.md",
@@ -32,7 +39,6 @@ NON_FRR = [
     "racks/r003.md",
     "topology.json",
 ]
-needs_frr = pytest.mark.skipif(not frr_available(), reason="render/frr.py (FRR renderer) not present yet")
 
 
 def test_topology_json(lab_plan: Plan) -> None:
@@ -159,7 +165,7 @@ def test_failure_while_rendering_leaves_output_untouched(
     def explode(plan: Plan) -> str:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr("fabric.render.tree.render_svg", explode)
+    monkeypatch.setattr(tree, "render_svg", explode)
     with pytest.raises(RuntimeError, match="boom"):
         render_all(plan_of(make_doc()), out, frr=False)
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
@@ -184,7 +190,6 @@ def test_out_dir_must_be_a_directory(lab_plan: Plan, tmp_path: Path) -> None:
         render_all(lab_plan, target, frr=False)
 
 
-@needs_frr
 def test_render_all_with_frr_configs(lab_plan: Plan, tmp_path: Path) -> None:
     result = render_all(lab_plan, tmp_path / "out", frr=True)
     configs = [rel for rel in result.files if rel.endswith("/frr.conf")]
@@ -193,7 +198,6 @@ def test_render_all_with_frr_configs(lab_plan: Plan, tmp_path: Path) -> None:
     assert "hostname r001-tor1" in text
 
 
-@needs_frr
 def test_bgp_hosts_get_frr_configs(tmp_path: Path) -> None:
     plan = plan_of(make_doc(bgp={"hosts": True}))
     result = render_all(plan, tmp_path / "out")

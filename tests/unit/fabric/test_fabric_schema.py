@@ -9,7 +9,7 @@ import re
 
 from fabric_testlib import DOC_FILE, make_doc
 
-from fabric import schema
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric import schema
 
 
 def test_normalize_fills_every_default() -> None:

@@ -13,8 +13,10 @@ from typing import Any
 import pytest
 from fabric_testlib import make_doc, plan_of
 
-from fabric.model import Plan
-from fabric.render.tree import frr_available, render_tree
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.model import Plan
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.tree import (
+    render_tree,
+)
 
 Case = tuple[dict[str, Any], dict[str, Any], set[int]]
 
@@ -126,7 +128,6 @@ def test_growth_changes_nothing_that_existed(case: str, tmp_path: Path) -> None:
     assert_outputs_grow_only(before, after, touched)
 
 
-@pytest.mark.skipif(not frr_available(), reason="render/frr.py (FRR renderer) not present yet")
 @pytest.mark.parametrize("case", ["add rack N+1", "add rack in a gap", "add hosts"])
 def test_existing_tor_configs_unchanged(case: str, tmp_path: Path) -> None:
     before_doc, after_doc, touched = CASES[case]

@@ -12,9 +12,16 @@ from typing import Any
 import pytest
 from fabric_testlib import BASE_DOC, EXAMPLE_500, LAB_FILE, LAB_OSPF_FILE, make_doc
 
-from fabric.errors import FabricError, FabricValidationError
-from fabric.plan import load_fabric
-from fabric.validate import _check_overlaps, _Pool, check
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.errors import (
+    FabricError,
+    FabricValidationError,
+)
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.plan import load_fabric
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.validate import (
+    _check_overlaps,
+    _Pool,
+    check,
+)
 
 MULTI_FAULT = """\
 name: Bad_Name

@@ -8,10 +8,17 @@ from __future__ import annotations
 import pytest
 from fabric_testlib import make_doc, plan_of
 
-from fabric import law
-from fabric.model import Plan
-from fabric.render.csv import render_csv
-from fabric.whois import ASSIGNED, OUTSIDE, RESERVED, UNASSIGNED, WhoisIndex, whois
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric import law
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.model import Plan
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.csv import render_csv
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.whois import (
+    ASSIGNED,
+    OUTSIDE,
+    RESERVED,
+    UNASSIGNED,
+    WhoisIndex,
+    whois,
+)
 
 
 @pytest.fixture(scope="module")

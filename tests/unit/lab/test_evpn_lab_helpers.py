@@ -18,8 +18,8 @@ ROOT = Path(__file__).resolve().parents[3]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from fabric.evpn import evpn_enabled, vteps  # noqa: E402
-from fabric.plan import build_plan, load_fabric  # noqa: E402
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.evpn import evpn_enabled, vteps  # noqa: E402
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.plan import build_plan, load_fabric  # noqa: E402
 from lab.evpn_lab import Endpoint, evpn_fabric_doc, snat_counter, snat_ruleset  # noqa: E402
 
 LAB_FABRIC = ROOT / "inventories" / "lab" / "fabric.yml"

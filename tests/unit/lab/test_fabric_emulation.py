@@ -19,9 +19,9 @@ ROOT = Path(__file__).resolve().parents[3]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from fabric.intent import PRESENT  # noqa: E402
-from fabric.plan import build_plan, load_fabric  # noqa: E402
-from fabric.render.tree import render_tree  # noqa: E402
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.intent import PRESENT  # noqa: E402
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.plan import build_plan, load_fabric  # noqa: E402
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.tree import render_tree  # noqa: E402
 from lab import fabric_lab  # noqa: E402
 
 

@@ -17,8 +17,12 @@ ROOT = Path(__file__).resolve().parents[3]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from fabric.plan import build_plan, load_fabric, read_fabric_file  # noqa: E402
-from fabric.render.tree import render_tree  # noqa: E402
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.plan import (  # noqa: E402
+    build_plan,
+    load_fabric,
+    read_fabric_file,
+)
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.tree import render_tree  # noqa: E402
 from lab import fabric_lab  # noqa: E402
 
 

@@ -15,9 +15,9 @@ import yaml
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.compleat.cloud.plugins.filter import monitoring as mon
-from fabric import intent as fabric_intent
-from fabric.export import plan_to_dict
-from fabric.plan import build_plan, load_fabric
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric import intent as fabric_intent
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.export import plan_to_dict
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.plan import build_plan, load_fabric
 
 ROOT = Path(__file__).resolve().parents[3]
 LAB_FABRIC = ROOT / "inventories" / "lab" / "fabric.yml"
@@ -119,7 +119,7 @@ def test_fabric_targets_accept_plan_object_dict_and_file(lab_plan):
 
 
 def test_invalid_fabric_is_a_filter_error():
-    with pytest.raises(AnsibleFilterError, match="invalid fabric"):
+    with pytest.raises(AnsibleFilterError, match="monitoring_fabric_targets: fabric file has 3 errors"):
         mon.fabric_targets({"name": "x", "spines": "not-a-list"})
     with pytest.raises(AnsibleFilterError, match="expected a fabric plan"):
         mon.fabric_targets(None)

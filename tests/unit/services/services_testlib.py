@@ -9,8 +9,8 @@ import copy
 from pathlib import Path
 from typing import Any
 
-from fabric.model import Plan
-from fabric.plan import build_plan, load_fabric
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.model import Plan
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.plan import build_plan, load_fabric
 
 ROOT = Path(__file__).resolve().parents[3]
 LAB_FILE = ROOT / "inventories" / "lab" / "fabric.yml"

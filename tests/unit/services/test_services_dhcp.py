@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from services_testlib import DOC, EXAMPLE_FILE, LAB_FILE, doc, plan_of
 
-from fabric import law
-from fabric.render import dhcp
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric import law
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render import dhcp
 
 MAC1 = "52:54:00:00:01:01"
 

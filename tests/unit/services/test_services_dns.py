@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from services_testlib import DOC, LAB_FILE, doc, plan_of
 
-from fabric.render import dns
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render import dns
 
 NS = [{"name": "ns1", "address": "10.0.1.10"}]
 

@@ -13,7 +13,7 @@ import pytest
 from role_files import load_role_file
 from services_testlib import DOC, plan_of
 
-from fabric.render import dns
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render import dns
 
 needs_checkzone = pytest.mark.skipif(shutil.which("named-checkzone") is None, reason="bind9-utils missing")
 

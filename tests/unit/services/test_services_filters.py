@@ -11,13 +11,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from ansible.errors import AnsibleFilterError
 from services_testlib import DOC, LAB_FILE, ROOT, doc, plan_of
 
-pytest.importorskip("ansible")
-
-from ansible.errors import AnsibleFilterError
-
 from ansible_collections.compleat.cloud.plugins.filter import services
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric import adapter
 
 FILTERS = services.FilterModule().filters()
 NS = [{"name": "ns1", "address": "10.0.1.10"}]
@@ -67,10 +65,10 @@ def test_fabric_argument_forms_agree() -> None:
 
 
 def test_plan_cache_is_bounded() -> None:
-    services._plans.clear()
+    adapter._cache.clear()
     for index in range(6):
         FILTERS["fabric_dns_acl"](doc(name=f"c{index}"))
-    assert len(services._plans) == services._CACHE_SIZE
+    assert len(adapter._cache) == adapter.CACHE_SIZE
 
 
 def test_errors_become_filter_errors() -> None:

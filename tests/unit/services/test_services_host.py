@@ -93,7 +93,6 @@ def test_errors_name_the_key_and_value(device: str, default_route: str, message:
 
 
 def test_filter_reads_a_file_and_reports_errors() -> None:
-    pytest.importorskip("ansible")
     from ansible.errors import AnsibleFilterError
 
     from ansible_collections.compleat.cloud.plugins.filter.services import fabric_host_networks
@@ -179,7 +178,6 @@ def test_networkd_errors(kwargs: dict, message: str) -> None:
 
 
 def test_networkd_filter() -> None:
-    pytest.importorskip("ansible")
     from ansible.errors import AnsibleFilterError
 
     from ansible_collections.compleat.cloud.plugins.filter.services import fabric_host_networkd

@@ -94,7 +94,7 @@ def rack_devices(plan: Plan, rack: int, role: str) -> list[Device]:
 
 def pool_range(plan: Plan, network: Network) -> tuple[str, str] | None:
     """First and last dynamic address of a rack network (None when the law leaves none)."""
-    start, plen = law.parse_cidr(network.prefix)
+    start, plen = network.start, network.prefix_len
     first = law.host_offset(plan.fabric.limits.hosts_per_rack + 1)
     last = law.block_size(plen) - 2
     if plen >= 31 or first > last:
@@ -170,13 +170,12 @@ def kea_subnets(
         tors_by_rack.setdefault(tor.rack, []).append(tor)
     subnets = []
     for net in nets:
-        start = law.parse_cidr(net.prefix)[0]
         tors = tors_by_rack.get(net.rack, [])
         relay = [addr for tor in tors if (addr := _address_on(tor, net.role))]
         if net.gateway_devices:  # anycast gateway: every ToR relays with the gateway as giaddr
             relay = [net.gateway]
         subnet: dict[str, Any] = {
-            "id": start,
+            "id": net.start,
             "subnet": net.prefix,
             "relay": {"ip-addresses": relay or [net.gateway]},
             "user-context": {"rack": net.rack, "network": net.role, "vlan": net.vlan},
@@ -194,8 +193,7 @@ def kea_subnets(
 def _subnet_of(nets: Sequence[Network], address: str) -> Network | None:
     value = law.ip_to_int(address)
     for net in nets:
-        start, plen = law.parse_cidr(net.prefix)
-        if start < value < start + law.block_size(plen) - 1:
+        if net.start < value < net.start + law.block_size(net.prefix_len) - 1:
             return net
     return None
 

@@ -24,9 +24,9 @@ from pathlib import Path
 
 from ..errors import FabricError
 from ..model import Plan
-from ..util import paused_gc
 from .csv import render_csv
 from .docs import rack_page_name, render_docs
+from .frr import render_frr
 from .svg import render_svg
 from .topology import render_topology
 
@@ -54,15 +54,6 @@ class RenderResult:
         return sorted(self.created + self.modified + self.removed)
 
 
-def frr_available() -> bool:
-    """True when the FRR renderer (``render/frr.py``) is present."""
-    try:
-        from . import frr  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def iter_outputs(
     plan: Plan, *, frr: bool = True, bgp_password: str | None = None
 ) -> Iterator[tuple[str, Callable[[], str]]]:
@@ -86,8 +77,6 @@ def iter_outputs(
         path = rack_page_name(rack.id)
         yield path, lambda path=path: _docs()[path]
     if frr:
-        from .frr import render_frr
-
         for device in plan.routers():
             yield (
                 f"{device.name}/frr.conf",
@@ -99,12 +88,7 @@ def render_tree(
     plan: Plan, root: str | os.PathLike[str], *, frr: bool = True, bgp_password: str | None = None
 ) -> list[str]:
     """Write every output under the (existing, empty) directory ``root``; return relative paths."""
-    with paused_gc():
-        return _render_tree(plan, Path(root), frr=frr, bgp_password=bgp_password)
-
-
-def _render_tree(plan: Plan, base: Path, *, frr: bool, bgp_password: str | None = None) -> list[str]:
-    """``render_tree`` body (runs with the cyclic GC paused)."""
+    base = Path(root)
     written = []
     made: set[Path] = set()
     for rel, produce in iter_outputs(plan, frr=frr, bgp_password=bgp_password):

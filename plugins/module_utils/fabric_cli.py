@@ -3,6 +3,9 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Command line of the fabric engine (``bin/compleat-fabric``), usable without Ansible.
 
+Outside the engine package: the engine plans, its renderers write; this module only parses the
+arguments, calls them and prints.
+
     compleat-fabric validate FILE [--json]
     compleat-fabric render FILE OUT [--check] [--no-frr] [--bgp-password-file FILE]
     compleat-fabric whois FILE ADDR... [--json]
@@ -22,12 +25,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from . import schema
-from .errors import FabricError, FabricValidationError
-from .hardening import password_problems
-from .model import Fabric
-from .plan import build_plan, load_fabric
-from .whois import WhoisIndex
+from .fabric import schema
+from .fabric.errors import FabricError, FabricValidationError
+from .fabric.hardening import password_problems
+from .fabric.model import Fabric
+from .fabric.plan import build_plan, load_fabric
+from .fabric.render.tree import output_problems, render_all
+from .fabric.whois import WhoisIndex
 
 EXIT_OK = 0
 PASSWORD_ENV = "COMPLEAT_FABRIC_BGP_PASSWORD"
@@ -102,8 +106,6 @@ def _bgp_password(args: argparse.Namespace, problems: list[FabricError]) -> str 
 
 
 def _output_problems(out_dir: str) -> list[FabricError]:
-    from .render.tree import output_problems
-
     return output_problems(out_dir, label="OUT")
 
 
@@ -145,8 +147,6 @@ def _validate(args: argparse.Namespace, fabric: Fabric, out: TextIO) -> int:
 
 
 def _render(args: argparse.Namespace, fabric: Fabric, out: TextIO, err: TextIO) -> int:
-    from .render.tree import render_all
-
     try:
         result = render_all(
             build_plan(fabric),
