@@ -29,11 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ansible_collections.compleat.cloud.plugins.module_utils.cloud import vtep
+
 from .fabric_lab import FabricLab
 from .netns import IP, sh, wait_for
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "build" / "collections"))
-from ansible_collections.compleat.cloud.plugins.module_utils.cloud import vtep
 
 # BGP-to-host and EVPN; hosts peer over the 9000-byte vm network; BFD off (11 routers' timers
 # on 2 shared cores; BFD is not what this lab measures)

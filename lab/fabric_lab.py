@@ -47,14 +47,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .frr import FrrNode, daemons_for_config, stop_pids
-from .netns import IP, NETNS_DIR, Netns, NetnsError, cleanup, wait_for
-
-# The collection as Ansible imports it (scripts/bootstrap.sh links build/collections to this checkout);
-# the engine needs no Ansible.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "build" / "collections"))
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric import intent as fabric_intent
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric import law as fabric_law
+
+from .frr import FrrNode, daemons_for_config, stop_pids
+from .netns import IP, NETNS_DIR, Netns, NetnsError, cleanup, wait_for
 
 DEFAULT_TIMEOUT = 90.0
 

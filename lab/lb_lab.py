@@ -24,7 +24,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,13 +31,13 @@ from typing import Any
 
 import jinja2
 
+from ansible_collections.compleat.cloud.plugins.module_utils.cloud import lb  # no Ansible needed
+
 from .fabric_lab import FabricLab
 from .frr import VTYSH
 from .netns import IP, kill_pids, netns_pids, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "build" / "collections"))
-from ansible_collections.compleat.cloud.plugins.module_utils.cloud import lb  # noqa: E402  no Ansible needed
 
 LB_BGP = {"hosts": True, "bfd": False}  # BFD off: 11 routers' timers on 2 shared cores
 ANNOUNCER = ROOT / "roles" / "lb_node" / "files" / "lb_vip_announcer.py"

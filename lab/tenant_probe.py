@@ -28,11 +28,10 @@ import time
 import urllib.error
 from pathlib import Path
 
+from ansible_collections.compleat.cloud.plugins.module_utils.cloud import vtep  # no Ansible needed
+
 from .evpn_lab import GARP
 from .netns import IP, Netns, sh
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "plugins" / "module_utils"))
-from cloud import vtep  # plain package, no Ansible needed
 
 PROBE = "probe"
 PORT = "t-probe"  # the probe's port in the host's tenant bridge (like a libvirt tap)
