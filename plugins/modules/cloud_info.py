@@ -21,15 +21,10 @@ description:
     disagreeing instances (what C(playbooks/health_check.yml) acts on); M(compleat.cloud.reconcile)
     repairs the drift.
   - Never writes; the store is not created or migrated.
-author:
-  - compleat.cloud developers (@compleat-cloud)
 requirements:
   - libvirt-python, only for O(check_health=true)
 extends_documentation_fragment:
-  - compleat.cloud.attributes
-  - compleat.cloud.attributes.read_only
-  - compleat.cloud.attributes.platform
-  - compleat.cloud.cloud_store
+  - compleat.cloud.cloud_store.read_only
 options:
   gather:
     description: Sections to return.

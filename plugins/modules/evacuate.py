@@ -26,24 +26,13 @@ description:
     the instances.
   - The old definitions cannot be removed while the host is down; they are recorded and
     V(cleaned) removes them (and the old overlays and seeds) once the host answers again.
-author:
-  - compleat.cloud developers (@compleat-cloud)
-requirements:
-  - libvirt-python (Debian python3-libvirt)
 extends_documentation_fragment:
-  - compleat.cloud.attributes
-  - compleat.cloud.attributes.platform
-  - compleat.cloud.cloud_store
+  - compleat.cloud.cloud_store.no_diff
+  - compleat.cloud.cloud_store.libvirt
   - compleat.cloud.dns_update
 attributes:
   check_mode:
-    support: full
     details: Runs no fence command; the plan shows where each instance would go.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
-    support: full
 options:
   host:
     description: The dead (V(evacuated)) or returned (V(cleaned)) host, by store name.

@@ -34,24 +34,13 @@ description:
     counters recorded, but they are never marked down nor evacuated by this policy.
   - C(last_probe_at) is written on every run; like C(updated_at) it does not make the task changed.
     The task is changed when a counter, a host state or an instance placement changes.
-author:
-  - compleat.cloud developers (@compleat-cloud)
-requirements:
-  - libvirt-python (Debian python3-libvirt)
 extends_documentation_fragment:
-  - compleat.cloud.attributes
-  - compleat.cloud.attributes.platform
-  - compleat.cloud.cloud_store
+  - compleat.cloud.cloud_store.no_diff
+  - compleat.cloud.cloud_store.libvirt
 attributes:
   check_mode:
-    support: full
     details: The probes run (they are read-only); nothing is written and no fence command runs. The result
       says which hosts would be marked down and where their instances would go.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
-    support: full
 options:
   hosts:
     description: Probe only these hosts (store names). Default every host of the store.

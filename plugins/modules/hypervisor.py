@@ -29,15 +29,10 @@ description:
     (devices for passthrough, by class). The dedicated set and the hugepage pool are taken out of
     the shared vCPU and RAM limits. The role M(compleat.cloud.kvm_host) discovers them as facts
     (C(kvm_host_pci_devices), C(kvm_host_hugepages)) and prepares IOMMU, VFIO and hugepages.
-author:
-  - compleat.cloud developers (@compleat-cloud)
 requirements:
   - libvirt-python, only to discover the capacity of a new host
 extends_documentation_fragment:
-  - compleat.cloud.attributes
-  - compleat.cloud.attributes.full
-  - compleat.cloud.attributes.platform
-  - compleat.cloud.cloud_store
+  - compleat.cloud.cloud_store.full
 options:
   name:
     description: Host name, unique in the store.

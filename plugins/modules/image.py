@@ -21,15 +21,10 @@ description:
     again only when the file's size or modification time changed since registration, or with
     O(verify=always).
   - Templates must be self-contained (no backing file) because instances are qcow2 overlays on them.
-author:
-  - compleat.cloud developers (@compleat-cloud)
 requirements:
   - qemu-img (Debian package qemu-utils) to read a template's format and virtual size
 extends_documentation_fragment:
-  - compleat.cloud.attributes
-  - compleat.cloud.attributes.full
-  - compleat.cloud.attributes.platform
-  - compleat.cloud.cloud_store
+  - compleat.cloud.cloud_store.full
 options:
   name:
     description: Image name, unique in the store; instances name their template with it.

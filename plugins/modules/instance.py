@@ -33,28 +33,19 @@ description:
     be written, the start fails) is rolled back before the task fails, so that no row, usage event,
     file or domain of it is left behind (the failure says C(rolled_back)). A run killed outright
     leaves a C(building) row that the next run completes or M(compleat.cloud.reconcile) releases.
-author:
-  - compleat.cloud developers (@compleat-cloud)
 requirements:
-  - libvirt-python (Debian python3-libvirt)
   - qemu-img (qemu-utils), and genisoimage or xorriso (or dosfstools and mtools for O(seed_format=vfat))
     on the machine that runs the module, which must see the host's primary storage directory
     (run it on the hypervisor, or keep primary storage shared)
 extends_documentation_fragment:
-  - compleat.cloud.attributes
-  - compleat.cloud.attributes.platform
-  - compleat.cloud.cloud_store
+  - compleat.cloud.cloud_store.full
+  - compleat.cloud.cloud_store.libvirt
   - compleat.cloud.dns_update
 attributes:
   check_mode:
-    support: full
     details: Placement is computed but not written; nothing is created, started or stopped.
   diff_mode:
-    support: full
     details: Shows the store row and the owned domain fields before and after.
-  platform:
-    platforms: posix
-    support: full
 options:
   name:
     description:

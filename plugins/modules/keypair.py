@@ -15,13 +15,8 @@ description:
   - Stores (or removes) a named SSH public key. M(compleat.cloud.instance) puts the keys it names
     into the instance's NoCloud seed (C(ssh_authorized_keys)).
   - Only public keys are stored; private keys never reach the store.
-author:
-  - compleat.cloud developers (@compleat-cloud)
 extends_documentation_fragment:
-  - compleat.cloud.attributes
-  - compleat.cloud.attributes.full
-  - compleat.cloud.attributes.platform
-  - compleat.cloud.cloud_store
+  - compleat.cloud.cloud_store.full
 options:
   name:
     description: Key name, unique in the store.

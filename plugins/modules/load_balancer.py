@@ -34,13 +34,8 @@ description:
     reachable, typically once per LB node with C(delegate_to) and a PostgreSQL store
     (O(store_dsn)); the store part is idempotent, so the runs after the first only converge their
     node.
-author:
-  - compleat.cloud developers (@compleat-cloud)
 extends_documentation_fragment:
-  - compleat.cloud.attributes
-  - compleat.cloud.attributes.full
-  - compleat.cloud.attributes.platform
-  - compleat.cloud.cloud_store
+  - compleat.cloud.cloud_store.full
 options:
   name:
     description:

@@ -27,13 +27,8 @@ description:
     deleted. Network, broadcast, gateway and O(reserved) addresses are never handed out.
   - V(absent) is refused while addresses are allocated, unless O(force=true) (the allocations are
     then released; the instances keep their configured address until they are recreated).
-author:
-  - compleat.cloud developers (@compleat-cloud)
 extends_documentation_fragment:
-  - compleat.cloud.attributes
-  - compleat.cloud.attributes.full
-  - compleat.cloud.attributes.platform
-  - compleat.cloud.cloud_store
+  - compleat.cloud.cloud_store.full
 options:
   name:
     description:

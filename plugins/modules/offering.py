@@ -23,13 +23,8 @@ description:
     (M(compleat.cloud.hypervisor) O(compleat.cloud.hypervisor#module:dedicated_cpus),
     O(compleat.cloud.hypervisor#module:hugepages) and O(compleat.cloud.hypervisor#module:pci_devices));
     placement only picks a host that has them free. See docs/cloud-heavy-workloads.md.
-author:
-  - compleat.cloud developers (@compleat-cloud)
 extends_documentation_fragment:
-  - compleat.cloud.attributes
-  - compleat.cloud.attributes.full
-  - compleat.cloud.attributes.platform
-  - compleat.cloud.cloud_store
+  - compleat.cloud.cloud_store.full
 options:
   name:
     description: Offering name, unique in the store.

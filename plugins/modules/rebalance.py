@@ -33,27 +33,17 @@ description:
     files and power state) and the module fails naming the instance; the moves already done stay
     done. Run it again to continue.
   - Idempotent. A run on an even cloud plans no move and changes nothing.
-author:
-  - compleat.cloud developers (@compleat-cloud)
 requirements:
   - libvirt-python (Debian python3-libvirt)
   - cp (coreutils), qemu-img (qemu-utils), and genisoimage or xorriso (or dosfstools and mtools for vfat
     seeds) on the machine that runs the module, which must see the storage directories of the source
     and target hosts (keep primary storage shared, or mounted at the same paths on the controller)
 extends_documentation_fragment:
-  - compleat.cloud.attributes
-  - compleat.cloud.attributes.platform
-  - compleat.cloud.cloud_store
+  - compleat.cloud.cloud_store.no_diff
 attributes:
   check_mode:
-    support: full
     details: Returns the plan (moves, lower bound, evenness before and after); nothing is stopped,
       copied or written.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
-    support: full
 options:
   max_moves:
     description:

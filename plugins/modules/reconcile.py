@@ -30,23 +30,12 @@ description:
   - Domains that carry compleat.cloud metadata but are unknown to the store are listed in
     RV(orphans), never removed.
   - In check mode everything is compared and reported and nothing is changed.
-author:
-  - compleat.cloud developers (@compleat-cloud)
-requirements:
-  - libvirt-python (Debian python3-libvirt)
 extends_documentation_fragment:
-  - compleat.cloud.attributes
-  - compleat.cloud.attributes.platform
-  - compleat.cloud.cloud_store
+  - compleat.cloud.cloud_store.full
+  - compleat.cloud.cloud_store.libvirt
 attributes:
-  check_mode:
-    support: full
   diff_mode:
-    support: full
     details: The diff shows, per instance, the drifted fields before and after.
-  platform:
-    platforms: posix
-    support: full
 options:
   hosts:
     description: Only these hosts (store names). Default every host whose state is C(up).

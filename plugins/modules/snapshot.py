@@ -22,16 +22,11 @@ description:
   - V(restored) creates a new instance O(restore_to) from a backup, placed by the stack, with a new
     UUID and instance-id; it is defined but not started.
   - M(compleat.cloud.snapshot_info) lists the snapshots and backups of an instance.
-author:
-  - compleat.cloud developers (@compleat-cloud)
 requirements:
-  - libvirt-python (Debian python3-libvirt)
   - qemu-img (qemu-utils) for backups and restores
 extends_documentation_fragment:
-  - compleat.cloud.attributes
-  - compleat.cloud.attributes.full
-  - compleat.cloud.attributes.platform
-  - compleat.cloud.cloud_store
+  - compleat.cloud.cloud_store.full
+  - compleat.cloud.cloud_store.libvirt
 options:
   instance:
     description: Instance the snapshot or backup belongs to (for V(restored), the instance that was backed

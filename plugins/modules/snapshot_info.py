@@ -14,15 +14,9 @@ version_added: "0.1.0"
 description:
   - Returns the internal snapshots and the backups the metadata store records for an instance,
     and the internal snapshot names libvirt reports for its domain, so that the two can be compared.
-author:
-  - compleat.cloud developers (@compleat-cloud)
-requirements:
-  - libvirt-python (Debian python3-libvirt)
 extends_documentation_fragment:
-  - compleat.cloud.attributes
-  - compleat.cloud.attributes.read_only
-  - compleat.cloud.attributes.platform
-  - compleat.cloud.cloud_store
+  - compleat.cloud.cloud_store.read_only
+  - compleat.cloud.cloud_store.libvirt
 options:
   instance:
     description: Instance name.

@@ -17,13 +17,8 @@ description:
     allocated hours (from create to delete, stopped time included), the number of instances
     and the count of each event in the period.
   - Intervals are clipped to the period; an instance still running at O(end) counts until O(end).
-author:
-  - compleat.cloud developers (@compleat-cloud)
 extends_documentation_fragment:
-  - compleat.cloud.attributes
-  - compleat.cloud.attributes.read_only
-  - compleat.cloud.attributes.platform
-  - compleat.cloud.cloud_store
+  - compleat.cloud.cloud_store.read_only
 options:
   start:
     description: Start of the period (ISO 8601 date or time, UTC unless a zone is given, or epoch seconds).

@@ -27,15 +27,9 @@ description:
     (C(VIR_DOMAIN_AFFECT_LIVE|VIR_DOMAIN_AFFECT_CONFIG)); a stopped domain only its definition.
     Live detach needs the guest's cooperation; a guest that ignores it keeps the disk until
     its next boot, reported as RV(live_detach_pending).
-author:
-  - compleat.cloud developers (@compleat-cloud)
-requirements:
-  - libvirt-python (Debian python3-libvirt)
 extends_documentation_fragment:
-  - compleat.cloud.attributes
-  - compleat.cloud.attributes.full
-  - compleat.cloud.attributes.platform
-  - compleat.cloud.cloud_store
+  - compleat.cloud.cloud_store.full
+  - compleat.cloud.cloud_store.libvirt
 options:
   name:
     description:
