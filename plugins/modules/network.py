@@ -171,8 +171,6 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud import ipam  # noqa: E402
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud._common import (  # noqa: E402
     make_diff,
-    new_module,
-    open_store,
     public,
     run_module,
 )
@@ -449,20 +447,18 @@ def present(module: AnsibleModule, store: Store, key: dict[str, Any]) -> dict[st
     }
 
 
-def handle(module: AnsibleModule) -> dict[str, Any]:
+def handle(module: AnsibleModule, store: Store) -> dict[str, Any]:
     """Converge the network."""
     p = module.params
-    check_params(p)
     key = key_of(p)
-    with open_store(module) as store:
-        if p["state"] == "absent":
-            return absent(module, store, key)
-        return present(module, store, key)
+    if p["state"] == "absent":
+        return absent(module, store, key)
+    return present(module, store, key)
 
 
 def main() -> None:
     """Module entry point."""
-    run_module(new_module(ARGUMENT_SPEC), handle)
+    run_module(ARGUMENT_SPEC, handle, precheck=check_params)
 
 
 if __name__ == "__main__":

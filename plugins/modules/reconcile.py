@@ -146,8 +146,6 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud import lifecycle, virt  # noqa: E402
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud._common import (  # noqa: E402
     make_diff,
-    new_module,
-    open_store,
     run_module,
     runner,
 )
@@ -250,14 +248,13 @@ def reconcile_host(
         out["orphans"][host["name"]] = found
 
 
-def handle(module: AnsibleModule) -> dict[str, Any]:
+def handle(module: AnsibleModule, store: Store) -> dict[str, Any]:
     """Reconcile the selected hosts."""
     p = module.params
     out: dict[str, Any] = {"instances": [], "reaped": [], "unreachable": {}, "orphans": {}}
-    with open_store(module) as store:
-        env = lifecycle.Env(store, module.check_mode, runner(module))
-        for host in selected_hosts(store, p["hosts"]):
-            reconcile_host(env, host, p, out)
+    env = lifecycle.Env(store, module.check_mode, runner(module))
+    for host in selected_hosts(store, p["hosts"]):
+        reconcile_host(env, host, p, out)
     before = {
         r["instance"]: {k: r[k] for k in ("config", "live", "disks", "power")} for r in out["instances"]
     }
@@ -272,7 +269,7 @@ def handle(module: AnsibleModule) -> dict[str, Any]:
 
 def main() -> None:
     """Module entry point."""
-    run_module(new_module(ARGUMENT_SPEC), handle, libvirt=True)
+    run_module(ARGUMENT_SPEC, handle, libvirt=True)
 
 
 if __name__ == "__main__":

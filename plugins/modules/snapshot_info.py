@@ -51,33 +51,29 @@ from typing import Any  # noqa: E402
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud import lifecycle, virt  # noqa: E402
-from ansible_collections.compleat.cloud.plugins.module_utils.cloud._common import (  # noqa: E402
-    new_module,
-    open_store,
-    run_module,
-)
+from ansible_collections.compleat.cloud.plugins.module_utils.cloud._common import run_module  # noqa: E402
+from ansible_collections.compleat.cloud.plugins.module_utils.cloud.store import Store  # noqa: E402
 
 ARGUMENT_SPEC: dict[str, Any] = {"instance": {"type": "str", "required": True}}
 
 
-def handle(module: AnsibleModule) -> dict[str, Any]:
+def handle(module: AnsibleModule, store: Store) -> dict[str, Any]:
     """List."""
-    with open_store(module, write=False) as store:
-        inst = lifecycle.need(
-            store,
-            "instances",
-            "instance",
-            "Check the name (compleat.cloud.cloud_info).",
-            name=module.params["instance"],
-        )
-        host = lifecycle.host_of(store, inst)
-        dom = virt.lookup(virt.connect(host["uri"]), inst["uuid"])
-        return {"changed": False, **lifecycle.snapshot_listing(store, inst["uuid"], dom)}
+    inst = lifecycle.need(
+        store,
+        "instances",
+        "instance",
+        "Check the name (compleat.cloud.cloud_info).",
+        name=module.params["instance"],
+    )
+    host = lifecycle.host_of(store, inst)
+    dom = virt.lookup(virt.connect(host["uri"]), inst["uuid"])
+    return {"changed": False, **lifecycle.snapshot_listing(store, inst["uuid"], dom)}
 
 
 def main() -> None:
     """Module entry point."""
-    run_module(new_module(ARGUMENT_SPEC), handle, libvirt=True)
+    run_module(ARGUMENT_SPEC, handle, libvirt=True, write=False)
 
 
 if __name__ == "__main__":
