@@ -33,6 +33,18 @@ ISCSI_VM1 = {
 }
 
 
+def vm1_moved_to_hv2(instance_id: str) -> dict[str, Any]:
+    """The evacuation entry of vm1 (running, volume ``data``) recreated from hv1 on hv2."""
+    return {
+        "instance": "vm1",
+        "from": "hv1",
+        "to": "hv2",
+        "instance_id": instance_id,
+        "state": "running",
+        "volumes": ["data"],
+    }
+
+
 @dataclass
 class Cloud:
     """Paths and a runner bound to one store."""
