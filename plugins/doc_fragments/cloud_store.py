@@ -3,17 +3,21 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """What every cloud-stack module shares (``compleat.cloud.cloud_store``).
 
-The store options, the note on the store, the author and the attributes (check mode, diff mode,
-POSIX platform). ``compleat.cloud.cloud_store`` leaves the check_mode and diff_mode support to the
-module; ``compleat.cloud.cloud_store.full`` supports both, ``compleat.cloud.cloud_store.read_only``
-is for the info modules, ``compleat.cloud.cloud_store.no_diff`` for modules that support check mode
-but not diff mode (they add the check mode details). ``compleat.cloud.cloud_store.libvirt`` adds
-the libvirt-python requirement.
+``compleat.cloud.cloud_store`` has the author, the store options, the note on the store and the
+attributes (check mode, diff mode, POSIX platform) without their support. A module lists it with
+one of the support variants after it: ``compleat.cloud.cloud_store.full`` (check and diff mode),
+``compleat.cloud.cloud_store.read_only`` (info modules) or ``compleat.cloud.cloud_store.no_diff``
+(check mode without diff mode; the module adds the check mode details), and
+``compleat.cloud.cloud_store.libvirt`` when it needs libvirt-python.
 """
 
 from __future__ import annotations
 
-_STORE = r"""
+
+class ModuleDocFragment:
+    """The store every cloud-stack module reads and writes, and the attributes they share."""
+
+    DOCUMENTATION = r"""
 author:
   - compleat.cloud developers (@compleat-cloud)
 options:
@@ -38,29 +42,42 @@ notes:
     is migrated forward automatically by modules that write (never in check mode).
 attributes:
   check_mode:
-    description: Can run in check mode and report what would change without changing anything.{check}
+    description: Can run in check mode and report what would change without changing anything.
   diff_mode:
-    description: Reports what changed (or would change in check mode) when run with C(--diff).{diff}
+    description: Reports what changed (or would change in check mode) when run with C(--diff).
   platform:
     description: Target operating systems the module can run against.
     platforms: posix
     support: full
 """
-_FULL = "\n    support: full"
-_READ_ONLY_CHECK = "\n    support: full\n    details: Read-only; runs the same in check mode."
-_NONE = "\n    support: none"
 
+    FULL = r"""
+options: {}
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+"""
 
-class ModuleDocFragment:
-    """The store every cloud-stack module reads and writes, and the attributes they share."""
+    READ_ONLY = r"""
+options: {}
+attributes:
+  check_mode:
+    support: full
+    details: Read-only; runs the same in check mode.
+  diff_mode:
+    support: none
+"""
 
-    DOCUMENTATION = _STORE.format(check="", diff="")
-
-    FULL = _STORE.format(check=_FULL, diff=_FULL)
-
-    READ_ONLY = _STORE.format(check=_READ_ONLY_CHECK, diff=_NONE)
-
-    NO_DIFF = _STORE.format(check=_FULL, diff=_NONE)
+    NO_DIFF = r"""
+options: {}
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+"""
 
     LIBVIRT = r"""
 options: {}

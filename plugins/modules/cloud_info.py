@@ -24,6 +24,7 @@ description:
 requirements:
   - libvirt-python, only for O(check_health=true)
 extends_documentation_fragment:
+  - compleat.cloud.cloud_store
   - compleat.cloud.cloud_store.read_only
 options:
   gather:

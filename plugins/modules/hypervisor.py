@@ -32,6 +32,7 @@ description:
 requirements:
   - libvirt-python, only to discover the capacity of a new host
 extends_documentation_fragment:
+  - compleat.cloud.cloud_store
   - compleat.cloud.cloud_store.full
 options:
   name:

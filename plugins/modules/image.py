@@ -24,6 +24,7 @@ description:
 requirements:
   - qemu-img (Debian package qemu-utils) to read a template's format and virtual size
 extends_documentation_fragment:
+  - compleat.cloud.cloud_store
   - compleat.cloud.cloud_store.full
 options:
   name:

@@ -16,6 +16,7 @@ description:
     into the instance's NoCloud seed (C(ssh_authorized_keys)).
   - Only public keys are stored; private keys never reach the store.
 extends_documentation_fragment:
+  - compleat.cloud.cloud_store
   - compleat.cloud.cloud_store.full
 options:
   name:

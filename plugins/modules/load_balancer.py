@@ -35,6 +35,7 @@ description:
     (O(store_dsn)); the store part is idempotent, so the runs after the first only converge their
     node.
 extends_documentation_fragment:
+  - compleat.cloud.cloud_store
   - compleat.cloud.cloud_store.full
 options:
   name:

@@ -28,6 +28,7 @@ description:
   - V(absent) is refused while addresses are allocated, unless O(force=true) (the allocations are
     then released; the instances keep their configured address until they are recreated).
 extends_documentation_fragment:
+  - compleat.cloud.cloud_store
   - compleat.cloud.cloud_store.full
 options:
   name:

@@ -24,6 +24,7 @@ description:
     O(compleat.cloud.hypervisor#module:hugepages) and O(compleat.cloud.hypervisor#module:pci_devices));
     placement only picks a host that has them free. See docs/cloud-heavy-workloads.md.
 extends_documentation_fragment:
+  - compleat.cloud.cloud_store
   - compleat.cloud.cloud_store.full
 options:
   name:

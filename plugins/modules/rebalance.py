@@ -39,6 +39,7 @@ requirements:
     seeds) on the machine that runs the module, which must see the storage directories of the source
     and target hosts (keep primary storage shared, or mounted at the same paths on the controller)
 extends_documentation_fragment:
+  - compleat.cloud.cloud_store
   - compleat.cloud.cloud_store.no_diff
 attributes:
   check_mode:

@@ -31,6 +31,7 @@ description:
     RV(orphans), never removed.
   - In check mode everything is compared and reported and nothing is changed.
 extends_documentation_fragment:
+  - compleat.cloud.cloud_store
   - compleat.cloud.cloud_store.full
   - compleat.cloud.cloud_store.libvirt
 attributes:

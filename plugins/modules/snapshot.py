@@ -25,6 +25,7 @@ description:
 requirements:
   - qemu-img (qemu-utils) for backups and restores
 extends_documentation_fragment:
+  - compleat.cloud.cloud_store
   - compleat.cloud.cloud_store.full
   - compleat.cloud.cloud_store.libvirt
 options:

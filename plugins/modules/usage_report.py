@@ -18,6 +18,7 @@ description:
     and the count of each event in the period.
   - Intervals are clipped to the period; an instance still running at O(end) counts until O(end).
 extends_documentation_fragment:
+  - compleat.cloud.cloud_store
   - compleat.cloud.cloud_store.read_only
 options:
   start:
