@@ -9,9 +9,8 @@ from __future__ import annotations
 class ModuleDocFragment:
     """Descriptions of the check_mode/diff_mode (default) and platform attributes.
 
-    Modules set ``support`` (and ``platforms``) for each attribute in their own ``attributes``, or
-    take ``compleat.cloud.attributes.full`` (check and diff mode, POSIX) or
-    ``compleat.cloud.attributes.read_only`` (info modules).
+    Modules set ``support`` (and ``platforms``) for each attribute in their own ``attributes``.
+    The cloud-stack modules take them with the store options from ``compleat.cloud.cloud_store``.
     """
 
     DOCUMENTATION = r"""
@@ -21,33 +20,6 @@ attributes:
     description: Can run in check mode and report what would change without changing anything.
   diff_mode:
     description: Reports what changed (or would change in check mode) when run with C(--diff).
-"""
-
-    # List these before compleat.cloud.attributes.platform: on a merge the earlier fragment's
-    # values win, so "support: full" here overrides the platform fragment's "N/A".
-    FULL = r"""
-options: {}
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  platform:
-    platforms: posix
-    support: full
-"""
-
-    READ_ONLY = r"""
-options: {}
-attributes:
-  check_mode:
-    support: full
-    details: Read-only; runs the same in check mode.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
-    support: full
 """
 
     PLATFORM = r"""

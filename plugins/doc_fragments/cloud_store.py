@@ -1,15 +1,25 @@
 # Copyright (c) 2026 compleat.cloud developers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Options of the cloud-stack metadata store (``compleat.cloud.cloud_store``)."""
+"""What every cloud-stack module shares (``compleat.cloud.cloud_store``).
+
+``compleat.cloud.cloud_store`` has the author, the store options, the note on the store and the
+attributes (check mode, diff mode, POSIX platform) without their support. A module lists it with
+one of the support variants after it: ``compleat.cloud.cloud_store.full`` (check and diff mode),
+``compleat.cloud.cloud_store.read_only`` (info modules) or ``compleat.cloud.cloud_store.no_diff``
+(check mode without diff mode; the module adds the check mode details), and
+``compleat.cloud.cloud_store.libvirt`` when it needs libvirt-python.
+"""
 
 from __future__ import annotations
 
 
 class ModuleDocFragment:
-    """The store every cloud-stack module reads and writes."""
+    """The store every cloud-stack module reads and writes, and the attributes they share."""
 
     DOCUMENTATION = r"""
+author:
+  - compleat.cloud developers (@compleat-cloud)
 options:
   store:
     description:
@@ -30,4 +40,47 @@ options:
 notes:
   - The store is the source of truth of the cloud stack; libvirt is made to agree with it. Its schema
     is migrated forward automatically by modules that write (never in check mode).
+attributes:
+  check_mode:
+    description: Can run in check mode and report what would change without changing anything.
+  diff_mode:
+    description: Reports what changed (or would change in check mode) when run with C(--diff).
+  platform:
+    description: Target operating systems the module can run against.
+    platforms: posix
+    support: full
+"""
+
+    FULL = r"""
+options: {}
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+"""
+
+    READ_ONLY = r"""
+options: {}
+attributes:
+  check_mode:
+    support: full
+    details: Read-only; runs the same in check mode.
+  diff_mode:
+    support: none
+"""
+
+    NO_DIFF = r"""
+options: {}
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+"""
+
+    LIBVIRT = r"""
+options: {}
+requirements:
+  - libvirt-python (Debian python3-libvirt)
 """

@@ -21,15 +21,11 @@ description:
     disagreeing instances (what C(playbooks/health_check.yml) acts on); M(compleat.cloud.reconcile)
     repairs the drift.
   - Never writes; the store is not created or migrated.
-author:
-  - compleat.cloud developers (@compleat-cloud)
 requirements:
   - libvirt-python, only for O(check_health=true)
 extends_documentation_fragment:
-  - compleat.cloud.attributes
-  - compleat.cloud.attributes.read_only
-  - compleat.cloud.attributes.platform
   - compleat.cloud.cloud_store
+  - compleat.cloud.cloud_store.read_only
 options:
   gather:
     description: Sections to return.
@@ -190,8 +186,6 @@ from ansible_collections.compleat.cloud.plugins.module_utils.cloud import (  # n
     virt,
 )
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud._common import (  # noqa: E402
-    new_module,
-    open_store,
     public,
     run_module,
 )
@@ -382,21 +376,20 @@ def health(store: Store, timeout: float, host_filter: str | None) -> dict[str, A
     return {"hosts": hosts, "instances": instances, "dead_hosts": dead, "mismatched": mismatched}
 
 
-def handle(module: AnsibleModule) -> dict[str, Any]:
+def handle(module: AnsibleModule, store: Store) -> dict[str, Any]:
     """Read the store."""
     p = module.params
-    with open_store(module, write=False) as store:
-        data = apply_filters(gather(store, p["gather"]), p["tenant"], p["host"])
-        result: dict[str, Any] = {"changed": False, "schema_version": store.schema_version(), **data}
-        if p["check_health"]:
-            virt.require_libvirt()
-            result["health"] = health(store, p["health_timeout"], p["host"])
-        return result
+    data = apply_filters(gather(store, p["gather"]), p["tenant"], p["host"])
+    result: dict[str, Any] = {"changed": False, "schema_version": store.schema_version(), **data}
+    if p["check_health"]:
+        virt.require_libvirt()
+        result["health"] = health(store, p["health_timeout"], p["host"])
+    return result
 
 
 def main() -> None:
     """Module entry point."""
-    run_module(new_module(ARGUMENT_SPEC), handle)
+    run_module(ARGUMENT_SPEC, handle, write=False)
 
 
 if __name__ == "__main__":

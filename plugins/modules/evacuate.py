@@ -26,24 +26,14 @@ description:
     the instances.
   - The old definitions cannot be removed while the host is down; they are recorded and
     V(cleaned) removes them (and the old overlays and seeds) once the host answers again.
-author:
-  - compleat.cloud developers (@compleat-cloud)
-requirements:
-  - libvirt-python (Debian python3-libvirt)
 extends_documentation_fragment:
-  - compleat.cloud.attributes
-  - compleat.cloud.attributes.platform
   - compleat.cloud.cloud_store
+  - compleat.cloud.cloud_store.no_diff
+  - compleat.cloud.cloud_store.libvirt
   - compleat.cloud.dns_update
 attributes:
   check_mode:
-    support: full
     details: Runs no fence command; the plan shows where each instance would go.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
-    support: full
 options:
   host:
     description: The dead (V(evacuated)) or returned (V(cleaned)) host, by store name.
@@ -146,11 +136,10 @@ from ansible_collections.compleat.cloud.plugins.module_utils.cloud import (  # n
     lifecycle,
 )
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud._common import (  # noqa: E402
-    new_module,
-    open_store,
     run_module,
     runner,
 )
+from ansible_collections.compleat.cloud.plugins.module_utils.cloud.store import Store  # noqa: E402
 
 ARGUMENT_SPEC: dict[str, Any] = {
     "host": {"type": "str", "required": True},
@@ -177,44 +166,41 @@ def options(params: dict[str, Any]) -> evacuation.Options:
     )
 
 
-def handle(module: AnsibleModule) -> dict[str, Any]:
+def handle(module: AnsibleModule, store: Store) -> dict[str, Any]:
     """Dispatch on state; the work is done by module_utils/cloud/evacuation.py."""
     p = module.params
     actions: list[str] = []
-    with open_store(module) as store:
-        host = lifecycle.need(
-            store, "hosts", "host", "Check the name (compleat.cloud.cloud_info).", name=p["host"]
+    host = lifecycle.need(
+        store, "hosts", "host", "Check the name (compleat.cloud.cloud_info).", name=p["host"]
+    )
+    if p["state"] == "cleaned":
+        cleaned = evacuation.clean(store, host, runner(module), check_mode=module.check_mode, actions=actions)
+        return {"changed": bool(cleaned), "cleaned": cleaned, "actions": actions}
+    result = evacuation.evacuate_host(
+        store, host, options(p), runner(module), check_mode=module.check_mode, actions=actions
+    )
+    cfg = dns_update.config_from(p["dns_update"])
+    for entry in result["evacuated"] if cfg and not module.check_mode else []:
+        # a tenant-network address stays; a rack-network address changes with the rack
+        actions.extend(
+            dns_update.sync(cfg, entry["instance"], entry.get("previous_address"), entry.get("address"))
         )
-        if p["state"] == "cleaned":
-            cleaned = evacuation.clean(
-                store, host, runner(module), check_mode=module.check_mode, actions=actions
-            )
-            return {"changed": bool(cleaned), "cleaned": cleaned, "actions": actions}
-        result = evacuation.evacuate_host(
-            store, host, options(p), runner(module), check_mode=module.check_mode, actions=actions
+    changed = bool(actions)
+    if result["failures"] and not module.check_mode:
+        names = ", ".join(f["instance"] for f in result["failures"])
+        module.fail_json(
+            msg=f"Could not evacuate {names} from {host['name']}.",
+            hint="See failures[].reason; add capacity and run again (moved instances stay moved).",
+            changed=changed,
+            actions=actions,
+            **result,
         )
-        cfg = dns_update.config_from(p["dns_update"])
-        for entry in result["evacuated"] if cfg and not module.check_mode else []:
-            # a tenant-network address stays; a rack-network address changes with the rack
-            actions.extend(
-                dns_update.sync(cfg, entry["instance"], entry.get("previous_address"), entry.get("address"))
-            )
-        changed = bool(actions)
-        if result["failures"] and not module.check_mode:
-            names = ", ".join(f["instance"] for f in result["failures"])
-            module.fail_json(
-                msg=f"Could not evacuate {names} from {host['name']}.",
-                hint="See failures[].reason; add capacity and run again (moved instances stay moved).",
-                changed=changed,
-                actions=actions,
-                **result,
-            )
-        return {"changed": changed, "actions": actions, **result}
+    return {"changed": changed, "actions": actions, **result}
 
 
 def main() -> None:
     """Module entry point."""
-    run_module(new_module(ARGUMENT_SPEC), handle, libvirt=True)
+    run_module(ARGUMENT_SPEC, handle, libvirt=True)
 
 
 if __name__ == "__main__":

@@ -34,24 +34,14 @@ description:
     counters recorded, but they are never marked down nor evacuated by this policy.
   - C(last_probe_at) is written on every run; like C(updated_at) it does not make the task changed.
     The task is changed when a counter, a host state or an instance placement changes.
-author:
-  - compleat.cloud developers (@compleat-cloud)
-requirements:
-  - libvirt-python (Debian python3-libvirt)
 extends_documentation_fragment:
-  - compleat.cloud.attributes
-  - compleat.cloud.attributes.platform
   - compleat.cloud.cloud_store
+  - compleat.cloud.cloud_store.no_diff
+  - compleat.cloud.cloud_store.libvirt
 attributes:
   check_mode:
-    support: full
     details: The probes run (they are read-only); nothing is written and no fence command runs. The result
       says which hosts would be marked down and where their instances would go.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
-    support: full
 options:
   hosts:
     description: Probe only these hosts (store names). Default every host of the store.
@@ -206,8 +196,6 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud import evacuation, virt  # noqa: E402
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud._common import (  # noqa: E402
-    new_module,
-    open_store,
     run_module,
     runner,
 )
@@ -461,29 +449,32 @@ def refreshed(store: Store, hosts: list[dict[str, Any]], check_mode: bool) -> li
     return [by_name.get(h["name"], h) for h in hosts]
 
 
-def handle(module: AnsibleModule) -> dict[str, Any]:
-    """Probe, record, mark down, and (optionally) fence and evacuate."""
-    p = module.params
+def check_params(p: dict[str, Any]) -> None:
+    """Refuse a policy that cannot work, before the store is opened."""
     if p["down_after"] < 1:
         raise InvalidInput(f"down_after must be at least 1, not {p['down_after']}.", "Use down_after=3.")
     if p["timeout"] <= 0:
         raise InvalidInput(f"timeout must be positive, not {p['timeout']:g}.", "Use timeout=10.")
+
+
+def handle(module: AnsibleModule, store: Store) -> dict[str, Any]:
+    """Probe, record, mark down, and (optionally) fence and evacuate."""
+    p = module.params
     actions: list[str] = []
-    with open_store(module) as store:
-        rows = selected_hosts(store, p["hosts"])
-        probes = probe_all(rows, p["timeout"])
-        hosts, changes = record(store, [r["name"] for r in rows], probes, p["down_after"], module.check_mode)
-        marked = {h["name"] for h, c in zip(hosts, changes, strict=True) if c.get("state") == "down"}
-        for host, change in zip(hosts, changes, strict=True):
-            actions.extend(action_for(host["name"], change, p["down_after"], probes[host["name"]].reason))
-            if host["name"] in marked:
-                module.warn(f"Host {host['name']} marked down: {probes[host['name']].reason}")
-        moved, failures = evacuate_down(module, store, hosts, probes, actions) if p["evacuate"] else ([], [])
-        occupied = occupied_hosts(store)
-        entries = [
-            report(h, probes[h["name"]], h["name"] in marked, h["id"] in occupied, p["down_after"])
-            for h in refreshed(store, hosts, module.check_mode)
-        ]
+    rows = selected_hosts(store, p["hosts"])
+    probes = probe_all(rows, p["timeout"])
+    hosts, changes = record(store, [r["name"] for r in rows], probes, p["down_after"], module.check_mode)
+    marked = {h["name"] for h, c in zip(hosts, changes, strict=True) if c.get("state") == "down"}
+    for host, change in zip(hosts, changes, strict=True):
+        actions.extend(action_for(host["name"], change, p["down_after"], probes[host["name"]].reason))
+        if host["name"] in marked:
+            module.warn(f"Host {host['name']} marked down: {probes[host['name']].reason}")
+    moved, failures = evacuate_down(module, store, hosts, probes, actions) if p["evacuate"] else ([], [])
+    occupied = occupied_hosts(store)
+    entries = [
+        report(h, probes[h["name"]], h["name"] in marked, h["id"] in occupied, p["down_after"])
+        for h in refreshed(store, hosts, module.check_mode)
+    ]
     result = {
         "changed": bool(actions),
         "hosts": entries,
@@ -507,7 +498,7 @@ def handle(module: AnsibleModule) -> dict[str, Any]:
 
 def main() -> None:
     """Module entry point."""
-    run_module(new_module(ARGUMENT_SPEC), handle, libvirt=True)
+    run_module(ARGUMENT_SPEC, handle, libvirt=True, precheck=check_params)
 
 
 if __name__ == "__main__":

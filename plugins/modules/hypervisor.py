@@ -29,15 +29,11 @@ description:
     (devices for passthrough, by class). The dedicated set and the hugepage pool are taken out of
     the shared vCPU and RAM limits. The role M(compleat.cloud.kvm_host) discovers them as facts
     (C(kvm_host_pci_devices), C(kvm_host_hugepages)) and prepares IOMMU, VFIO and hugepages.
-author:
-  - compleat.cloud developers (@compleat-cloud)
 requirements:
   - libvirt-python, only to discover the capacity of a new host
 extends_documentation_fragment:
-  - compleat.cloud.attributes
-  - compleat.cloud.attributes.full
-  - compleat.cloud.attributes.platform
   - compleat.cloud.cloud_store
+  - compleat.cloud.cloud_store.full
 options:
   name:
     description: Host name, unique in the store.
@@ -271,8 +267,6 @@ from ansible_collections.compleat.cloud.plugins.module_utils.cloud._common impor
     delete_row,
     ensure_row,
     make_diff,
-    new_module,
-    open_store,
     public,
     run_module,
 )
@@ -592,49 +586,48 @@ def stale_warning(
     return stale
 
 
-def handle(module: AnsibleModule) -> dict[str, Any]:
+def handle(module: AnsibleModule, store: Store) -> dict[str, Any]:
     """Converge the host row."""
     params = module.params
-    with open_store(module) as store:
-        if params["state"] == "absent":
-            return remove(module, store)
-        key = {"name": params["name"]}
-        wanted = None if params["pci_devices"] is None else resources.host_devices(params["pci_devices"])
-        with store.transaction(write=not module.check_mode):
-            current = store.get("hosts", **key)
-            row = desired_row(params, current, store.now())
-            if current is not None:
-                check_shrink(module, store, params["name"], row, current)
-            devices_before = device_views(store, current["id"] if current else None)
-            pinned = resources.format_cpuset(pinned_cpus(store, current["id"])) if current else ""
-            changed, before, after = ensure_row(
-                store, "hosts", key, row, module.check_mode, nullable=frozenset({"fenced_at"})
+    if params["state"] == "absent":
+        return remove(module, store)
+    key = {"name": params["name"]}
+    wanted = None if params["pci_devices"] is None else resources.host_devices(params["pci_devices"])
+    with store.transaction(write=not module.check_mode):
+        current = store.get("hosts", **key)
+        row = desired_row(params, current, store.now())
+        if current is not None:
+            check_shrink(module, store, params["name"], row, current)
+        devices_before = device_views(store, current["id"] if current else None)
+        pinned = resources.format_cpuset(pinned_cpus(store, current["id"])) if current else ""
+        changed, before, after = ensure_row(
+            store, "hosts", key, row, module.check_mode, nullable=frozenset({"fenced_at"})
+        )
+        device_actions = [] if wanted is None else sync_devices(store, after, wanted, module.check_mode)
+        devices_after = devices_before
+        if device_actions:
+            devices_after = (
+                predicted_devices(wanted or [], devices_before)
+                if module.check_mode
+                else device_views(store, after["id"])
             )
-            device_actions = [] if wanted is None else sync_devices(store, after, wanted, module.check_mode)
-            devices_after = devices_before
-            if device_actions:
-                devices_after = (
-                    predicted_devices(wanted or [], devices_before)
-                    if module.check_mode
-                    else device_views(store, after["id"])
-                )
-        stale = stale_warning(module, store, current, after)
-        return {
-            "changed": changed or bool(device_actions),
-            "host": host_view(after, devices_after, pinned),
-            "stale_definitions": stale,
-            "actions": device_actions,
-            "diff": make_diff(
-                host_view(before, devices_before, pinned),
-                host_view(after, devices_after, pinned),
-                params["name"],
-            ),
-        }
+    stale = stale_warning(module, store, current, after)
+    return {
+        "changed": changed or bool(device_actions),
+        "host": host_view(after, devices_after, pinned),
+        "stale_definitions": stale,
+        "actions": device_actions,
+        "diff": make_diff(
+            host_view(before, devices_before, pinned),
+            host_view(after, devices_after, pinned),
+            params["name"],
+        ),
+    }
 
 
 def main() -> None:
     """Module entry point."""
-    run_module(new_module(ARGUMENT_SPEC), handle)
+    run_module(ARGUMENT_SPEC, handle)
 
 
 if __name__ == "__main__":

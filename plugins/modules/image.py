@@ -21,15 +21,11 @@ description:
     again only when the file's size or modification time changed since registration, or with
     O(verify=always).
   - Templates must be self-contained (no backing file) because instances are qcow2 overlays on them.
-author:
-  - compleat.cloud developers (@compleat-cloud)
 requirements:
   - qemu-img (Debian package qemu-utils) to read a template's format and virtual size
 extends_documentation_fragment:
-  - compleat.cloud.attributes
-  - compleat.cloud.attributes.full
-  - compleat.cloud.attributes.platform
   - compleat.cloud.cloud_store
+  - compleat.cloud.cloud_store.full
 options:
   name:
     description: Image name, unique in the store; instances name their template with it.
@@ -124,8 +120,6 @@ from ansible_collections.compleat.cloud.plugins.module_utils.cloud._common impor
     delete_row,
     ensure_row,
     make_diff,
-    new_module,
-    open_store,
     public,
     run_module,
     runner,
@@ -134,6 +128,7 @@ from ansible_collections.compleat.cloud.plugins.module_utils.cloud.errors import
     Conflict,
     NotFound,
 )
+from ansible_collections.compleat.cloud.plugins.module_utils.cloud.store import Store  # noqa: E402
 
 ARGUMENT_SPEC: dict[str, Any] = {
     "name": {"type": "str", "required": True},
@@ -300,36 +295,35 @@ def present(module: AnsibleModule, store: Any) -> dict[str, Any]:
     }
 
 
-def handle(module: AnsibleModule) -> dict[str, Any]:
+def handle(module: AnsibleModule, store: Store) -> dict[str, Any]:
     """Register or unregister the image."""
     p = module.params
-    with open_store(module) as store:
-        if p["state"] == "present":
-            return present(module, store)
+    if p["state"] == "present":
+        return present(module, store)
 
-        def guard(row: dict[str, Any]) -> None:
-            users = store.select("instances", order_by="name", image_id=row["id"])
-            if users:
-                raise Conflict(
-                    f"Template {row['name']} backs {', '.join(u['name'] for u in users)}.",
-                    "Delete those instances first: their overlays read the template.",
-                )
+    def guard(row: dict[str, Any]) -> None:
+        users = store.select("instances", order_by="name", image_id=row["id"])
+        if users:
+            raise Conflict(
+                f"Template {row['name']} backs {', '.join(u['name'] for u in users)}.",
+                "Delete those instances first: their overlays read the template.",
+            )
 
-        changed, before = delete_row(store, "images", {"name": p["name"]}, module.check_mode, guard)
-        path = p["path"] or before.get("path")
-        removed = bool(p["remove_file"] and path and os.path.exists(path))
-        if removed and not module.check_mode:
-            os.unlink(path)
-        return {
-            "changed": changed or removed,
-            "copied": False,
-            "diff": make_diff(public(before), {}, p["name"]),
-        }
+    changed, before = delete_row(store, "images", {"name": p["name"]}, module.check_mode, guard)
+    path = p["path"] or before.get("path")
+    removed = bool(p["remove_file"] and path and os.path.exists(path))
+    if removed and not module.check_mode:
+        os.unlink(path)
+    return {
+        "changed": changed or removed,
+        "copied": False,
+        "diff": make_diff(public(before), {}, p["name"]),
+    }
 
 
 def main() -> None:
     """Module entry point."""
-    run_module(new_module(ARGUMENT_SPEC), handle)
+    run_module(ARGUMENT_SPEC, handle)
 
 
 if __name__ == "__main__":

@@ -33,28 +33,20 @@ description:
     be written, the start fails) is rolled back before the task fails, so that no row, usage event,
     file or domain of it is left behind (the failure says C(rolled_back)). A run killed outright
     leaves a C(building) row that the next run completes or M(compleat.cloud.reconcile) releases.
-author:
-  - compleat.cloud developers (@compleat-cloud)
 requirements:
-  - libvirt-python (Debian python3-libvirt)
   - qemu-img (qemu-utils), and genisoimage or xorriso (or dosfstools and mtools for O(seed_format=vfat))
     on the machine that runs the module, which must see the host's primary storage directory
     (run it on the hypervisor, or keep primary storage shared)
 extends_documentation_fragment:
-  - compleat.cloud.attributes
-  - compleat.cloud.attributes.platform
   - compleat.cloud.cloud_store
+  - compleat.cloud.cloud_store.full
+  - compleat.cloud.cloud_store.libvirt
   - compleat.cloud.dns_update
 attributes:
   check_mode:
-    support: full
     details: Placement is computed but not written; nothing is created, started or stopped.
   diff_mode:
-    support: full
     details: Shows the store row and the owned domain fields before and after.
-  platform:
-    platforms: posix
-    support: full
 options:
   name:
     description:
@@ -265,8 +257,6 @@ from ansible_collections.compleat.cloud.plugins.module_utils.cloud import (  # n
 )
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud._common import (  # noqa: E402
     make_diff,
-    new_module,
-    open_store,
     public,
     run_module,
     runner,
@@ -715,58 +705,61 @@ def follow_dns(module: AnsibleModule, name: str, old: str | None, new: str | Non
     return dns_update.sync(cfg, name, old, new)
 
 
-def handle(module: AnsibleModule) -> dict[str, Any]:
+def check_params(p: dict[str, Any]) -> None:
+    """Refuse a bad dns_update before the store is opened, so that nothing changes."""
+    dns_update.config_from(p["dns_update"])
+
+
+def handle(module: AnsibleModule, store: Store) -> dict[str, Any]:
     """Converge the instance."""
     p = module.params
-    dns_update.config_from(p["dns_update"])  # a bad dns_update is refused before anything changes
-    with open_store(module) as store:
-        inst = store.get("instances", name=p["name"])
-        if p["state"] == "absent":
-            return absent(module, store, inst)
-        before_row = public(inst)
-        if inst is None:
-            # A new instance's name becomes the domain name, the hostname and the files' stem:
-            # checked before placement, so a refused name leaves no row, no file and no domain.
-            # Instances made before names were checked keep working under theirs.
-            check_name("name", p["name"])
-            inst, actions = create(module, store)
-        else:
-            check_immutable(p, inst, store)
-            inst, actions = update(module, store, inst)
-        host = lifecycle.host_of(store, inst)
-        env = lifecycle.Env(store, module.check_mode, runner(module), stop_timeout=p["stop_timeout"])
-        env.actions.extend(actions)
-        if before_row or module.check_mode:
-            inst, summary = build(module, env, inst, host)
-        else:
-            inst, summary = build_new(module, env, inst, host)
-        changed = bool(actions) or summary["changed"] or before_row.get("state") != inst["state"]
-        env.actions.extend(
-            follow_dns(
-                module,
-                inst["name"],
-                ipam.primary_address(before_row.get("networks") or []),
-                ipam.primary_address(inst["networks"]),
-            )
+    inst = store.get("instances", name=p["name"])
+    if p["state"] == "absent":
+        return absent(module, store, inst)
+    before_row = public(inst)
+    if inst is None:
+        # A new instance's name becomes the domain name, the hostname and the files' stem:
+        # checked before placement, so a refused name leaves no row, no file and no domain.
+        # Instances made before names were checked keep working under theirs.
+        check_name("name", p["name"])
+        inst, actions = create(module, store)
+    else:
+        check_immutable(p, inst, store)
+        inst, actions = update(module, store, inst)
+    host = lifecycle.host_of(store, inst)
+    env = lifecycle.Env(store, module.check_mode, runner(module), stop_timeout=p["stop_timeout"])
+    env.actions.extend(actions)
+    if before_row or module.check_mode:
+        inst, summary = build(module, env, inst, host)
+    else:
+        inst, summary = build_new(module, env, inst, host)
+    changed = bool(actions) or summary["changed"] or before_row.get("state") != inst["state"]
+    env.actions.extend(
+        follow_dns(
+            module,
+            inst["name"],
+            ipam.primary_address(before_row.get("networks") or []),
+            ipam.primary_address(inst["networks"]),
         )
-        return {
-            "changed": changed,
-            "instance": describe(store, inst, host),
-            "actions": env.actions,
-            "console": virt.console_info(host["uri"], summary["dom"], inst["name"]),
-            "restart_required": summary["restart_required"],
-            "power_action": summary["power_action"],
-            "diff": make_diff(
-                {"store": before_row, "domain": summary["before"]},
-                {"store": public(inst), "domain": summary["after"]},
-                p["name"],
-            ),
-        }
+    )
+    return {
+        "changed": changed,
+        "instance": describe(store, inst, host),
+        "actions": env.actions,
+        "console": virt.console_info(host["uri"], summary["dom"], inst["name"]),
+        "restart_required": summary["restart_required"],
+        "power_action": summary["power_action"],
+        "diff": make_diff(
+            {"store": before_row, "domain": summary["before"]},
+            {"store": public(inst), "domain": summary["after"]},
+            p["name"],
+        ),
+    }
 
 
 def main() -> None:
     """Module entry point."""
-    run_module(new_module(ARGUMENT_SPEC), handle, libvirt=True)
+    run_module(ARGUMENT_SPEC, handle, libvirt=True, precheck=check_params)
 
 
 if __name__ == "__main__":

@@ -15,13 +15,9 @@ description:
   - Stores (or removes) a named SSH public key. M(compleat.cloud.instance) puts the keys it names
     into the instance's NoCloud seed (C(ssh_authorized_keys)).
   - Only public keys are stored; private keys never reach the store.
-author:
-  - compleat.cloud developers (@compleat-cloud)
 extends_documentation_fragment:
-  - compleat.cloud.attributes
-  - compleat.cloud.attributes.full
-  - compleat.cloud.attributes.platform
   - compleat.cloud.cloud_store
+  - compleat.cloud.cloud_store.full
 options:
   name:
     description: Key name, unique in the store.
@@ -69,12 +65,11 @@ from ansible_collections.compleat.cloud.plugins.module_utils.cloud._common impor
     delete_row,
     ensure_row,
     make_diff,
-    new_module,
-    open_store,
     public,
     run_module,
 )
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud.errors import Conflict  # noqa: E402
+from ansible_collections.compleat.cloud.plugins.module_utils.cloud.store import Store  # noqa: E402
 
 ARGUMENT_SPEC: dict[str, Any] = {
     "name": {"type": "str", "required": True},
@@ -100,34 +95,33 @@ def fingerprint(public_key: str) -> tuple[str, str]:
     return " ".join(parts), f"SHA256:{digest}"
 
 
-def handle(module: AnsibleModule) -> dict[str, Any]:
+def handle(module: AnsibleModule, store: Store) -> dict[str, Any]:
     """Converge the key row."""
     p = module.params
     key = {"name": p["name"]}
-    with open_store(module) as store:
-        if p["state"] == "absent":
-            changed, before = delete_row(store, "keys", key, module.check_mode)
-            return {"changed": changed, "diff": make_diff(public(before), {}, p["name"])}
-        if not p["public_key"]:
-            raise Conflict("public_key is required with state=present.", "Give the key line.")
-        line, fp = fingerprint(p["public_key"])
-        changed, before, after = ensure_row(
-            store,
-            "keys",
-            key,
-            {"public_key": line, "fingerprint": fp, "tenant": p["tenant"]},
-            module.check_mode,
-        )
-        return {
-            "changed": changed,
-            "keypair": public(after),
-            "diff": make_diff(public(before), public(after), p["name"]),
-        }
+    if p["state"] == "absent":
+        changed, before = delete_row(store, "keys", key, module.check_mode)
+        return {"changed": changed, "diff": make_diff(public(before), {}, p["name"])}
+    if not p["public_key"]:
+        raise Conflict("public_key is required with state=present.", "Give the key line.")
+    line, fp = fingerprint(p["public_key"])
+    changed, before, after = ensure_row(
+        store,
+        "keys",
+        key,
+        {"public_key": line, "fingerprint": fp, "tenant": p["tenant"]},
+        module.check_mode,
+    )
+    return {
+        "changed": changed,
+        "keypair": public(after),
+        "diff": make_diff(public(before), public(after), p["name"]),
+    }
 
 
 def main() -> None:
     """Module entry point."""
-    run_module(new_module(ARGUMENT_SPEC), handle)
+    run_module(ARGUMENT_SPEC, handle)
 
 
 if __name__ == "__main__":

@@ -34,13 +34,9 @@ description:
     reachable, typically once per LB node with C(delegate_to) and a PostgreSQL store
     (O(store_dsn)); the store part is idempotent, so the runs after the first only converge their
     node.
-author:
-  - compleat.cloud developers (@compleat-cloud)
 extends_documentation_fragment:
-  - compleat.cloud.attributes
-  - compleat.cloud.attributes.full
-  - compleat.cloud.attributes.platform
   - compleat.cloud.cloud_store
+  - compleat.cloud.cloud_store.full
 options:
   name:
     description:
@@ -261,11 +257,10 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud import lb  # noqa: E402
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud._common import (  # noqa: E402
     make_diff,
-    new_module,
-    open_store,
     run_module,
     runner,
 )
+from ansible_collections.compleat.cloud.plugins.module_utils.cloud.store import Store  # noqa: E402
 
 LISTENER_SPEC: dict[str, Any] = {
     "port": {"type": "int", "required": True},
@@ -365,12 +360,12 @@ def desired(p: dict[str, Any]) -> lb.Desired:
     )
 
 
-def handle(module: AnsibleModule) -> dict[str, Any]:
+def handle(module: AnsibleModule, store: Store) -> dict[str, Any]:
     """Converge the store, then every node."""
     p = module.params
     want = desired(p)
     write = not module.check_mode
-    with open_store(module) as store, store.transaction(write=write):
+    with store.transaction(write=write):
         if p["state"] == "absent":
             before, after = lb.delete_balancer(store, want.tenant, want.name, write), {}
         else:
@@ -415,7 +410,7 @@ def predicted(view: dict[str, Any]) -> lb.Balancer:
 
 def main() -> None:
     """Module entry point."""
-    run_module(new_module(ARGUMENT_SPEC), handle)
+    run_module(ARGUMENT_SPEC, handle, precheck=desired)
 
 
 if __name__ == "__main__":

@@ -27,13 +27,9 @@ description:
     deleted. Network, broadcast, gateway and O(reserved) addresses are never handed out.
   - V(absent) is refused while addresses are allocated, unless O(force=true) (the allocations are
     then released; the instances keep their configured address until they are recreated).
-author:
-  - compleat.cloud developers (@compleat-cloud)
 extends_documentation_fragment:
-  - compleat.cloud.attributes
-  - compleat.cloud.attributes.full
-  - compleat.cloud.attributes.platform
   - compleat.cloud.cloud_store
+  - compleat.cloud.cloud_store.full
 options:
   name:
     description:
@@ -176,8 +172,6 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud import ipam  # noqa: E402
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud._common import (  # noqa: E402
     make_diff,
-    new_module,
-    open_store,
     public,
     run_module,
 )
@@ -454,20 +448,18 @@ def present(module: AnsibleModule, store: Store, key: dict[str, Any]) -> dict[st
     }
 
 
-def handle(module: AnsibleModule) -> dict[str, Any]:
+def handle(module: AnsibleModule, store: Store) -> dict[str, Any]:
     """Converge the network."""
     p = module.params
-    check_params(p)
     key = key_of(p)
-    with open_store(module) as store:
-        if p["state"] == "absent":
-            return absent(module, store, key)
-        return present(module, store, key)
+    if p["state"] == "absent":
+        return absent(module, store, key)
+    return present(module, store, key)
 
 
 def main() -> None:
     """Module entry point."""
-    run_module(new_module(ARGUMENT_SPEC), handle)
+    run_module(ARGUMENT_SPEC, handle, precheck=check_params)
 
 
 if __name__ == "__main__":

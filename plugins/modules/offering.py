@@ -23,13 +23,9 @@ description:
     (M(compleat.cloud.hypervisor) O(compleat.cloud.hypervisor#module:dedicated_cpus),
     O(compleat.cloud.hypervisor#module:hugepages) and O(compleat.cloud.hypervisor#module:pci_devices));
     placement only picks a host that has them free. See docs/cloud-heavy-workloads.md.
-author:
-  - compleat.cloud developers (@compleat-cloud)
 extends_documentation_fragment:
-  - compleat.cloud.attributes
-  - compleat.cloud.attributes.full
-  - compleat.cloud.attributes.platform
   - compleat.cloud.cloud_store
+  - compleat.cloud.cloud_store.full
 options:
   name:
     description: Offering name, unique in the store.
@@ -160,8 +156,6 @@ from ansible_collections.compleat.cloud.plugins.module_utils.cloud._common impor
     delete_row,
     ensure_row,
     make_diff,
-    new_module,
-    open_store,
     public,
     run_module,
 )
@@ -170,6 +164,7 @@ from ansible_collections.compleat.cloud.plugins.module_utils.cloud.errors import
     InvalidInput,
     NotFound,
 )
+from ansible_collections.compleat.cloud.plugins.module_utils.cloud.store import Store  # noqa: E402
 
 ARGUMENT_SPEC: dict[str, Any] = {
     "name": {"type": "str", "required": True},
@@ -231,44 +226,43 @@ def offering_view(row: dict[str, Any] | None) -> dict[str, Any]:
     return out
 
 
-def handle(module: AnsibleModule) -> dict[str, Any]:
+def handle(module: AnsibleModule, store: Store) -> dict[str, Any]:
     """Converge the offering row."""
     p = module.params
     key = {"name": p["name"]}
-    with open_store(module) as store:
-        if p["state"] == "absent":
+    if p["state"] == "absent":
 
-            def guard(row: dict[str, Any]) -> None:
-                users = store.select("instances", order_by="name", offering_id=row["id"])
-                if users:
-                    raise Conflict(
-                        f"Offering {row['name']} is used by {', '.join(u['name'] for u in users)}.",
-                        "Resize or delete those instances first.",
-                    )
+        def guard(row: dict[str, Any]) -> None:
+            users = store.select("instances", order_by="name", offering_id=row["id"])
+            if users:
+                raise Conflict(
+                    f"Offering {row['name']} is used by {', '.join(u['name'] for u in users)}.",
+                    "Resize or delete those instances first.",
+                )
 
-            changed, before = delete_row(store, "offerings", key, module.check_mode, guard)
-            return {"changed": changed, "diff": make_diff(offering_view(before), {}, p["name"])}
-        for opt in ("vcpus", "ram_mb", "disk_gb"):
-            if p[opt] is not None and p[opt] < (0 if opt == "disk_gb" else 1):
-                raise Conflict(f"{opt}={p[opt]} is not a valid size.", f"Give a positive {opt}.")
-        desired = {"vcpus": p["vcpus"], "ram_mb": p["ram_mb"], "disk_gb": p["disk_gb"], **heavy_columns(p)}
-        current = store.get("offerings", **key)
-        if current is None:
-            if p["vcpus"] is None or p["ram_mb"] is None:
-                raise NotFound(f"Offering {p['name']} is new and needs vcpus and ram_mb.", "Give both.")
-            desired.update({k: v for k, v in NEW_DEFAULTS.items() if desired[k] is None})
-        check_hugepage_size({**(current or {}), **{k: v for k, v in desired.items() if v is not None}})
-        changed, before, after = ensure_row(store, "offerings", key, desired, module.check_mode)
-        return {
-            "changed": changed,
-            "offering": offering_view(after),
-            "diff": make_diff(offering_view(before), offering_view(after), p["name"]),
-        }
+        changed, before = delete_row(store, "offerings", key, module.check_mode, guard)
+        return {"changed": changed, "diff": make_diff(offering_view(before), {}, p["name"])}
+    for opt in ("vcpus", "ram_mb", "disk_gb"):
+        if p[opt] is not None and p[opt] < (0 if opt == "disk_gb" else 1):
+            raise Conflict(f"{opt}={p[opt]} is not a valid size.", f"Give a positive {opt}.")
+    desired = {"vcpus": p["vcpus"], "ram_mb": p["ram_mb"], "disk_gb": p["disk_gb"], **heavy_columns(p)}
+    current = store.get("offerings", **key)
+    if current is None:
+        if p["vcpus"] is None or p["ram_mb"] is None:
+            raise NotFound(f"Offering {p['name']} is new and needs vcpus and ram_mb.", "Give both.")
+        desired.update({k: v for k, v in NEW_DEFAULTS.items() if desired[k] is None})
+    check_hugepage_size({**(current or {}), **{k: v for k, v in desired.items() if v is not None}})
+    changed, before, after = ensure_row(store, "offerings", key, desired, module.check_mode)
+    return {
+        "changed": changed,
+        "offering": offering_view(after),
+        "diff": make_diff(offering_view(before), offering_view(after), p["name"]),
+    }
 
 
 def main() -> None:
     """Module entry point."""
-    run_module(new_module(ARGUMENT_SPEC), handle)
+    run_module(ARGUMENT_SPEC, handle)
 
 
 if __name__ == "__main__":

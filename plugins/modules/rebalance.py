@@ -33,27 +33,18 @@ description:
     files and power state) and the module fails naming the instance; the moves already done stay
     done. Run it again to continue.
   - Idempotent. A run on an even cloud plans no move and changes nothing.
-author:
-  - compleat.cloud developers (@compleat-cloud)
 requirements:
   - libvirt-python (Debian python3-libvirt)
   - cp (coreutils), qemu-img (qemu-utils), and genisoimage or xorriso (or dosfstools and mtools for vfat
     seeds) on the machine that runs the module, which must see the storage directories of the source
     and target hosts (keep primary storage shared, or mounted at the same paths on the controller)
 extends_documentation_fragment:
-  - compleat.cloud.attributes
-  - compleat.cloud.attributes.platform
   - compleat.cloud.cloud_store
+  - compleat.cloud.cloud_store.no_diff
 attributes:
   check_mode:
-    support: full
     details: Returns the plan (moves, lower bound, evenness before and after); nothing is stopped,
       copied or written.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
-    support: full
 options:
   max_moves:
     description:
@@ -179,8 +170,6 @@ from ansible_collections.compleat.cloud.plugins.module_utils.cloud import (  # n
     rebalance as planner,
 )
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud._common import (  # noqa: E402
-    new_module,
-    open_store,
     run_module,
     runner,
 )
@@ -493,36 +482,34 @@ def move_one(mover: Mover, move: planner.Move) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------------
 # Module
 # ------------------------------------------------------------------------------------------------
-def handle(module: AnsibleModule) -> dict[str, Any]:
+def handle(module: AnsibleModule, store: Store) -> dict[str, Any]:
     """Plan, then (unless in check mode) perform the moves one by one."""
     p = module.params
-    check_params(p)
-    with open_store(module) as store:
-        hosts, instances = cloud_view(store, p["hosts"])
-        plan = planner.plan(hosts, instances, tolerance=p["tolerance"], max_moves=p["max_moves"])
-        report = plan.as_dict()
-        report["planned"] = len(plan.moves)
-        actions = [f"move {m.instance} from {m.source} to {m.target} ({m.reason})" for m in plan.moves]
-        if module.check_mode or not plan.moves:
-            return {"changed": bool(plan.moves), "actions": actions, **report}
-        mover = Mover(store, runner(module), p["root_disk"] == "reuse", float(p["stop_timeout"]))
-        done: list[dict[str, Any]] = []
-        for move in plan.moves:
-            try:
-                done.append(move_one(mover, move))
-            except CloudError as exc:
-                exc.details.update(
-                    changed=bool(done), moves=done, actions=actions[: len(done)], lower_bound=plan.lower_bound
-                )
-                raise
-        after = planner.evenness(*cloud_view(store, p["hosts"]), tolerance=p["tolerance"])
-        report.update(moves=done, evenness_after=after.as_dict())
-        return {"changed": True, "actions": actions, **report}
+    hosts, instances = cloud_view(store, p["hosts"])
+    plan = planner.plan(hosts, instances, tolerance=p["tolerance"], max_moves=p["max_moves"])
+    report = plan.as_dict()
+    report["planned"] = len(plan.moves)
+    actions = [f"move {m.instance} from {m.source} to {m.target} ({m.reason})" for m in plan.moves]
+    if module.check_mode or not plan.moves:
+        return {"changed": bool(plan.moves), "actions": actions, **report}
+    mover = Mover(store, runner(module), p["root_disk"] == "reuse", float(p["stop_timeout"]))
+    done: list[dict[str, Any]] = []
+    for move in plan.moves:
+        try:
+            done.append(move_one(mover, move))
+        except CloudError as exc:
+            exc.details.update(
+                changed=bool(done), moves=done, actions=actions[: len(done)], lower_bound=plan.lower_bound
+            )
+            raise
+    after = planner.evenness(*cloud_view(store, p["hosts"]), tolerance=p["tolerance"])
+    report.update(moves=done, evenness_after=after.as_dict())
+    return {"changed": True, "actions": actions, **report}
 
 
 def main() -> None:
     """Module entry point."""
-    run_module(new_module(ARGUMENT_SPEC), handle, libvirt=True)
+    run_module(ARGUMENT_SPEC, handle, libvirt=True, precheck=check_params)
 
 
 if __name__ == "__main__":

@@ -30,23 +30,13 @@ description:
   - Domains that carry compleat.cloud metadata but are unknown to the store are listed in
     RV(orphans), never removed.
   - In check mode everything is compared and reported and nothing is changed.
-author:
-  - compleat.cloud developers (@compleat-cloud)
-requirements:
-  - libvirt-python (Debian python3-libvirt)
 extends_documentation_fragment:
-  - compleat.cloud.attributes
-  - compleat.cloud.attributes.platform
   - compleat.cloud.cloud_store
+  - compleat.cloud.cloud_store.full
+  - compleat.cloud.cloud_store.libvirt
 attributes:
-  check_mode:
-    support: full
   diff_mode:
-    support: full
     details: The diff shows, per instance, the drifted fields before and after.
-  platform:
-    platforms: posix
-    support: full
 options:
   hosts:
     description: Only these hosts (store names). Default every host whose state is C(up).
@@ -157,8 +147,6 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud import lifecycle, virt  # noqa: E402
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud._common import (  # noqa: E402
     make_diff,
-    new_module,
-    open_store,
     run_module,
     runner,
 )
@@ -261,14 +249,13 @@ def reconcile_host(
         out["orphans"][host["name"]] = found
 
 
-def handle(module: AnsibleModule) -> dict[str, Any]:
+def handle(module: AnsibleModule, store: Store) -> dict[str, Any]:
     """Reconcile the selected hosts."""
     p = module.params
     out: dict[str, Any] = {"instances": [], "reaped": [], "unreachable": {}, "orphans": {}}
-    with open_store(module) as store:
-        env = lifecycle.Env(store, module.check_mode, runner(module))
-        for host in selected_hosts(store, p["hosts"]):
-            reconcile_host(env, host, p, out)
+    env = lifecycle.Env(store, module.check_mode, runner(module))
+    for host in selected_hosts(store, p["hosts"]):
+        reconcile_host(env, host, p, out)
     before = {
         r["instance"]: {k: r[k] for k in ("config", "live", "disks", "power")} for r in out["instances"]
     }
@@ -283,7 +270,7 @@ def handle(module: AnsibleModule) -> dict[str, Any]:
 
 def main() -> None:
     """Module entry point."""
-    run_module(new_module(ARGUMENT_SPEC), handle, libvirt=True)
+    run_module(ARGUMENT_SPEC, handle, libvirt=True)
 
 
 if __name__ == "__main__":

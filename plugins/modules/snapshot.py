@@ -22,16 +22,12 @@ description:
   - V(restored) creates a new instance O(restore_to) from a backup, placed by the stack, with a new
     UUID and instance-id; it is defined but not started.
   - M(compleat.cloud.snapshot_info) lists the snapshots and backups of an instance.
-author:
-  - compleat.cloud developers (@compleat-cloud)
 requirements:
-  - libvirt-python (Debian python3-libvirt)
   - qemu-img (qemu-utils) for backups and restores
 extends_documentation_fragment:
-  - compleat.cloud.attributes
-  - compleat.cloud.attributes.full
-  - compleat.cloud.attributes.platform
   - compleat.cloud.cloud_store
+  - compleat.cloud.cloud_store.full
+  - compleat.cloud.cloud_store.libvirt
 options:
   instance:
     description: Instance the snapshot or backup belongs to (for V(restored), the instance that was backed
@@ -140,8 +136,6 @@ from ansible_collections.compleat.cloud.plugins.module_utils.cloud import (  # n
 )
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud._common import (  # noqa: E402
     make_diff,
-    new_module,
-    open_store,
     public,
     run_module,
     runner,
@@ -395,45 +389,47 @@ def restore(module: AnsibleModule, store: Store, actions: list[str]) -> dict[str
     return {**public(store.get("instances", id=row["id"])), "host": host["name"]}
 
 
-def handle(module: AnsibleModule) -> dict[str, Any]:
+def check_params(p: dict[str, Any]) -> None:
+    """The name of a restored instance, checked before the store is opened (nothing placed or written)."""
+    if p["state"] == "restored":
+        check_name("restore_to", p["restore_to"])
+
+
+def handle(module: AnsibleModule, store: Store) -> dict[str, Any]:
     """Dispatch on state."""
     p = module.params
     actions: list[str] = []
     if p["state"] == "restored":
-        # The new instance's name: checked before anything is placed or written.
-        check_name("restore_to", p["restore_to"])
-    with open_store(module) as store:
-        if p["state"] == "restored":
-            restored = restore(module, store, actions)
-            src = store.get("instances", name=p["instance"])
-            out = (
-                lifecycle.snapshot_listing(store, src["uuid"], None)
-                if src
-                else {"snapshots": [], "libvirt_snapshots": []}
-            )
-            return {"changed": bool(actions), "actions": actions, "restored": restored or {}, **out}
-        inst = lifecycle.need(
-            store, "instances", "instance", "Create it with compleat.cloud.instance.", name=p["instance"]
+        restored = restore(module, store, actions)
+        src = store.get("instances", name=p["instance"])
+        out = (
+            lifecycle.snapshot_listing(store, src["uuid"], None)
+            if src
+            else {"snapshots": [], "libvirt_snapshots": []}
         )
-        host = lifecycle.host_of(store, inst)
-        dom = virt.lookup(virt.connect(host["uri"]), inst["uuid"])
-        before = lifecycle.snapshot_listing(store, inst["uuid"], dom)
-        if p["state"] in ("present", "absent", "reverted"):
-            internal(module, store, inst, dom, actions)
-        elif p["state"] == "backed_up":
-            backup(module, store, inst, dom, actions)
-        after = lifecycle.snapshot_listing(store, inst["uuid"], dom)
-        return {
-            "changed": bool(actions),
-            "actions": actions,
-            **after,
-            "diff": make_diff(before, after, p["instance"]),
-        }
+        return {"changed": bool(actions), "actions": actions, "restored": restored or {}, **out}
+    inst = lifecycle.need(
+        store, "instances", "instance", "Create it with compleat.cloud.instance.", name=p["instance"]
+    )
+    host = lifecycle.host_of(store, inst)
+    dom = virt.lookup(virt.connect(host["uri"]), inst["uuid"])
+    before = lifecycle.snapshot_listing(store, inst["uuid"], dom)
+    if p["state"] in ("present", "absent", "reverted"):
+        internal(module, store, inst, dom, actions)
+    elif p["state"] == "backed_up":
+        backup(module, store, inst, dom, actions)
+    after = lifecycle.snapshot_listing(store, inst["uuid"], dom)
+    return {
+        "changed": bool(actions),
+        "actions": actions,
+        **after,
+        "diff": make_diff(before, after, p["instance"]),
+    }
 
 
 def main() -> None:
     """Module entry point."""
-    run_module(new_module(ARGUMENT_SPEC, required_if=REQUIRED_IF), handle, libvirt=True)
+    run_module(ARGUMENT_SPEC, handle, libvirt=True, precheck=check_params, required_if=REQUIRED_IF)
 
 
 if __name__ == "__main__":

@@ -14,15 +14,10 @@ version_added: "0.1.0"
 description:
   - Returns the internal snapshots and the backups the metadata store records for an instance,
     and the internal snapshot names libvirt reports for its domain, so that the two can be compared.
-author:
-  - compleat.cloud developers (@compleat-cloud)
-requirements:
-  - libvirt-python (Debian python3-libvirt)
 extends_documentation_fragment:
-  - compleat.cloud.attributes
-  - compleat.cloud.attributes.read_only
-  - compleat.cloud.attributes.platform
   - compleat.cloud.cloud_store
+  - compleat.cloud.cloud_store.read_only
+  - compleat.cloud.cloud_store.libvirt
 options:
   instance:
     description: Instance name.
@@ -57,33 +52,29 @@ from typing import Any  # noqa: E402
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud import lifecycle, virt  # noqa: E402
-from ansible_collections.compleat.cloud.plugins.module_utils.cloud._common import (  # noqa: E402
-    new_module,
-    open_store,
-    run_module,
-)
+from ansible_collections.compleat.cloud.plugins.module_utils.cloud._common import run_module  # noqa: E402
+from ansible_collections.compleat.cloud.plugins.module_utils.cloud.store import Store  # noqa: E402
 
 ARGUMENT_SPEC: dict[str, Any] = {"instance": {"type": "str", "required": True}}
 
 
-def handle(module: AnsibleModule) -> dict[str, Any]:
+def handle(module: AnsibleModule, store: Store) -> dict[str, Any]:
     """List."""
-    with open_store(module, write=False) as store:
-        inst = lifecycle.need(
-            store,
-            "instances",
-            "instance",
-            "Check the name (compleat.cloud.cloud_info).",
-            name=module.params["instance"],
-        )
-        host = lifecycle.host_of(store, inst)
-        dom = virt.lookup(virt.connect(host["uri"]), inst["uuid"])
-        return {"changed": False, **lifecycle.snapshot_listing(store, inst["uuid"], dom)}
+    inst = lifecycle.need(
+        store,
+        "instances",
+        "instance",
+        "Check the name (compleat.cloud.cloud_info).",
+        name=module.params["instance"],
+    )
+    host = lifecycle.host_of(store, inst)
+    dom = virt.lookup(virt.connect(host["uri"]), inst["uuid"])
+    return {"changed": False, **lifecycle.snapshot_listing(store, inst["uuid"], dom)}
 
 
 def main() -> None:
     """Module entry point."""
-    run_module(new_module(ARGUMENT_SPEC), handle, libvirt=True)
+    run_module(ARGUMENT_SPEC, handle, libvirt=True, write=False)
 
 
 if __name__ == "__main__":

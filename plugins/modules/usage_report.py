@@ -17,13 +17,9 @@ description:
     allocated hours (from create to delete, stopped time included), the number of instances
     and the count of each event in the period.
   - Intervals are clipped to the period; an instance still running at O(end) counts until O(end).
-author:
-  - compleat.cloud developers (@compleat-cloud)
 extends_documentation_fragment:
-  - compleat.cloud.attributes
-  - compleat.cloud.attributes.read_only
-  - compleat.cloud.attributes.platform
   - compleat.cloud.cloud_store
+  - compleat.cloud.cloud_store.read_only
 options:
   start:
     description: Start of the period (ISO 8601 date or time, UTC unless a zone is given, or epoch seconds).
@@ -75,11 +71,8 @@ from typing import Any  # noqa: E402
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud import usage  # noqa: E402
-from ansible_collections.compleat.cloud.plugins.module_utils.cloud._common import (  # noqa: E402
-    new_module,
-    open_store,
-    run_module,
-)
+from ansible_collections.compleat.cloud.plugins.module_utils.cloud._common import run_module  # noqa: E402
+from ansible_collections.compleat.cloud.plugins.module_utils.cloud.store import Store  # noqa: E402
 
 ARGUMENT_SPEC: dict[str, Any] = {
     "start": {"type": "str"},
@@ -95,16 +88,15 @@ def iso(ts: int) -> str:
     return datetime.datetime.fromtimestamp(ts, tz=datetime.UTC).isoformat()
 
 
-def handle(module: AnsibleModule) -> dict[str, Any]:
+def handle(module: AnsibleModule, store: Store) -> dict[str, Any]:
     """Build the report."""
     p = module.params
-    with open_store(module, write=False) as store:
-        end = usage.parse_time(p["end"], store.now() + 1)
-        start = usage.parse_time(p["start"], end - 30 * DAY)
-        sql, params = "SELECT * FROM usage_events WHERE ts < ?", [end]
-        if p["tenant"]:
-            sql, params = sql + " AND tenant = ?", [*params, p["tenant"]]
-        rows = usage.report(store.query(sql + " ORDER BY instance_uuid, ts, id", params), start, end)
+    end = usage.parse_time(p["end"], store.now() + 1)
+    start = usage.parse_time(p["start"], end - 30 * DAY)
+    sql, params = "SELECT * FROM usage_events WHERE ts < ?", [end]
+    if p["tenant"]:
+        sql, params = sql + " AND tenant = ?", [*params, p["tenant"]]
+    rows = usage.report(store.query(sql + " ORDER BY instance_uuid, ts, id", params), start, end)
     if p["offering"]:
         rows = [r for r in rows if r["offering"] == p["offering"]]
     return {
@@ -116,7 +108,7 @@ def handle(module: AnsibleModule) -> dict[str, Any]:
 
 def main() -> None:
     """Module entry point."""
-    run_module(new_module(ARGUMENT_SPEC), handle)
+    run_module(ARGUMENT_SPEC, handle, write=False)
 
 
 if __name__ == "__main__":

@@ -27,15 +27,10 @@ description:
     (C(VIR_DOMAIN_AFFECT_LIVE|VIR_DOMAIN_AFFECT_CONFIG)); a stopped domain only its definition.
     Live detach needs the guest's cooperation; a guest that ignores it keeps the disk until
     its next boot, reported as RV(live_detach_pending).
-author:
-  - compleat.cloud developers (@compleat-cloud)
-requirements:
-  - libvirt-python (Debian python3-libvirt)
 extends_documentation_fragment:
-  - compleat.cloud.attributes
-  - compleat.cloud.attributes.full
-  - compleat.cloud.attributes.platform
   - compleat.cloud.cloud_store
+  - compleat.cloud.cloud_store.full
+  - compleat.cloud.cloud_store.libvirt
 options:
   name:
     description:
@@ -162,8 +157,6 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud import lifecycle, overlay, virt  # noqa: E402
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud._common import (  # noqa: E402
     make_diff,
-    new_module,
-    open_store,
     public,
     run_module,
 )
@@ -567,33 +560,32 @@ def describe(store: Store, vol: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def handle(module: AnsibleModule) -> dict[str, Any]:
+def handle(module: AnsibleModule, store: Store) -> dict[str, Any]:
     """Converge the volume."""
     p = module.params
     actions: list[str] = []
-    with open_store(module) as store:
-        if p["state"] == "absent":
-            return absent(module, store, actions)
-        before = store.get("volumes", name=p["name"])
-        vol = ensure_volume(module, store, actions)
-        result: dict[str, Any] = {"changed": bool(actions)}
-        if p["state"] == "attached":
-            result.update(attach(module, store, vol, actions))
-        elif p["state"] == "detached":
-            result.update(detach(module, store, vol, actions))
-        vol = result.pop("volume", None) or vol
-        result["changed"] = bool(actions)
-        result.update(
-            actions=actions,
-            volume=describe(store, vol),
-            diff=make_diff(describe(store, before) if before else {}, describe(store, vol), p["name"]),
-        )
-        return result
+    if p["state"] == "absent":
+        return absent(module, store, actions)
+    before = store.get("volumes", name=p["name"])
+    vol = ensure_volume(module, store, actions)
+    result: dict[str, Any] = {"changed": bool(actions)}
+    if p["state"] == "attached":
+        result.update(attach(module, store, vol, actions))
+    elif p["state"] == "detached":
+        result.update(detach(module, store, vol, actions))
+    vol = result.pop("volume", None) or vol
+    result["changed"] = bool(actions)
+    result.update(
+        actions=actions,
+        volume=describe(store, vol),
+        diff=make_diff(describe(store, before) if before else {}, describe(store, vol), p["name"]),
+    )
+    return result
 
 
 def main() -> None:
     """Module entry point."""
-    run_module(new_module(ARGUMENT_SPEC), handle, libvirt=True)
+    run_module(ARGUMENT_SPEC, handle, libvirt=True)
 
 
 if __name__ == "__main__":

@@ -180,14 +180,34 @@ def check_ranges(params: dict[str, Any]) -> None:
         )
 
 
+Handler = Callable[[AnsibleModule, Store], dict[str, Any]]
+
+
 def run_module(
-    module: AnsibleModule, handler: Callable[[AnsibleModule], dict[str, Any]], libvirt: bool = False
+    argument_spec: dict[str, Any],
+    handler: Handler,
+    *,
+    libvirt: bool = False,
+    write: bool = True,
+    precheck: Callable[[dict[str, Any]], object] | None = None,
+    **module_kwargs: Any,
 ) -> None:
-    """Run ``handler`` and exit: its dict on success, an actionable failure on CloudError."""
+    """The whole run of a cloud module, from its argument spec to its exit.
+
+    Builds the AnsibleModule (store options added, check mode supported, ``module_kwargs`` such
+    as ``required_if`` passed on), fails early when a library is missing, checks the numeric
+    ranges and ``precheck`` (parameter checks that must refuse before the store is created), opens
+    the store (``write``: created and migrated, see open_store), runs ``handler`` and exits with its
+    dict. A CloudError becomes an actionable failure; anything else fails with the traceback.
+    """
+    module = new_module(argument_spec, **module_kwargs)
     require(module, libvirt=libvirt)
     try:
         check_ranges(module.params)
-        result = handler(module)
+        if precheck is not None:
+            precheck(module.params)
+        with open_store(module, write=write) as store:
+            result = handler(module, store)
     except CloudError as exc:
         module.fail_json(**exc.as_result())
     except Exception as exc:  # a bug or an unexpected environment: keep the traceback for -vvv

@@ -572,24 +572,24 @@ def call(what: str, fn: Callable[..., Any], *args: Any, hint: str = "") -> Any:
         raise
 
 
-def lookup(conn: Any, uuid: str) -> Any | None:
-    """The domain with ``uuid``, or None."""
+def _find_domain(conn: Any, method: str, key: str) -> Any | None:
+    """The domain ``conn.<method>(key)`` returns, or None when libvirt has no such domain."""
     try:
-        return conn.lookupByUUIDString(uuid)
+        return getattr(conn, method)(key)
     except Exception as exc:
         if error_code(exc) == ERR_NO_DOMAIN:
             return None
-        raise VirtError(f"libvirt lookup of domain {uuid} failed: {exc}", "See the libvirtd log.") from exc
+        raise VirtError(f"libvirt lookup of domain {key} failed: {exc}", "See the libvirtd log.") from exc
+
+
+def lookup(conn: Any, uuid: str) -> Any | None:
+    """The domain with ``uuid``, or None."""
+    return _find_domain(conn, "lookupByUUIDString", uuid)
 
 
 def lookup_name(conn: Any, name: str) -> Any | None:
     """The domain called ``name``, or None."""
-    try:
-        return conn.lookupByName(name)
-    except Exception as exc:
-        if error_code(exc) == ERR_NO_DOMAIN:
-            return None
-        raise VirtError(f"libvirt lookup of domain {name} failed: {exc}", "See the libvirtd log.") from exc
+    return _find_domain(conn, "lookupByName", name)
 
 
 def power_state(dom: Any | None) -> str:

@@ -13,7 +13,36 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ansible_collections.compleat.cloud.plugins.module_utils.cloud.errors import NoCapacity
+
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f user@test"
+# An instance on hv1 (no name): what the tests of hosts (health, evacuation, rebalancing) place.
+VM_ON_HV1 = {
+    "template": "tpl",
+    "offering": "small",
+    "tenant": "acme",
+    "host": "hv1",
+    "networks": [{"source": "default"}],
+    "ssh_keys": ["ops"],
+}
+# The iSCSI volume of vm1 in those tests.
+ISCSI_VM1 = {
+    "backend": "iscsi",
+    "iscsi_portal": "192.0.2.5",
+    "iscsi_iqn": "iqn.2026-01.cloud.compleat:s1.vm1",
+}
+
+
+def vm1_moved_to_hv2(instance_id: str) -> dict[str, Any]:
+    """The evacuation entry of vm1 (running, volume ``data``) recreated from hv1 on hv2."""
+    return {
+        "instance": "vm1",
+        "from": "hv1",
+        "to": "hv2",
+        "instance_id": instance_id,
+        "state": "running",
+        "volumes": ["data"],
+    }
 
 
 @dataclass
@@ -52,6 +81,41 @@ class Cloud:
 def make_template(path: Path, size: str = "64M") -> str:
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(path), size], check=True)
     return str(path)
+
+
+def new_row(name: str, offering_id: int, **kw: Any) -> dict[str, Any]:
+    """The columns of a new instance row that placement inserts (``kw`` adds or overrides)."""
+    return {
+        "uuid": f"uuid-{name}",
+        "name": name,
+        "instance_id": f"iid-{name}",
+        "tenant": "t",
+        "offering_id": offering_id,
+        "state": "building",
+        "domain_type": "qemu",
+        **kw,
+    }
+
+
+def race_attempt(
+    results: Any,
+    name: str,
+    store: Any,
+    attempt: Callable[[], Any],
+    lost: Callable[[NoCapacity], Any] = lambda _exc: None,
+) -> None:
+    """A racer's one try: ``results`` gets (name, "won", what ``attempt`` returns, start time),
+    (name, "no capacity", ``lost(exc)``, start) or (name, "error ...", None, start); ``store`` is
+    closed in every case."""
+    started = time.monotonic()
+    try:
+        results.put((name, "won", attempt(), started))
+    except NoCapacity as exc:
+        results.put((name, "no capacity", lost(exc), started))
+    except Exception as exc:  # report, don't hang the parent
+        results.put((name, f"error {exc!r}", None, started))
+    finally:
+        store.close()
 
 
 def race_two_processes(racer: Callable[..., None], target_open: Any) -> list[tuple]:

@@ -6,9 +6,11 @@
 from __future__ import annotations
 
 import hashlib
+import subprocess
 
 from cloud_testlib import KEY, make_template
 
+from ansible_collections.compleat.cloud.plugins.module_utils.cloud import overlay
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud.store import Store
 from ansible_collections.compleat.cloud.plugins.modules import hypervisor, image, instance, keypair, offering
 
@@ -111,23 +113,7 @@ def test_image_kinds_and_errors(cloud, tmp_path):
     assert not cloud.ok(image, name="inst", kind="iso", path=str(iso), verify="always")["changed"]
     assert "No file" in cloud.fails(image, name="gone", path=str(tmp_path / "nope"), os="x")["msg"]
     ov = tmp_path / "ov.qcow2"
-    import subprocess
-
-    subprocess.run(
-        [
-            "qemu-img",
-            "create",
-            "-q",
-            "-f",
-            "qcow2",
-            "-b",
-            str(cloud.tmp / "secondary" / "tpl.qcow2"),
-            "-F",
-            "qcow2",
-            str(ov),
-        ],
-        check=True,
-    )
+    subprocess.run(overlay.create_command(str(cloud.tmp / "secondary" / "tpl.qcow2"), str(ov)), check=True)
     assert "self-contained" in cloud.fails(image, name="ov", path=str(ov), os="x")["msg"]
     res = cloud.fails(instance, name="vmx", template="inst", offering="small")
     assert "ISO, not a template" in res["msg"]

@@ -8,21 +8,14 @@ from __future__ import annotations
 import os
 
 import pytest
+from cloud_testlib import ISCSI_VM1, VM_ON_HV1, vm1_moved_to_hv2
 
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud import virt
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud.store import Store
 from ansible_collections.compleat.cloud.plugins.modules import evacuate, hypervisor, instance, volume
 
-VM = {
-    "name": "vm1",
-    "template": "tpl",
-    "offering": "small",
-    "tenant": "acme",
-    "host": "hv1",
-    "networks": [{"source": "default"}],
-    "ssh_keys": ["ops"],
-}
-ISCSI = {"backend": "iscsi", "iscsi_portal": "192.0.2.5", "iscsi_iqn": "iqn.2026-01.cloud.compleat:s1.vm1"}
+VM = {"name": "vm1", **VM_ON_HV1}
+ISCSI = ISCSI_VM1
 
 
 @pytest.fixture
@@ -86,14 +79,7 @@ def test_evacuate_with_mark_then_clean(two_hosts, libvirt_test):
 
     res = cloud.ok(evacuate, host="hv1")
     (entry,) = res["evacuated"]
-    assert entry == {
-        "instance": "vm1",
-        "from": "hv1",
-        "to": "hv2",
-        "instance_id": first["instance_id"],
-        "state": "running",
-        "volumes": ["data"],
-    }
+    assert entry == vm1_moved_to_hv2(first["instance_id"])
     conn_b = virt.connect(uri_b)
     dom = conn_b.lookupByUUIDString(first["uuid"])
     assert dom.isActive()

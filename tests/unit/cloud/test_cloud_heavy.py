@@ -14,10 +14,9 @@ import random
 import shutil
 import sqlite3
 import subprocess
-import time
 
 import pytest
-from cloud_testlib import place_one_by_one, race_two_processes, slow_reads
+from cloud_testlib import new_row, place_one_by_one, race_attempt, race_two_processes, slow_reads
 
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud import placement as pl
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud import rebalance as planner
@@ -231,18 +230,6 @@ def gpu_cloud(store: Store, devices=(("0000:3b:00.0", 1), ("0000:5e:00.0", 2)), 
     return h, store.insert("offerings", {"name": "gpu", "vcpus": 4, "ram_mb": 4096})
 
 
-def new_row(name, offering_id):
-    return {
-        "uuid": f"uuid-{name}",
-        "name": name,
-        "instance_id": f"iid-{name}",
-        "tenant": "t",
-        "offering_id": offering_id,
-        "state": "building",
-        "domain_type": "qemu",
-    }
-
-
 HEAVY = pl.Request(4, 4096, cpu_pinning=True, hugepages="1G", pci=GPU, nic_queues=4)
 
 
@@ -311,16 +298,12 @@ def _racer(target, name, barrier, results):
     slow_reads(pl, "load_hosts")  # without the lock both racers would win
     off = store.get("offerings", name="gpu")
     barrier.wait()
-    started = time.monotonic()
-    try:
+
+    def attempt():
         _chosen, row = pl.allocate(store, pl.Request(1, 512, pci=GPU), new_row=new_row(name, off["id"]))
-        results.put((name, "won", res.devices_of(store, row["id"]), started))
-    except NoCapacity as exc:
-        results.put((name, "no capacity", exc.msg, started))
-    except Exception as exc:  # report, don't hang the parent
-        results.put((name, f"error {exc!r}", None, started))
-    finally:
-        store.close()
+        return res.devices_of(store, row["id"])
+
+    race_attempt(results, name, store, attempt, lost=lambda exc: exc.msg)
 
 
 def test_two_processes_race_for_the_last_device(any_store):

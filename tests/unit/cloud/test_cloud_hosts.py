@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 from ansible.module_utils import basic
+from cloud_testlib import ISCSI_VM1, VM_ON_HV1, vm1_moved_to_hv2
 
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud import virt
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud.store import Store
@@ -18,16 +19,8 @@ from ansible_collections.compleat.cloud.plugins.modules import (
     volume,
 )
 
-VM = {
-    "name": "vm1",
-    "template": "tpl",
-    "offering": "small",
-    "tenant": "acme",
-    "host": "hv1",
-    "networks": [{"source": "default"}],
-    "ssh_keys": ["ops"],
-}
-ISCSI = {"backend": "iscsi", "iscsi_portal": "192.0.2.5", "iscsi_iqn": "iqn.2026-01.cloud.compleat:s1.vm1"}
+VM = {"name": "vm1", **VM_ON_HV1}
+ISCSI = ISCSI_VM1
 
 
 @pytest.fixture
@@ -262,14 +255,7 @@ def test_evacuate_with_mark_after_operator_fences(two_hosts, libvirt_test):
 
     res = cloud.ok(host_health, **policy)
     (moved,) = res["evacuated"]
-    assert moved == {
-        "instance": "vm1",
-        "from": "hv1",
-        "to": "hv2",
-        "instance_id": first["instance_id"],
-        "state": "running",
-        "volumes": ["data"],
-    }
+    assert moved == vm1_moved_to_hv2(first["instance_id"])
     assert res["changed"] and entry(res, "hv1")["state"] == "fenced" and entry(res, "hv1")["hint"] == ""
     assert virt.connect(uri_b).lookupByUUIDString(first["uuid"]).isActive()
     assert not cloud.ok(host_health, **policy)["changed"]  # nothing left to move

@@ -75,23 +75,27 @@ def plain(value):
     return value["__ansible_unsafe"] if isinstance(value, dict) and "__ansible_unsafe" in value else value
 
 
-def inventory(tmp_path, body: str) -> dict:
-    src = tmp_path / "lab.cloud.yml"
-    src.write_text(body)
-    env = dict(
-        os.environ,
-        ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
-        ANSIBLE_INVENTORY_ENABLED="compleat.cloud.cloud",
-        ANSIBLE_COLLECTIONS_PATH=str(ROOT / "build" / "collections"),
-    )
-    out = subprocess.run(
+def ansible_inventory(src: Path, **env: str) -> subprocess.CompletedProcess:
+    """``ansible-inventory --list`` of ``src`` with the cloud plugin enabled (``env`` added)."""
+    return subprocess.run(
         [str(Path(sys.executable).parent / "ansible-inventory"), "-i", str(src), "--list"],
         capture_output=True,
         text=True,
-        env=env,
+        env=dict(
+            os.environ,
+            ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+            ANSIBLE_INVENTORY_ENABLED="compleat.cloud.cloud",
+            **env,
+        ),
         cwd=ROOT,
         check=False,
     )
+
+
+def inventory(tmp_path, body: str) -> dict:
+    src = tmp_path / "lab.cloud.yml"
+    src.write_text(body)
+    out = ansible_inventory(src, ANSIBLE_COLLECTIONS_PATH=str(ROOT / "build" / "collections"))
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
 
@@ -123,20 +127,7 @@ def test_groups_and_hostvars(tmp_path):
 def test_missing_store_is_a_parse_error(tmp_path):
     src = tmp_path / "x.cloud.yml"
     src.write_text(f"plugin: compleat.cloud.cloud\nstore: {tmp_path / 'none.db'}\n")
-    env = dict(
-        os.environ,
-        ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
-        ANSIBLE_INVENTORY_ENABLED="compleat.cloud.cloud",
-        ANSIBLE_INVENTORY_UNPARSED_FAILED="true",
-    )
-    out = subprocess.run(
-        [str(Path(sys.executable).parent / "ansible-inventory"), "-i", str(src), "--list"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        check=False,
-    )
+    out = ansible_inventory(src, ANSIBLE_INVENTORY_UNPARSED_FAILED="true")
     assert out.returncode != 0 and "No metadata store" in out.stderr
     assert not (tmp_path / "none.db").exists()
 

@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import ipaddress
 import sqlite3
-import time
 from pathlib import Path
 
 import pytest
-from cloud_testlib import race_two_processes, slow_reads
+from cloud_testlib import race_attempt, race_two_processes, slow_reads
 
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud import ipam
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud import store as store_mod
@@ -419,17 +418,13 @@ def _racer(target, name, barrier, results):
     net = store.get("networks", name="tiny")
     inst = store.get("instances", name=name)
     barrier.wait()
-    started = time.monotonic()
-    try:
+
+    def attempt():
         with store.transaction(write=True):
             address = ipam.allocate(store, net, instance_id=inst["id"], nic_index=0)
-        results.put((name, "won", ipam.ntoa(address), started))
-    except NoCapacity:
-        results.put((name, "no capacity", None, started))
-    except Exception as exc:  # report, don't hang the parent
-        results.put((name, f"error {exc!r}", None, started))
-    finally:
-        store.close()
+        return ipam.ntoa(address)
+
+    race_attempt(results, name, store, attempt)
 
 
 def test_two_processes_race_for_the_last_address(any_store):

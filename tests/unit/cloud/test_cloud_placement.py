@@ -6,10 +6,9 @@
 from __future__ import annotations
 
 import random
-import time
 
 import pytest
-from cloud_testlib import place_one_by_one, race_two_processes, slow_reads
+from cloud_testlib import new_row, place_one_by_one, race_attempt, race_two_processes, slow_reads
 
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud import placement as pl
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud.errors import NoCapacity
@@ -118,20 +117,6 @@ def add_hosts(store: Store, *specs):
     return store.insert("offerings", {"name": "small", "vcpus": 1, "ram_mb": 512})
 
 
-def new_row(name, offering_id, **kw):
-    row = {
-        "uuid": f"uuid-{name}",
-        "name": name,
-        "instance_id": f"iid-{name}",
-        "tenant": "t",
-        "offering_id": offering_id,
-        "state": "building",
-        "domain_type": "qemu",
-    }
-    row.update(kw)
-    return row
-
-
 def test_allocate_counts_committed_allocations(any_store):
     off = add_hosts(any_store, ("a", 2, 4096), ("b", 1, 4096))
     chosen = [
@@ -172,16 +157,12 @@ def _racer(target, name, barrier, results):
     slow_reads(pl, "load_hosts")  # without the lock both racers would win
     off = store.get("offerings", name="small")
     barrier.wait()
-    started = time.monotonic()
-    try:
-        chosen = pl.allocate(store, pl.Request(1, 512), new_row=new_row(name, off["id"]))[0]
-        results.put((name, "won", chosen.name, started))
-    except NoCapacity:
-        results.put((name, "no capacity", None, started))
-    except Exception as exc:  # report, don't hang the parent
-        results.put((name, f"error {exc!r}", None, started))
-    finally:
-        store.close()
+    race_attempt(
+        results,
+        name,
+        store,
+        lambda: pl.allocate(store, pl.Request(1, 512), new_row=new_row(name, off["id"]))[0].name,
+    )
 
 
 def test_two_processes_race_for_the_last_slot(any_store):

@@ -13,6 +13,7 @@ import random
 import subprocess
 
 import pytest
+from cloud_testlib import VM_ON_HV1
 
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud import placement as pl
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud import rebalance as rb
@@ -390,14 +391,7 @@ def test_unknown_host_in_subset(sqlite_store):
 # ------------------------------------------------------------------------------------------------
 # The module, between two test-driver hosts
 # ------------------------------------------------------------------------------------------------
-VM = {
-    "template": "tpl",
-    "offering": "small",
-    "tenant": "acme",
-    "host": "hv1",
-    "networks": [{"source": "default"}],
-    "ssh_keys": ["ops"],
-}
+VM = VM_ON_HV1
 
 
 @pytest.fixture
