@@ -197,13 +197,13 @@ provisioning_check() {
   # PXE: DHCP through r003-tor1's relay as BIOS firmware (option 93 = 0) and as iPXE (option 77)
   script="$tmp/udhcpc.sh"
   # shellcheck disable=SC2016 # expanded by udhcpc's script, not here
-  printf '#!/bin/sh\n[ "$1" = bound ] && echo "$siaddr $boot_file"\nexit 0\n' > "$script"; chmod +x "$script"
+  printf '#!/bin/sh\n[ "$1" = bound ] && echo "${siaddr:--} ${boot_file:--}"\nexit 0\n' > "$script"; chmod +x "$script"
   read -r siaddr boot_file < <(ip netns exec ccf-lab-r003-h01 udhcpc -i mgmt -q -n -t 5 -x 0x5d:0000 -s "$script" 2>/dev/null | tail -n 1)
   echo "DHCP (BIOS firmware) via r003-tor1: next-server ${siaddr:-none}, boot file ${boot_file:-none}"
   if [ "$siaddr" != 10.0.3.10 ] || [ "$boot_file" != undionly.kpxe ]; then
     die "PXE: DHCP does not point firmware at 10.0.3.10 undionly.kpxe"
   fi
-  read -r siaddr url < <(ip netns exec ccf-lab-r003-h01 udhcpc -i mgmt -q -n -t 5 -x 0x4d:69505845 -s "$script" 2>/dev/null | tail -n 1)
+  read -r _ url < <(ip netns exec ccf-lab-r003-h01 udhcpc -i mgmt -q -n -t 5 -x 0x4d:69505845 -s "$script" 2>/dev/null | tail -n 1)
   echo "DHCP (iPXE) via r003-tor1: boot file ${url:-none}"
   [ "$url" = http://10.0.3.10/boot.ipxe ] || die "PXE: DHCP does not give iPXE the script URL"
   # the chain from rack 1: TFTP of the iPXE build, the boot script, the host's script by MAC, the
