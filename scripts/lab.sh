@@ -185,6 +185,12 @@ provisioning_check() {
   export GIT_SSH_COMMAND="ssh -i $COMPLEAT_ROOT/.cache/images/lab_ssh_key -o BatchMode=yes -o ConnectTimeout=10 -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
   ip netns exec ccf-lab-r001-h01 git clone -q "$REPO_URL" "$tmp/a" 2>/dev/null \
     || die "git: cannot clone $REPO_URL from rack 1"
+  # on main, after what earlier checks pushed (a fresh repository is empty)
+  if git -C "$tmp/a" rev-parse -q --verify origin/main >/dev/null; then
+    git -C "$tmp/a" checkout -q -B main origin/main
+  else
+    git -C "$tmp/a" checkout -q -b main
+  fi
   echo "$token" > "$tmp/a/lab-check.txt"
   git -C "$tmp/a" add lab-check.txt
   git -C "$tmp/a" -c user.name=lab -c user.email=lab@lab.compleat.internal commit -q -m "$token"
