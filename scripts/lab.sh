@@ -221,7 +221,9 @@ provisioning_check() {
   grep -q '^#!ipxe' <<<"$out" || die "PXE: $url is not an iPXE script"
   out=$(ip netns exec ccf-lab-r001-h01 curl -sf --max-time 10 "http://10.0.3.10/ipxe/${PXE_MAC//:/-}.ipxe") \
     || die "PXE: no iPXE script for $PXE_MAC"
+  # the script names the preseed relative to its `set base` (as iPXE expands it)
   url=$(grep -o 'url=[^ ]*' <<<"$out" | head -n 1); url=${url#url=}
+  url=${url//'${base}'/$(sed -n 's/^set base //p' <<<"$out")}
   echo "iPXE script of $PXE_MAC: preseed $url"
   [ "$url" = http://10.0.3.10/preseed/r003-h03.cfg ] || die "PXE: the script of $PXE_MAC names no preseed of r003-h03"
   ip netns exec ccf-lab-r001-h01 curl -sf --max-time 30 -o /dev/null http://10.0.3.10/debian/12/amd64/linux \
