@@ -223,6 +223,7 @@ provisioning_check() {
     || die "PXE: no iPXE script for $PXE_MAC"
   # the script names the preseed relative to its `set base` (as iPXE expands it)
   url=$(grep -o 'url=[^ ]*' <<<"$out" | head -n 1); url=${url#url=}
+  # shellcheck disable=SC2016 # the literal ${base} of the iPXE script
   url=${url//'${base}'/$(sed -n 's/^set base //p' <<<"$out")}
   echo "iPXE script of $PXE_MAC: preseed $url"
   [ "$url" = http://10.0.3.10/preseed/r003-h03.cfg ] || die "PXE: the script of $PXE_MAC names no preseed of r003-h03"
