@@ -3,8 +3,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """cloud-init NoCloud seed: meta-data, user-data and network-config on an ISO (label ``cidata``) or vfat.
 
-The files are rendered by pure functions into deterministic text (indented JSON, which is valid
-YAML; cloud-init reads ``#cloud-config`` followed by JSON), and the seed's identity is the SHA-256 of that
+The files are rendered by pure functions into deterministic text (a small YAML emitter whose
+scalars are JSON-quoted, which is valid YAML), and the seed's identity is the SHA-256 of that
 text, not of the image: ISO images embed timestamps, the content hash does not.  The instance-id
 is stable (``iid-<uuid>``) and survives re-creation on another host.
 """
@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
@@ -24,6 +25,7 @@ from .overlay import Runner, run_checked
 
 SEED_FILES = ("meta-data", "user-data", "network-config")
 FIRST_BOOT_PATH = "/usr/local/sbin/compleat-first-boot"
+_PLAIN_KEY = re.compile(r"^[A-Za-z0-9_./-]+$")
 ISO_TOOLS = ("genisoimage", "xorriso", "mkisofs")
 
 
@@ -32,13 +34,64 @@ def instance_id_for(uuid: str) -> str:
     return f"iid-{uuid}"
 
 
-def render_yaml(value: Any, header: str = "") -> str:
-    """``value`` as indented JSON, which YAML parsers (cloud-init's among them) read as YAML.
+# ------------------------------------------------------------------------------------------------
+# Tiny deterministic YAML emitter (dicts keep insertion order; scalars JSON-quoted)
+# ------------------------------------------------------------------------------------------------
+def _scalar(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    if isinstance(value, int | float):
+        return json.dumps(value)
+    return json.dumps(str(value))
 
-    Keys keep their insertion order and non-ASCII text is escaped, so the text (and the seed hash)
-    is deterministic. ``header`` is a first line, a YAML comment (``#cloud-config``).
-    """
-    body = json.dumps(value, indent=2) + "\n"
+
+def _key(key: str) -> str:
+    return (
+        key
+        if _PLAIN_KEY.match(key) and key not in ("true", "false", "null", "yes", "no")
+        else json.dumps(key)
+    )
+
+
+def _lines(value: Any, indent: int) -> list[str]:
+    pad = " " * indent
+    if isinstance(value, dict):
+        if not value:
+            return [pad + "{}"]
+        out: list[str] = []
+        for k, v in value.items():
+            if isinstance(v, dict | list) and v:
+                out.append(f"{pad}{_key(str(k))}:")
+                out.extend(_lines(v, indent + 2))
+            else:
+                out.append(f"{pad}{_key(str(k))}: {_inline(v)}")
+        return out
+    if isinstance(value, list):
+        if not value:
+            return [pad + "[]"]
+        out = []
+        for item in value:
+            if isinstance(item, dict | list) and item:
+                nested = _lines(item, indent + 2)
+                out.append(f"{pad}- {nested[0].lstrip()}")
+                out.extend(nested[1:])
+            else:
+                out.append(f"{pad}- {_inline(item)}")
+        return out
+    return [pad + _scalar(value)]
+
+
+def _inline(value: Any) -> str:
+    if isinstance(value, dict):
+        return "{}"
+    if isinstance(value, list):
+        return "[]"
+    return _scalar(value)
+
+
+def render_yaml(value: Any, header: str = "") -> str:
+    """Block-style YAML for dicts/lists of scalars; ``header`` is a first line (``#cloud-config``)."""
+    body = "\n".join(_lines(value, 0)) + "\n"
     return f"{header}\n{body}" if header else body
 
 
