@@ -90,7 +90,13 @@ def _inline(value: Any) -> str:
 
 
 def render_yaml(value: Any, header: str = "") -> str:
-    """Block-style YAML for dicts/lists of scalars; ``header`` is a first line (``#cloud-config``)."""
+    """Block-style YAML for dicts/lists of scalars; ``header`` is a first line (``#cloud-config``).
+
+    Written here rather than with PyYAML (not guaranteed on the hypervisors where this runs) or as
+    JSON (valid YAML, and cloud-init reads it): the tiny tenant guest's parser
+    (scripts/images/tenant/netcfg.awk) reads block style only, and a JSON seed left the lab's guest
+    without its network (found by ``make lab``). The unit tests parse every seed back with PyYAML.
+    """
     body = "\n".join(_lines(value, 0)) + "\n"
     return f"{header}\n{body}" if header else body
 

@@ -38,6 +38,21 @@ def test_yaml_emitter_round_trips_awkward_values():
     assert yaml.safe_load(seed.render_yaml(doc)) == doc
 
 
+def test_seed_files_parse_back_to_their_documents():
+    """Every seed file, read by a YAML parser as cloud-init does, is the document it was made from."""
+    args = ("iid-u2", "vm-ü", ["ssh-ed25519 AAAA user@x"], NETS)
+    script = "#!/bin/sh\nprintf 'yes: no\\n' > /root/é\n"
+    files = seed.seed_files(*args, first_boot_script=script, packages=["jq", "no"])
+    assert yaml.safe_load(files["meta-data"]) == seed.meta_data("iid-u2", "vm-ü")
+    assert yaml.safe_load(files["user-data"]) == seed.user_data(
+        "vm-ü", ["ssh-ed25519 AAAA user@x"], script, ["jq", "no"]
+    )
+    assert yaml.safe_load(files["network-config"]) == seed.network_config(NETS)
+    # block style, one key per line: the tiny tenant guest's parser (scripts/images/tenant/netcfg.awk)
+    # reads only that, so the emitter must not switch to flow style or JSON
+    assert files["meta-data"].splitlines()[0].startswith("instance-id: ")
+
+
 def test_seed_files_are_valid_and_deterministic():
     files = seed.seed_files(
         "iid-u1",
