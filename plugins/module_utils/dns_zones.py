@@ -90,15 +90,6 @@ def parse_bundle(text: str) -> list[Zone]:
     return zones
 
 
-def read_text(path: str) -> str | None:
-    """A file's content, None when it does not exist."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return None
-
-
 def zone_files(directory: str) -> list[str]:
     """The ``db.*`` files of ``directory`` (none when it does not exist)."""
     if not os.path.isdir(directory):

@@ -113,17 +113,7 @@ import os  # noqa: E402
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 from ansible_collections.compleat.cloud.plugins.module_utils import dns_zones  # noqa: E402
-
-
-def parse_mode(value: object) -> int:
-    """An octal mode given as a string or an int; ValueError naming the option when it is not one."""
-    try:
-        mode = value if isinstance(value, int) else int(str(value), 8)
-    except ValueError:
-        mode = -1
-    if not 0 <= mode <= 0o7777:
-        raise ValueError(f"mode: {value!r} is not an octal file mode such as '0644'")
-    return mode
+from ansible_collections.compleat.cloud.plugins.module_utils.atomic_file import parse_mode, read_text  # noqa: E402
 
 
 def check_bundle_name(name: str) -> None:
@@ -173,10 +163,9 @@ def run_module() -> None:
     gid = group_id(module)
 
     bundle_path = os.path.join(directory, bundle_name)
-    bundle_now = dns_zones.read_text(bundle_path)
+    bundle_now = read_text(bundle_path)
     current = {
-        name: dns_zones.read_text(os.path.join(directory, name)) or ""
-        for name in dns_zones.zone_files(directory)
+        name: read_text(os.path.join(directory, name)) or "" for name in dns_zones.zone_files(directory)
     }
     changes = dns_zones.plan_changes(zones, current, bundle_now, content)
 

@@ -17,6 +17,7 @@ from modargs import patch_module_args
 from services_testlib import DOC, ROOT, plan_of
 
 from ansible_collections.compleat.cloud.plugins.module_utils import dns_zones as lib
+from ansible_collections.compleat.cloud.plugins.module_utils.atomic_file import parse_mode
 from ansible_collections.compleat.cloud.plugins.modules import dns_zones
 from fabric.render import dns
 
@@ -78,10 +79,10 @@ def test_installed_as_bundle_reads_like_the_bundle() -> None:
 
 
 def test_parse_mode_and_bundle_name() -> None:
-    assert dns_zones.parse_mode("0640") == 0o640 and dns_zones.parse_mode(0o600) == 0o600
+    assert parse_mode("0640") == 0o640 and parse_mode(0o600) == 0o600
     for bad in ("rw", "99999", -1):
         with pytest.raises(ValueError, match="mode: "):
-            dns_zones.parse_mode(bad)
+            parse_mode(bad)
     dns_zones.check_bundle_name("zones.bundle")
     for bad in ("../x", "db.bundle", ""):
         with pytest.raises(ValueError, match="bundle: "):
