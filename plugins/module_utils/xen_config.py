@@ -29,6 +29,7 @@ import ctypes
 import ctypes.util
 import os
 import tempfile
+from collections.abc import Callable
 from typing import Any
 
 XLUTIL = "libxlutil.so.4.17"
@@ -182,44 +183,56 @@ def vif_errors(index: int, spec: str) -> list[str]:
     return errors
 
 
+# A domain's single-valued keys: (key, XlConfig getter, required).
+DOMAIN_KEYS = (
+    ("name", "string", True),
+    ("type", "string", False),
+    ("memory", "number", True),
+    ("vcpus", "number", True),
+    ("kernel", "string", False),
+    ("cmdline", "string", False),
+)
+
+
+def _get(getter: Callable[[str], Any], key: str, errors: list[str], *, required: bool = False) -> Any:
+    """``getter(key)``; None (and the problem in ``errors``) when it is missing or of another type."""
+    try:
+        value = getter(key)
+    except XlCfgError as exc:
+        errors.append(str(exc))
+        return None
+    if value is None and required:
+        errors.append(f"{key}: missing")
+    return value
+
+
+def _one_of(values: dict[str, Any], key: str, allowed: tuple[str, ...], errors: list[str]) -> None:
+    """A problem in ``errors`` when ``key`` is set to a value not in ``allowed``."""
+    if values.get(key) not in (None, *allowed):
+        errors.append(f"{key}: {values[key]!r} is not one of {', '.join(allowed)}")
+
+
+def _result(values: dict[str, Any], errors: list[str]) -> dict[str, Any]:
+    if errors:
+        raise XlCfgError("\n".join(errors))
+    return values
+
+
 def check(path: str, report_fd: int = 2) -> dict[str, Any]:
-    """Parse PATH; return its values or raise XlCfgError listing every problem."""
+    """Parse PATH as a domain configuration; return its values or raise XlCfgError listing every problem."""
     errors: list[str] = []
     with XlConfig(path, report_fd) as cfg:
         cfg.read()
-        values: dict[str, Any] = {}
-        for key, getter, required in (
-            ("name", cfg.string, True),
-            ("type", cfg.string, False),
-            ("memory", cfg.number, True),
-            ("vcpus", cfg.number, True),
-            ("kernel", cfg.string, False),
-            ("cmdline", cfg.string, False),
-        ):
-            try:
-                value = getter(key)
-            except XlCfgError as exc:
-                errors.append(str(exc))
-                continue
-            if value is None and required:
-                errors.append(f"{key}: missing")
-            values[key] = value
-        if values.get("type") is not None and values["type"] not in DOMAIN_TYPES:
-            errors.append(f"type: {values['type']!r} is not one of {', '.join(DOMAIN_TYPES)}")
+        values = {key: _get(getattr(cfg, kind), key, errors, required=req) for key, kind, req in DOMAIN_KEYS}
+        _one_of(values, "type", DOMAIN_TYPES, errors)
         for key in ("disk", "vif"):
-            try:
-                values[key] = cfg.strings(key)
-            except XlCfgError as exc:
-                errors.append(str(exc))
-                values[key] = []
+            values[key] = _get(cfg.strings, key, errors) or []
         for i, spec in enumerate(values["disk"]):
             if not cfg.disk_ok(spec):
                 errors.append(f"disk[{i}]: xl rejects {spec!r}")
         for i, spec in enumerate(values["vif"]):
             errors.extend(vif_errors(i, spec))
-    if errors:
-        raise XlCfgError("\n".join(errors))
-    return values
+    return _result(values, errors)
 
 
 def check_xl_conf(path: str, report_fd: int = 2) -> dict[str, Any]:
@@ -227,17 +240,9 @@ def check_xl_conf(path: str, report_fd: int = 2) -> dict[str, Any]:
     errors: list[str] = []
     with XlConfig(path, report_fd) as cfg:
         cfg.read()
-        values: dict[str, Any] = {}
-        for key in XL_CONF_STRINGS:
-            try:
-                values[key] = cfg.string(key)
-            except XlCfgError as exc:
-                errors.append(str(exc))
-    if values.get("autoballoon") not in (None, *AUTOBALLOON):
-        errors.append(f"autoballoon: {values['autoballoon']!r} is not one of {', '.join(AUTOBALLOON)}")
-    if errors:
-        raise XlCfgError("\n".join(errors))
-    return values
+        values = {key: _get(cfg.string, key, errors) for key in XL_CONF_STRINGS}
+    _one_of(values, "autoballoon", AUTOBALLOON, errors)
+    return _result(values, errors)
 
 
 KINDS = {"domain": check, "xl_conf": check_xl_conf}

@@ -54,20 +54,13 @@ requirements:
   - named-checkzone (Debian package bind9-utils) on the host.
 extends_documentation_fragment:
   - compleat.cloud.attributes
+  - compleat.cloud.attributes.full
   - compleat.cloud.attributes.platform
-attributes:
-  check_mode:
-    support: full
-    details:
-      - The zones are checked with named-checkzone in check mode too; when it is not installed yet
-        (the package install was only predicted), the check is skipped with a warning.
-  diff_mode:
-    support: full
-    details:
-      - The diff shows the installed zone files, written as a bundle, against the new bundle, so it
-        reads like the zone files.
-  platform:
-    platforms: posix
+notes:
+  - In check mode the zones are checked with named-checkzone too; when it is not installed yet
+    (the package install was only predicted), the check is skipped with a warning.
+  - With C(--diff), the installed zone files, written as a bundle, are shown against the new bundle,
+    so the diff reads like the zone files.
 seealso:
   - plugin: compleat.cloud.fabric_dns_zones
     plugin_type: filter
@@ -137,8 +130,8 @@ def group_id(module: AnsibleModule) -> int:
         return -1
 
 
-def run_module() -> None:
-    """Entry point."""
+def main() -> None:
+    """Module entry point."""
     module = AnsibleModule(
         argument_spec={
             "content": {"type": "str", "required": True},
@@ -205,11 +198,6 @@ def run_module() -> None:
             "after": content,
         }
     module.exit_json(**result)
-
-
-def main() -> None:
-    """Module entry point."""
-    run_module()
 
 
 if __name__ == "__main__":

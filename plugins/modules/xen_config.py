@@ -53,17 +53,11 @@ requirements:
     of C(xen-utils-4.17)).
 extends_documentation_fragment:
   - compleat.cloud.attributes
+  - compleat.cloud.attributes.full
   - compleat.cloud.attributes.platform
-attributes:
-  check_mode:
-    support: full
-    details:
-      - The content is checked in check mode too; when libxlutil is not installed yet (the package
-        install was only predicted), the check is skipped with a warning.
-  diff_mode:
-    support: full
-  platform:
-    platforms: posix
+notes:
+  - In check mode the content is checked too; when libxlutil is not installed yet (the package
+    install was only predicted), the check is skipped with a warning.
 """
 
 EXAMPLES = r"""
@@ -76,7 +70,7 @@ EXAMPLES = r"""
 - name: Check an existing domain configuration without changing it
   compleat.cloud.xen_config:
     path: /etc/compleat/xen/probe.cfg
-    content: "{{ (lookup('ansible.builtin.file', 'probe.cfg')) }}"
+    content: "{{ lookup('ansible.builtin.file', 'probe.cfg') }}"
   check_mode: true
   register: probe
 """
@@ -109,8 +103,8 @@ from ansible_collections.compleat.cloud.plugins.module_utils.xen_config import (
 )
 
 
-def run_module() -> None:
-    """Entry point."""
+def main() -> None:
+    """Module entry point."""
     module = AnsibleModule(
         argument_spec={
             "path": {"type": "path", "required": True},
@@ -152,18 +146,8 @@ def run_module() -> None:
             return
     result: dict[str, object] = {"changed": changed, "values": values}
     if module._diff and changed:
-        result["diff"] = {
-            "before_header": path,
-            "before": before or "",
-            "after_header": path,
-            "after": content,
-        }
+        result["diff"] = dict(before_header=path, before=before or "", after_header=path, after=content)
     module.exit_json(**result)
-
-
-def main() -> None:
-    """Module entry point."""
-    run_module()
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ xl configuration files checked through libxlutil, written atomically (check mode
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 from pathlib import Path
@@ -17,7 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[3]
 if str(ROOT / "tests") not in sys.path:
     sys.path.insert(0, str(ROOT / "tests"))
-from modargs import patch_module_args  # noqa: E402
+from module_run import Runner, module_runner  # noqa: E402
 
 from ansible_collections.compleat.cloud.plugins.module_utils import xen_config as xlu  # noqa: E402
 from ansible_collections.compleat.cloud.plugins.modules import xen_config  # noqa: E402
@@ -133,23 +132,12 @@ def test_bad_xl_conf_fails(text: str, message: str) -> None:
 
 # ------------------------------------------------------------------------------------ the module
 @pytest.fixture
-def run(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Any:
-    warned: list[str] = []
-    monkeypatch.setattr(xen_config.AnsibleModule, "warn", lambda _self, text: warned.append(text))
-
-    def run_module(args: dict[str, Any], *, check: bool = False, diff: bool = False) -> dict[str, Any]:
-        full = {"_ansible_check_mode": check, "_ansible_diff": diff, **args}
-        with patch_module_args(full), pytest.raises(SystemExit):
-            xen_config.main()
-        result = json.loads(capsys.readouterr().out)
-        result["warned"], warned[:] = list(warned), []
-        return result
-
-    return run_module
+def run(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Runner:
+    return module_runner(xen_config, capsys, monkeypatch)
 
 
 @needs_libxlutil
-def test_module_writes_then_is_idempotent(tmp_path: Path, run: Any) -> None:
+def test_module_writes_then_is_idempotent(tmp_path: Path, run: Runner) -> None:
     path = tmp_path / "probe.cfg"
     preview = run({"path": str(path), "content": GOOD}, check=True, diff=True)
     assert preview["changed"] and preview["values"] == GOOD_VALUES and not path.exists()
@@ -164,7 +152,7 @@ def test_module_writes_then_is_idempotent(tmp_path: Path, run: Any) -> None:
 
 
 @needs_libxlutil
-def test_module_writes_nothing_when_the_check_fails(tmp_path: Path, run: Any) -> None:
+def test_module_writes_nothing_when_the_check_fails(tmp_path: Path, run: Runner) -> None:
     path = tmp_path / "xl.conf"
     path.write_text('autoballoon="off"\n', encoding="utf-8")
     for check in (True, False):
@@ -189,13 +177,15 @@ def test_module_writes_nothing_when_the_check_fails(tmp_path: Path, run: Any) ->
         ({"kind": "guest"}, "value of kind must be one of: domain, xl_conf"),
     ],
 )
-def test_module_errors_name_the_option(tmp_path: Path, run: Any, args: dict[str, Any], message: str) -> None:
+def test_module_errors_name_the_option(
+    tmp_path: Path, run: Runner, args: dict[str, Any], message: str
+) -> None:
     result = run({"path": str(tmp_path / "probe.cfg"), "content": GOOD, **args})
     assert result["failed"] and message in result["msg"]
 
 
 def test_check_mode_without_libxlutil_warns(
-    tmp_path: Path, run: Any, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, run: Runner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(xlu, "XLUTIL", "libxlutil-does-not-exist.so")
     path = tmp_path / "probe.cfg"

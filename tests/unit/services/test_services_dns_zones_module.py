@@ -6,14 +6,13 @@ the zone bundle installer (all or nothing, check mode, diff, idempotent)."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
-from modargs import patch_module_args
+from module_run import Runner, module_runner
 from services_testlib import DOC, ROOT, plan_of
 
 from ansible_collections.compleat.cloud.plugins.module_utils import dns_zones as lib
@@ -91,19 +90,8 @@ def test_parse_mode_and_bundle_name() -> None:
 
 # ------------------------------------------------------------------------------------ the module
 @pytest.fixture
-def run(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Any:
-    warned: list[str] = []
-    monkeypatch.setattr(dns_zones.AnsibleModule, "warn", lambda _self, text: warned.append(text))
-
-    def run_module(args: dict[str, Any], *, check: bool = False, diff: bool = False) -> dict[str, Any]:
-        full = {"_ansible_check_mode": check, "_ansible_diff": diff, **args}
-        with patch_module_args(full), pytest.raises(SystemExit):
-            dns_zones.main()
-        result = json.loads(capsys.readouterr().out)
-        result["warned"], warned[:] = list(warned), []
-        return result
-
-    return run_module
+def run(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Runner:
+    return module_runner(dns_zones, capsys, monkeypatch)
 
 
 def listing(directory: Path) -> dict[str, str]:
@@ -111,7 +99,7 @@ def listing(directory: Path) -> dict[str, str]:
 
 
 @needs_checkzone
-def test_module_installs_then_is_idempotent_and_prunes(tmp_path: Path, run: Any) -> None:
+def test_module_installs_then_is_idempotent_and_prunes(tmp_path: Path, run: Runner) -> None:
     (tmp_path / "db.gone.test").write_text("old", encoding="utf-8")
     args = {"content": BUNDLE, "path": str(tmp_path), "group": None, "mode": "0640"}
     first = run(args)
@@ -131,7 +119,7 @@ def test_module_installs_then_is_idempotent_and_prunes(tmp_path: Path, run: Any)
 
 
 @needs_checkzone
-def test_check_mode_reports_and_diffs_without_writing(tmp_path: Path, run: Any) -> None:
+def test_check_mode_reports_and_diffs_without_writing(tmp_path: Path, run: Runner) -> None:
     run({"content": BUNDLE, "path": str(tmp_path)})
     before = listing(tmp_path)
     edited = BUNDLE.replace(ZONES[0].text, ZONES[0].text + "extra IN A 10.0.0.99\n", 1)
@@ -145,7 +133,7 @@ def test_check_mode_reports_and_diffs_without_writing(tmp_path: Path, run: Any) 
 
 
 @needs_checkzone
-def test_module_is_all_or_nothing(tmp_path: Path, run: Any) -> None:
+def test_module_is_all_or_nothing(tmp_path: Path, run: Runner) -> None:
     broken = BUNDLE.replace(" IN SOA ", " IN SOAX ", 1)
     for check in (True, False):
         result = run({"content": broken, "path": str(tmp_path)}, check=check)
@@ -155,7 +143,7 @@ def test_module_is_all_or_nothing(tmp_path: Path, run: Any) -> None:
 
 
 @needs_checkzone
-def test_every_zone_is_checked_when_the_bundle_changes(tmp_path: Path, run: Any) -> None:
+def test_every_zone_is_checked_when_the_bundle_changes(tmp_path: Path, run: Runner) -> None:
     """A zone file that matches the bundle is still checked when the bundle changed (as the role's
     template validation of the bundle did)."""
     broken = BUNDLE.replace("IN NS", "IN NSX", 1)
@@ -176,14 +164,16 @@ def test_every_zone_is_checked_when_the_bundle_changes(tmp_path: Path, run: Any)
         ({"path": "/nonexistent/compleat"}, "path: /nonexistent/compleat is not a directory"),
     ],
 )
-def test_module_errors_name_the_option(tmp_path: Path, run: Any, args: dict[str, Any], message: str) -> None:
+def test_module_errors_name_the_option(
+    tmp_path: Path, run: Runner, args: dict[str, Any], message: str
+) -> None:
     result = run({"content": BUNDLE, "path": str(tmp_path), **args})
     assert result["failed"] and message in result["msg"]
     assert not list(tmp_path.iterdir())
 
 
 def test_missing_checkzone_fails_outside_check_mode(
-    tmp_path: Path, run: Any, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, run: Runner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     monkeypatch.setattr(dns_zones.AnsibleModule, "get_bin_path", lambda *_a, **_k: None)
@@ -193,7 +183,7 @@ def test_missing_checkzone_fails_outside_check_mode(
     assert checked["changed"] and "were not checked" in " ".join(checked["warned"])
 
 
-def test_group_is_applied(tmp_path: Path, run: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_group_is_applied(tmp_path: Path, run: Runner, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(lib, "check_zones", lambda _checkzone, _zones: [])
     group = __import__("grp").getgrgid(os.getgid()).gr_name
     assert run({"content": BUNDLE, "path": str(tmp_path), "group": group})["changed"]
