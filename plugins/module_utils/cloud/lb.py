@@ -37,6 +37,11 @@ from .errors import CommandError, Conflict, InvalidInput, NotFound
 from .names import check_name
 from .store import Store
 
+try:
+    from ..atomic_file import write_atomic
+except ImportError:  # imported as the plain package ``cloud`` (lab/, plugins/module_utils on sys.path)
+    from atomic_file import write_atomic
+
 PROTOCOLS = ("tcp", "http")
 ALGORITHMS = ("roundrobin", "leastconn", "source")
 CHECK_TYPES = ("tcp", "http", "none")
@@ -583,21 +588,6 @@ def wait_backends(api: RuntimeApi, wanted: Iterable[str], gone: Iterable[str], t
         f"still running {', '.join(sorted(drop & last)) or '-'}).",
         "The reload failed: check 'haproxy -c' of the node's configuration and HAProxy's log.",
     )
-
-
-def write_atomic(path: str, text: str) -> None:
-    """Replace ``path`` with ``text`` (temp file in the same directory, then rename)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".lb-", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 # ------------------------------------------------------------------------------------------------

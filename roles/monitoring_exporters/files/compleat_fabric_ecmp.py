@@ -19,6 +19,10 @@ groups expanded) and writes a node-exporter textfile atomically:
 Only prefixes below intent get a per-prefix series, so a healthy 500-rack fabric costs four
 series per router.  When ``ip`` fails, nothing is written (the timestamp goes stale and the
 FabricEcmpCheckStale alert fires).  Python 3 standard library only.
+
+The textfile is replaced with ``write_atomic`` of atomic_file.py, the collection's
+plugins/module_utils/atomic_file.py (one copy of that code for the modules and this exporter):
+the role installs it in LIB_DIR; run from a checkout, the script takes the checkout's.
 """
 
 from __future__ import annotations
@@ -26,13 +30,18 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import json
-import os
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
+
+LIB_DIR = "/usr/local/lib/compleat"
+for _lib in (LIB_DIR, str(Path(__file__).resolve().parents[3] / "plugins" / "module_utils")):
+    if _lib not in sys.path:
+        sys.path.insert(0, _lib)
+from atomic_file import write_atomic  # noqa: E402
 
 DEFAULT_INTENT = "/etc/compleat/fabric-ecmp-intent.json"
 DEFAULT_OUTPUT = "/var/lib/prometheus/node-exporter/compleat_fabric_ecmp.prom"
@@ -132,21 +141,6 @@ def render(intent: Mapping[str, int], counts: Mapping[str, int], now: float) -> 
         f"compleat_fabric_ecmp_last_check_timestamp_seconds {now:.3f}",
     ]
     return "\n".join(lines) + "\n"
-
-
-def write_atomic(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same directory (mode 0644)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".compleat-ecmp-", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,39 +1,35 @@
 # Copyright (c) 2026 compleat.cloud developers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Check an xl domain configuration file with xl's own parser library, without a hypervisor.
-
-Run as ``python3 compleat_xl_cfg_check.py [--xl-conf] FILE`` (the xen_host role installs it as
-``/usr/local/lib/compleat/compleat_xl_cfg_check.py`` and validates its probe domain and
-``/etc/xen/xl.conf`` with it).
+"""Check xl configuration files with xl's own parser library, without a hypervisor (module xen_config).
 
 ``xl -N create FILE`` (xl's dry run) cannot check a file on a host that is not running Xen: Debian's
 ``xl`` wrapper stops at "Can't find hypervisor information in sysfs!", and the real binary at
 "cannot init xl context" (libxl opens the hypervisor's privileged interface before it parses
-anything).  This tool loads ``libxlutil`` (the library xl parses its configuration files with)
+anything).  This code loads ``libxlutil`` (the library xl parses its configuration files with)
 through ctypes and:
 
-- parses FILE with ``xlu_cfg_readfile`` (syntax: assignments, strings, numbers, lists);
-- requires ``name`` (a string), ``memory`` and ``vcpus`` (numbers), and ``type`` (``pv``, ``pvh``
-  or ``hvm``) when present;
-- parses every ``disk`` entry with ``xlu_disk_parse`` (xl's disk specification parser);
-- checks every ``vif`` entry is a comma-separated list of ``key=value``.
+- parses the file with ``xlu_cfg_readfile`` (syntax: assignments, strings, numbers, lists);
+- for a domain configuration, requires ``name`` (a string), ``memory`` and ``vcpus`` (numbers), and
+  ``type`` (``pv``, ``pvh`` or ``hvm``) when present; parses every ``disk`` entry with
+  ``xlu_disk_parse`` (xl's disk specification parser); checks every ``vif`` entry is a
+  comma-separated list of ``key=value``;
+- for xl's global configuration (``/etc/xen/xl.conf``, same syntax and parser): ``autoballoon``,
+  ``vif.default.bridge`` and ``lockfile`` must be strings when set (``autoballoon`` one of on, off,
+  auto, 0, 1).
 
-With ``--xl-conf``, FILE is xl's global configuration (``/etc/xen/xl.conf``, same syntax and
-parser): it must parse, and ``autoballoon``, ``vif.default.bridge`` and ``lockfile`` must be
-strings when set (``autoballoon`` one of on, off, auto, 0, 1).
-
-It prints the parsed values as JSON on stdout and exits 0, or prints the errors (libxlutil's own
-messages first) on stderr and exits 1.  What it cannot check is everything xl decides with the
-hypervisor (whether the kernel exists, the bridge exists, the memory is free...).
+It returns the parsed values, or raises XlCfgError listing every problem (libxlutil's own messages
+first).  What it cannot check is everything xl decides with the hypervisor (whether the kernel
+exists, the bridge exists, the memory is free...).
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import json
-import sys
+import os
+import tempfile
+from collections.abc import Callable
 from typing import Any
 
 XLUTIL = "libxlutil.so.4.17"
@@ -58,14 +54,24 @@ def _load(name: str) -> ctypes.CDLL:
         raise XlCfgError(f"cannot load {name} (package libxenmisc4.17): {exc}") from exc
 
 
+def library_missing() -> str | None:
+    """None when libxlutil and libxenlight load, else why not."""
+    try:
+        _load(XLUTIL)
+        _load(XENLIGHT)
+    except XlCfgError as exc:
+        return str(exc)
+    return None
+
+
 class XlConfig:
     """One configuration file parsed by libxlutil; use as a context manager."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, report_fd: int = 2) -> None:
         self.path = path
         self.xlu = _load(XLUTIL)
         self.xl = _load(XENLIGHT)
-        libc = ctypes.CDLL(ctypes.util.find_library("c"))
+        libc = self.libc = ctypes.CDLL(ctypes.util.find_library("c"))
         libc.fdopen.restype = ctypes.c_void_p
         libc.fdopen.argtypes = [ctypes.c_int, ctypes.c_char_p]
         self.xlu.xlu_cfg_init.restype = ctypes.c_void_p
@@ -102,7 +108,9 @@ class XlConfig:
         self.xl.libxl_device_disk_init.argtypes = [ctypes.c_void_p]
         self.xl.libxl_device_disk_dispose.argtypes = [ctypes.c_void_p]
         # libxlutil writes its messages ("file:line: config parsing error ...") to this stream.
-        report = libc.fdopen(2, b"w")
+        # A duplicate of report_fd: fclose in __exit__ closes only the duplicate.
+        libc.fclose.argtypes = [ctypes.c_void_p]
+        report = self.report = libc.fdopen(os.dup(report_fd), b"w")
         libc.setvbuf.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_size_t]
         libc.setvbuf(report, None, 2, 0)  # _IONBF: unbuffered, so messages come out in order
         self.cfg = self.xlu.xlu_cfg_init(report, path.encode())
@@ -114,6 +122,7 @@ class XlConfig:
 
     def __exit__(self, *_exc: object) -> None:
         self.xlu.xlu_cfg_destroy(self.cfg)
+        self.libc.fclose(self.report)
 
     def read(self) -> None:
         rc = self.xlu.xlu_cfg_readfile(self.cfg, self.path.encode())
@@ -174,80 +183,90 @@ def vif_errors(index: int, spec: str) -> list[str]:
     return errors
 
 
-def check(path: str) -> dict[str, Any]:
-    """Parse PATH; return its values or raise XlCfgError listing every problem."""
+# A domain's single-valued keys: (key, XlConfig getter, required).
+DOMAIN_KEYS = (
+    ("name", "string", True),
+    ("type", "string", False),
+    ("memory", "number", True),
+    ("vcpus", "number", True),
+    ("kernel", "string", False),
+    ("cmdline", "string", False),
+)
+
+
+def _get(getter: Callable[[str], Any], key: str, errors: list[str], *, required: bool = False) -> Any:
+    """``getter(key)``; None (and the problem in ``errors``) when it is missing or of another type."""
+    try:
+        value = getter(key)
+    except XlCfgError as exc:
+        errors.append(str(exc))
+        return None
+    if value is None and required:
+        errors.append(f"{key}: missing")
+    return value
+
+
+def _one_of(values: dict[str, Any], key: str, allowed: tuple[str, ...], errors: list[str]) -> None:
+    """A problem in ``errors`` when ``key`` is set to a value not in ``allowed``."""
+    if values.get(key) not in (None, *allowed):
+        errors.append(f"{key}: {values[key]!r} is not one of {', '.join(allowed)}")
+
+
+def _result(values: dict[str, Any], errors: list[str]) -> dict[str, Any]:
+    if errors:
+        raise XlCfgError("\n".join(errors))
+    return values
+
+
+def check(path: str, report_fd: int = 2) -> dict[str, Any]:
+    """Parse PATH as a domain configuration; return its values or raise XlCfgError listing every problem."""
     errors: list[str] = []
-    with XlConfig(path) as cfg:
+    with XlConfig(path, report_fd) as cfg:
         cfg.read()
-        values: dict[str, Any] = {}
-        for key, getter, required in (
-            ("name", cfg.string, True),
-            ("type", cfg.string, False),
-            ("memory", cfg.number, True),
-            ("vcpus", cfg.number, True),
-            ("kernel", cfg.string, False),
-            ("cmdline", cfg.string, False),
-        ):
-            try:
-                value = getter(key)
-            except XlCfgError as exc:
-                errors.append(str(exc))
-                continue
-            if value is None and required:
-                errors.append(f"{key}: missing")
-            values[key] = value
-        if values.get("type") is not None and values["type"] not in DOMAIN_TYPES:
-            errors.append(f"type: {values['type']!r} is not one of {', '.join(DOMAIN_TYPES)}")
+        values = {key: _get(getattr(cfg, kind), key, errors, required=req) for key, kind, req in DOMAIN_KEYS}
+        _one_of(values, "type", DOMAIN_TYPES, errors)
         for key in ("disk", "vif"):
-            try:
-                values[key] = cfg.strings(key)
-            except XlCfgError as exc:
-                errors.append(str(exc))
-                values[key] = []
+            values[key] = _get(cfg.strings, key, errors) or []
         for i, spec in enumerate(values["disk"]):
             if not cfg.disk_ok(spec):
                 errors.append(f"disk[{i}]: xl rejects {spec!r}")
         for i, spec in enumerate(values["vif"]):
             errors.extend(vif_errors(i, spec))
-    if errors:
-        raise XlCfgError("\n".join(errors))
-    return values
+    return _result(values, errors)
 
 
-def check_xl_conf(path: str) -> dict[str, Any]:
+def check_xl_conf(path: str, report_fd: int = 2) -> dict[str, Any]:
     """Parse PATH as /etc/xen/xl.conf (xl's global settings, same syntax and parser)."""
     errors: list[str] = []
-    with XlConfig(path) as cfg:
+    with XlConfig(path, report_fd) as cfg:
         cfg.read()
-        values: dict[str, Any] = {}
-        for key in XL_CONF_STRINGS:
-            try:
-                values[key] = cfg.string(key)
-            except XlCfgError as exc:
-                errors.append(str(exc))
-    if values.get("autoballoon") not in (None, *AUTOBALLOON):
-        errors.append(f"autoballoon: {values['autoballoon']!r} is not one of {', '.join(AUTOBALLOON)}")
-    if errors:
-        raise XlCfgError("\n".join(errors))
-    return values
+        values = {key: _get(cfg.string, key, errors) for key in XL_CONF_STRINGS}
+    _one_of(values, "autoballoon", AUTOBALLOON, errors)
+    return _result(values, errors)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    xl_conf = bool(args) and args[0] == "--xl-conf"
-    if xl_conf:
-        args = args[1:]
-    if len(args) != 1:
-        print("usage: compleat_xl_cfg_check.py [--xl-conf] FILE", file=sys.stderr)
-        return 2
+KINDS = {"domain": check, "xl_conf": check_xl_conf}
+
+
+def check_text(text: str, kind: str, name: str) -> dict[str, Any]:
+    """Check ``text`` as a file of ``kind`` (domain or xl_conf) called ``name`` in messages.
+
+    Returns the parsed values, or raises XlCfgError with libxlutil's own messages first.
+    """
+    workdir = tempfile.mkdtemp(prefix="compleat-xl-")
+    path, report_path = os.path.join(workdir, "config"), os.path.join(workdir, "report")
     try:
-        values = check_xl_conf(args[0]) if xl_conf else check(args[0])
-    except XlCfgError as exc:
-        print(f"{args[0]}: invalid xl configuration:\n{exc}", file=sys.stderr)
-        return 1
-    print(json.dumps(values, sort_keys=True))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        with open(report_path, "w+", encoding="utf-8") as report:
+            try:
+                return KINDS[kind](path, report.fileno())
+            except XlCfgError as exc:
+                report.seek(0)
+                messages = [*report.read().splitlines(), *str(exc).splitlines()]
+                raise XlCfgError("\n".join(line.replace(path, name) for line in messages if line)) from exc
+    finally:
+        for leftover in (path, report_path):
+            if os.path.exists(leftover):
+                os.unlink(leftover)
+        os.rmdir(workdir)
