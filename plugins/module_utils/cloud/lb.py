@@ -32,15 +32,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..atomic_file import write_atomic
 from . import ipam
 from .errors import CommandError, Conflict, InvalidInput, NotFound
 from .names import check_name
 from .store import Store
-
-try:
-    from ..atomic_file import write_atomic
-except ImportError:  # imported as the plain package ``cloud`` (lab/, plugins/module_utils on sys.path)
-    from atomic_file import write_atomic
 
 PROTOCOLS = ("tcp", "http")
 ALGORITHMS = ("roundrobin", "leastconn", "source")
