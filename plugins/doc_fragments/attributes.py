@@ -22,6 +22,21 @@ attributes:
     description: Reports what changed (or would change in check mode) when run with C(--diff).
 """
 
+    # List this before compleat.cloud.attributes.platform: on a merge the earlier fragment's values
+    # win, so "support: full" here overrides the platform fragment's "N/A". (The cloud-stack modules
+    # take the same from compleat.cloud.cloud_store.FULL.)
+    FULL = r"""
+options: {}
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+  platform:
+    platforms: posix
+    support: full
+"""
+
     PLATFORM = r"""
 options: {}
 attributes:

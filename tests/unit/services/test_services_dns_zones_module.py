@@ -17,8 +17,8 @@ from services_testlib import DOC, ROOT, plan_of
 
 from ansible_collections.compleat.cloud.plugins.module_utils import dns_zones as lib
 from ansible_collections.compleat.cloud.plugins.module_utils.atomic_file import parse_mode
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render import dns
 from ansible_collections.compleat.cloud.plugins.modules import dns_zones
-from fabric.render import dns
 
 needs_checkzone = pytest.mark.skipif(shutil.which("named-checkzone") is None, reason="bind9-utils missing")
 ZONES = dns.render_dns(plan_of(DOC), nameservers=[{"name": "ns1", "address": "10.0.1.10"}])
