@@ -3,10 +3,10 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """cloud-init NoCloud seed: meta-data, user-data and network-config on an ISO (label ``cidata``) or vfat.
 
-The files are rendered by pure functions into deterministic text (a small YAML emitter whose
-scalars are JSON-quoted, which is valid YAML), and the seed's identity is the SHA-256 of that
-text, not of the image: ISO images embed timestamps, the content hash does not.  The instance-id
-is stable (``iid-<uuid>``) and survives re-creation on another host.
+The files are rendered by pure functions into deterministic text (JSON, which is valid YAML),
+and the seed's identity is the SHA-256 of that text, not of the image: ISO images embed
+timestamps, the content hash does not.  The instance-id is stable (``iid-<uuid>``) and survives
+re-creation on another host.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
@@ -25,7 +24,6 @@ from .overlay import Runner, run_checked
 
 SEED_FILES = ("meta-data", "user-data", "network-config")
 FIRST_BOOT_PATH = "/usr/local/sbin/compleat-first-boot"
-_PLAIN_KEY = re.compile(r"^[A-Za-z0-9_./-]+$")
 ISO_TOOLS = ("genisoimage", "xorriso", "mkisofs")
 
 
@@ -34,70 +32,15 @@ def instance_id_for(uuid: str) -> str:
     return f"iid-{uuid}"
 
 
-# ------------------------------------------------------------------------------------------------
-# Tiny deterministic YAML emitter (dicts keep insertion order; scalars JSON-quoted)
-# ------------------------------------------------------------------------------------------------
-def _scalar(value: Any) -> str:
-    if isinstance(value, bool) or value is None:
-        return json.dumps(value)
-    if isinstance(value, int | float):
-        return json.dumps(value)
-    return json.dumps(str(value))
+def render(value: Any, header: str = "") -> str:
+    """One seed file as JSON (which is YAML: cloud-init reads it as such); ``header`` is a first line.
 
-
-def _key(key: str) -> str:
-    return (
-        key
-        if _PLAIN_KEY.match(key) and key not in ("true", "false", "null", "yes", "no")
-        else json.dumps(key)
-    )
-
-
-def _lines(value: Any, indent: int) -> list[str]:
-    pad = " " * indent
-    if isinstance(value, dict):
-        if not value:
-            return [pad + "{}"]
-        out: list[str] = []
-        for k, v in value.items():
-            if isinstance(v, dict | list) and v:
-                out.append(f"{pad}{_key(str(k))}:")
-                out.extend(_lines(v, indent + 2))
-            else:
-                out.append(f"{pad}{_key(str(k))}: {_inline(v)}")
-        return out
-    if isinstance(value, list):
-        if not value:
-            return [pad + "[]"]
-        out = []
-        for item in value:
-            if isinstance(item, dict | list) and item:
-                nested = _lines(item, indent + 2)
-                out.append(f"{pad}- {nested[0].lstrip()}")
-                out.extend(nested[1:])
-            else:
-                out.append(f"{pad}- {_inline(item)}")
-        return out
-    return [pad + _scalar(value)]
-
-
-def _inline(value: Any) -> str:
-    if isinstance(value, dict):
-        return "{}"
-    if isinstance(value, list):
-        return "[]"
-    return _scalar(value)
-
-
-def render_yaml(value: Any, header: str = "") -> str:
-    """Block-style YAML for dicts/lists of scalars; ``header`` is a first line (``#cloud-config``).
-
-    Written here rather than with PyYAML (not guaranteed on the hypervisors where this runs) or as
-    JSON (valid YAML, and cloud-init reads it): the tiny tenant guest's parser
-    (scripts/images/tenant/netcfg.awk) reads block style only, and a JSON seed left the lab's guest
-    without its network (found by ``make lab``). The unit tests parse every seed back with PyYAML.
+    ``#cloud-config`` heads user-data.  Keys keep their insertion order and the indentation is
+    fixed, so the text (and :func:`seed_hash`) is deterministic; UTF-8 is written as it is.  The lab's
+    tiny tenant guest reads meta-data and network-config with scripts/images/tenant/netcfg.awk,
+    a JSON flattener.
     """
-    body = "\n".join(_lines(value, 0)) + "\n"
+    body = json.dumps(value, indent=2, ensure_ascii=False) + "\n"
     return f"{header}\n{body}" if header else body
 
 
@@ -165,9 +108,9 @@ def seed_files(
 ) -> dict[str, str]:
     """The three NoCloud files as text."""
     return {
-        "meta-data": render_yaml(meta_data(instance_id, hostname)),
-        "user-data": render_yaml(user_data(hostname, ssh_keys, first_boot_script, packages), "#cloud-config"),
-        "network-config": render_yaml(network_config(networks)),
+        "meta-data": render(meta_data(instance_id, hostname)),
+        "user-data": render(user_data(hostname, ssh_keys, first_boot_script, packages), "#cloud-config"),
+        "network-config": render(network_config(networks)),
     }
 
 

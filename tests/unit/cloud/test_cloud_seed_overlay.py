@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
@@ -24,7 +25,7 @@ NETS = [
 ]
 
 
-def test_yaml_emitter_round_trips_awkward_values():
+def test_render_round_trips_awkward_values():
     doc = {
         "a": "yes",
         "b": "multi\nline: with colon",
@@ -35,7 +36,8 @@ def test_yaml_emitter_round_trips_awkward_values():
         "true": "key that is a keyword",
         "g h": 'quote " and \\ back',
     }
-    assert yaml.safe_load(seed.render_yaml(doc)) == doc
+    assert yaml.safe_load(seed.render(doc)) == doc
+    assert yaml.safe_load(seed.render(doc, "#cloud-config")) == doc
 
 
 def test_seed_files_parse_back_to_their_documents():
@@ -48,9 +50,7 @@ def test_seed_files_parse_back_to_their_documents():
         "vm-ü", ["ssh-ed25519 AAAA user@x"], script, ["jq", "no"]
     )
     assert yaml.safe_load(files["network-config"]) == seed.network_config(NETS)
-    # block style, one key per line: the tiny tenant guest's parser (scripts/images/tenant/netcfg.awk)
-    # reads only that, so the emitter must not switch to flow style or JSON
-    assert files["meta-data"].splitlines()[0].startswith("instance-id: ")
+    assert files["user-data"].startswith("#cloud-config\n")
 
 
 def test_seed_files_are_valid_and_deterministic():
@@ -84,6 +84,62 @@ def test_seed_files_are_valid_and_deterministic():
     assert net["ethernets"]["eth1"]["addresses"] == ["10.0.0.5/24"]
     assert net["ethernets"]["eth1"]["routes"] == [{"to": "0.0.0.0/0", "via": "10.0.0.1"}]
     assert seed.seed_hash(files) != seed.seed_hash({**files, "meta-data": "x"})
+
+
+NETCFG_AWK = Path(__file__).resolve().parents[3] / "scripts/images/tenant/netcfg.awk"
+
+
+def flatten(text: str, awk: list[str]) -> list[str]:
+    """The "path=value" lines the tiny tenant guest's netcfg.awk makes of a seed file."""
+    done = subprocess.run(
+        [*awk, "-f", str(NETCFG_AWK)], input=text, capture_output=True, text=True, check=True
+    )
+    return done.stdout.splitlines()
+
+
+# busybox awk is the guest's (the tenant image installs busybox-static); mawk is the host's awk
+@pytest.mark.parametrize("awk", [["busybox", "awk"], ["mawk"]], ids=["busybox", "mawk"])
+def test_tenant_guest_reads_the_seed(awk):
+    """The lab's tiny guest flattens meta-data and network-config into what its init looks up."""
+    files = seed.seed_files(
+        "iid-u3", "vm-ü", ["ssh-ed25519 AAAA user@x"], [*NETS, {"mac": "52:54:00:aa:bb:ce", "mtu": 1450}]
+    )
+    assert flatten(files["meta-data"], awk) == ["instance-id=iid-u3", "local-hostname=vm-ü"]
+    assert flatten(files["network-config"], awk) == [
+        "version=2",
+        "ethernets.eth0.match.macaddress=52:54:00:aa:bb:cc",
+        "ethernets.eth0.set-name=eth0",
+        "ethernets.eth0.dhcp4=true",
+        "ethernets.eth1.match.macaddress=52:54:00:aa:bb:cd",
+        "ethernets.eth1.set-name=eth1",
+        "ethernets.eth1.addresses.0=10.0.0.5/24",
+        "ethernets.eth1.routes.0.to=0.0.0.0/0",
+        "ethernets.eth1.routes.0.via=10.0.0.1",
+        "ethernets.eth1.nameservers.addresses.0=10.0.0.2",
+        "ethernets.eth2.match.macaddress=52:54:00:aa:bb:ce",
+        "ethernets.eth2.set-name=eth2",
+        "ethernets.eth2.mtu=1450",
+        "ethernets.eth2.dhcp4=true",
+    ]
+    # escapes, nesting, empty containers and a header line, as a JSON parser reads them
+    doc = {"s": 'q " b \\ t\tü', "n": [[], {}, [1, [-2.5e3, {"a": None, "b": False}]]], "e": {}}
+    assert flatten(seed.render(doc, "#cloud-config"), awk) == [
+        's=q " b \\ t\tü',
+        "n.2.0=1",
+        "n.2.1.0=-2500.0",
+        "n.2.1.1.a=null",
+        "n.2.1.1.b=false",
+    ]
+
+
+@pytest.mark.parametrize("text", ['{"a": [1,', '{"a": "open', "[1]]"])
+def test_tenant_guest_rejects_a_broken_seed(text):
+    """A truncated or unbalanced file fails netcfg.awk loudly instead of yielding half a config."""
+    done = subprocess.run(
+        ["busybox", "awk", "-f", str(NETCFG_AWK)], input=text, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 1
+    assert "netcfg.awk:" in done.stderr
 
 
 def test_instance_id_is_stable():
