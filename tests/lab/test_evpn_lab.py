@@ -23,7 +23,7 @@ from collections.abc import Iterator
 
 import pytest
 import yaml
-from labtestlib import FABRICS, RUN_PREFIX, lab_skip_reason  # sets sys.path
+from labtestlib import FABRICS, RUN_PREFIX, skip_unless_lab  # sets sys.path
 
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric.evpn import max_tenant_mtu
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric.plan import build_plan, load_fabric
@@ -49,9 +49,7 @@ def _ep(name: str, host: str, vni: int, last: int, mtu: int) -> Endpoint:
 @pytest.fixture(scope="module")
 def evpn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[EvpnLab, dict[str, Endpoint], dict]]:
     """The EVPN lab with both tenants' instances and routers (module-scoped)."""
-    reason = lab_skip_reason()
-    if reason:
-        pytest.skip(reason)
+    skip_unless_lab()
     doc = evpn_fabric_doc(yaml.safe_load(FABRICS["bgp"].read_text(encoding="utf-8")))
     plan = build_plan(load_fabric(doc))
     out = tmp_path_factory.mktemp("fabric-evpn")
