@@ -33,14 +33,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "build" / "collections"))
 
+from cloud_workload import make_requests  # noqa: E402
+
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud import overlay  # noqa: E402
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud import placement as pl  # noqa: E402
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud.errors import NoCapacity  # noqa: E402
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud.store import Store  # noqa: E402
-
-OFFERINGS = ((1, 1024), (2, 2048), (2, 4096), (4, 8192), (8, 16384))
-KVM = frozenset({"kvm", "qemu"})
-XEN = frozenset({"xen"})
 
 
 def make_hosts(count: int, rng: random.Random) -> list[pl.HostState]:
@@ -62,18 +60,6 @@ def make_hosts(count: int, rng: random.Random) -> list[pl.HostState]:
             )
         )
     return hosts
-
-
-def make_requests(count: int, rng: random.Random) -> list[pl.Request]:
-    """Offerings mixed, 10 % in one of 500 anti-affinity groups, 10 % on Xen."""
-    out = []
-    for _attempt in range(count):
-        vcpus, ram = rng.choice(OFFERINGS)
-        group = f"g{rng.randrange(500)}" if rng.random() < 0.1 else None
-        out.append(
-            pl.Request(vcpus, ram, hypervisors=XEN if rng.random() < 0.1 else KVM, anti_affinity_group=group)
-        )
-    return out
 
 
 def bench_place_many(hosts: list[pl.HostState], requests: list[pl.Request], repeat: int) -> dict[str, Any]:

@@ -18,7 +18,6 @@ anti-affinity hold after every move (replayed independently), and hosts end insi
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import random
 import sys
@@ -29,12 +28,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "build" / "collections"))
 
+from cloud_workload import make_requests, replay  # noqa: E402
+
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud import placement as pl  # noqa: E402
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud import rebalance as rb  # noqa: E402
 
-OFFERINGS = ((1, 1024), (2, 2048), (2, 4096), (4, 8192), (8, 16384))
-KVM = frozenset({"kvm", "qemu"})
-XEN = frozenset({"xen"})
 TARGET_SECONDS = 1.0
 TARGET_RATIO = 1.1
 
@@ -74,18 +72,6 @@ def make_new(count: int, first_id: int) -> list[pl.HostState]:
     ]
 
 
-def make_requests(count: int, rng: random.Random) -> list[pl.Request]:
-    """Offerings mixed, 10 % in one of 500 anti-affinity groups, 10 % on Xen."""
-    out = []
-    for _n in range(count):
-        vcpus, ram = rng.choice(OFFERINGS)
-        group = f"g{rng.randrange(500)}" if rng.random() < 0.1 else None
-        out.append(
-            pl.Request(vcpus, ram, hypervisors=XEN if rng.random() < 0.1 else KVM, anti_affinity_group=group)
-        )
-    return out
-
-
 def packed_cloud(
     old: int, new: int, count: int, rng: random.Random
 ) -> tuple[list[pl.HostState], list[rb.Instance], int]:
@@ -105,39 +91,6 @@ def packed_cloud(
         if where is not None
     ]
     return states + make_new(new, old + 1), instances, placed.count(None)
-
-
-def replay(hosts: list[pl.HostState], instances: list[rb.Instance], moves: tuple[rb.Move, ...]) -> list[str]:
-    """Replay the moves one by one through placement's own filter; returns the problems found."""
-    states = {h.name: h for h in hosts}
-    where = {i.name: i.host for i in instances}
-    by_name = {i.name: i for i in instances}
-    members: dict[str, dict[str, int]] = {}
-    for inst in instances:
-        if inst.anti_affinity_group:
-            per = members.setdefault(inst.host, {})
-            per[inst.anti_affinity_group] = per.get(inst.anti_affinity_group, 0) + 1
-    problems = []
-    for move in moves:
-        inst = by_name[move.instance]
-        if where[move.instance] != move.source:
-            problems.append(f"{move.instance} is on {where[move.instance]}, not {move.source}")
-        groups = frozenset(g for g, n in members.get(move.target, {}).items() if n)
-        target = dataclasses.replace(states[move.target], groups=groups)
-        request = pl.Request(inst.vcpus, inst.ram_mb, inst.hypervisors, inst.anti_affinity_group)
-        reason = pl.rejection(target, request)
-        if reason:
-            problems.append(f"{move.instance} -> {move.target}: {reason}")
-        for name, sign in ((move.source, -1), (move.target, 1)):
-            h = states[name]
-            states[name] = dataclasses.replace(
-                h, used_vcpus=h.used_vcpus + sign * inst.vcpus, used_ram_mb=h.used_ram_mb + sign * inst.ram_mb
-            )
-            if inst.anti_affinity_group:
-                per = members.setdefault(name, {})
-                per[inst.anti_affinity_group] = per.get(inst.anti_affinity_group, 0) + sign
-        where[move.instance] = move.target
-    return problems
 
 
 def bench(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,14 @@ def virsh(uri: str, *args: str, check: bool = True) -> subprocess.CompletedProce
     proc = subprocess.run(["virsh", "-c", uri, *args], capture_output=True, text=True, check=False)
     assert not check or proc.returncode == 0, f"virsh -c {uri} {' '.join(args)}: {proc.stderr}"
     return proc
+
+
+def wait_for(what: str, check, timeout: float = 30.0) -> None:
+    """Poll ``check`` every 0.1 s until it is true; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
 
 
 def seed_meta(path: str) -> str:

@@ -12,21 +12,14 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import pytest
+from collection_path import put_collection_on_path
 
-ROOT = Path(__file__).resolve().parents[2]
-COLLECTIONS = ROOT / "build" / "collections"
-if str(COLLECTIONS) not in sys.path:
-    link = COLLECTIONS / "ansible_collections" / "compleat" / "cloud"
-    if not link.exists():
-        link.parent.mkdir(parents=True, exist_ok=True)
-        link.symlink_to(Path("../../../.."), target_is_directory=True)
-    sys.path.insert(0, str(COLLECTIONS))
+put_collection_on_path()
 
 URI = "qemu:///system"
 DAEMONS = (("virtlogd", "/run/virtlogd.pid"), ("libvirtd", "/run/libvirtd.pid"))

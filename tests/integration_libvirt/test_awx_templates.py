@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 
 import awxjob
 import pytest
 import yaml
-from cloudlib import virsh
+from cloudlib import virsh, wait_for
 
 from ansible_collections.compleat.cloud.plugins.modules import cloud_info, hypervisor
 
@@ -33,13 +32,6 @@ def groups_of(host: str, env: dict[str, str]) -> set[str]:
     inventory update reads it."""
     out = awxjob.inventory_update(INSTANCES_SOURCE, env)
     return {g for g, v in out.items() if isinstance(v, dict) and host in v.get("hosts", [])}
-
-
-def wait_for(what: str, check, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 def test_cloud_job_templates_through_ansible_runner(two_hosts, second_libvirtd):

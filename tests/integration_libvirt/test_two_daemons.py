@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from cloudlib import seed_meta, virsh
+from cloudlib import seed_meta, virsh, wait_for
 
 from ansible_collections.compleat.cloud.plugins.modules import (
     evacuate,
@@ -63,13 +62,6 @@ def domain_facts(uri: str, name: str) -> dict:
         if el.tag.split("}")[-1] in ("instance-id", "host") and el.text:
             meta[el.tag.split("}")[-1]] = el.text
     return {"macs": [m.get("address") for m in root.iter("mac")], "disks": disks, "metadata": meta}
-
-
-def wait_for(what: str, check, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 def test_evacuate_between_two_daemons(two_hosts, second_libvirtd):

@@ -9,7 +9,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from labtestlib import FABRICS, LEFTOVER_RE, RUN_PREFIX, lab_skip_reason, render, running_lab  # sets sys.path
+from labtestlib import (  # sets sys.path
+    FABRICS,
+    LEFTOVER_RE,
+    RUN_PREFIX,
+    lab_skip_reason,
+    render,
+    running_lab,
+    skip_unless_lab,
+)
 
 from lab.fabric_lab import FabricLab
 from lab.netns import cleanup, netns_list
@@ -32,9 +40,7 @@ def fabric_lab(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[FabricLab]:
     """A converged lab of the routing protocol given by the parameter (module-scoped)."""
-    reason = lab_skip_reason()
-    if reason:
-        pytest.skip(reason)
+    skip_unless_lab()
     routing = request.param
     out = render(FABRICS[routing], tmp_path_factory.mktemp(f"fabric-{routing}"))
     with running_lab(out, f"{RUN_PREFIX}{routing[0]}-", timeout=90) as lab:

@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 for entry in (ROOT, ROOT / "build" / "collections"):
     if str(entry) not in sys.path:
@@ -22,6 +24,7 @@ from ansible_collections.compleat.cloud.plugins.module_utils.fabric.plan import 
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.tree import render_all  # noqa: E402
 from lab.fabric_lab import FabricLab  # noqa: E402
 from lab.frr import frr_available  # noqa: E402
+from lab.netns import cleanup  # noqa: E402
 
 FABRICS = {
     "bgp": ROOT / "inventories" / "lab" / "fabric.yml",
@@ -40,6 +43,16 @@ def lab_skip_reason() -> str | None:
     if shutil.which("ip") is None:
         return "iproute2 is not installed"
     return None
+
+
+def skip_unless_lab(prefix: str | None = None) -> None:
+    """Skip the calling test or fixture when the lab cannot run here; with ``prefix``, remove the
+    namespaces ``prefix*`` an earlier run left behind."""
+    reason = lab_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    if prefix is not None:
+        cleanup(prefix)
 
 
 def render(fabric_file: Path, out: Path) -> Path:

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 
 import pytest
 import yaml
-from labtestlib import FABRICS, RUN_PREFIX, lab_skip_reason  # sets sys.path
+from labtestlib import FABRICS, RUN_PREFIX, skip_unless_lab  # sets sys.path
 
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric.evpn import max_tenant_mtu
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric.plan import build_plan, load_fabric
@@ -49,9 +49,7 @@ def _ep(name: str, host: str, vni: int, last: int, mtu: int) -> Endpoint:
 @pytest.fixture(scope="module")
 def evpn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[EvpnLab, dict[str, Endpoint], dict]]:
     """The EVPN lab with both tenants' instances and routers (module-scoped)."""
-    reason = lab_skip_reason()
-    if reason:
-        pytest.skip(reason)
+    skip_unless_lab()
     doc = evpn_fabric_doc(yaml.safe_load(FABRICS["bgp"].read_text(encoding="utf-8")))
     plan = build_plan(load_fabric(doc))
     out = tmp_path_factory.mktemp("fabric-evpn")
@@ -198,6 +196,20 @@ def _mac_at(lab: EvpnLab, host: str, vni: int, mac: str, vtep_ip: str) -> dict |
     return None
 
 
+def _start_move(
+    lab: EvpnLab, eps: dict[str, Endpoint], name: str, host: str, *, peer: str, vni: int
+) -> tuple[Endpoint, Endpoint, str, dict]:
+    """Endpoint ``name`` as it is and as it will be on ``host``, the host of ``peer`` (which must
+    reach it) that watches the move, and the MAC route the watcher holds before it."""
+    old = eps[name]
+    new = Endpoint(old.name, host, old.vni, old.mac, old.cidr, old.mtu)
+    observer = eps[peer].host
+    assert lab.ping(peer, old.address)
+    before = _mac_at(lab, observer, vni, old.mac, lab.vteps[old.host])
+    assert before is not None
+    return old, new, observer, before
+
+
 def test_cold_move_from_rack1_to_rack3(evpn: tuple[EvpnLab, dict[str, Endpoint], dict]) -> None:
     """Cold move of a1 (same MAC and IP): deleted on r001-h01, recreated on r003-h02.
 
@@ -207,12 +219,7 @@ def test_cold_move_from_rack1_to_rack3(evpn: tuple[EvpnLab, dict[str, Endpoint],
     the sequence only rises when both VTEPs claim the MAC at once (next test).
     """
     lab, eps, figures = evpn
-    old = eps["a1"]
-    new = Endpoint(old.name, "r003-h02", old.vni, old.mac, old.cidr, old.mtu)
-    observer = eps["a2"].host
-    assert lab.ping("a2", old.address)
-    before = _mac_at(lab, observer, VNI_A, old.mac, lab.vteps[old.host])
-    assert before is not None
+    old, new, observer, before = _start_move(lab, eps, "a1", "r003-h02", peer="a2", vni=VNI_A)
 
     # r001-h01 keeps tenant B (b1) but loses its last tenant-A port: the A devices go away
     assert lab.detach("a1") is True
@@ -247,12 +254,7 @@ def test_evacuate_after_hypervisor_failure_raises_mac_sequence(
     the MAC while the old VTEP's route still stands: MAC mobility raises the sequence number and
     every VTEP follows the higher sequence.  Time to the first reply from rack 2 is printed."""
     lab, eps, figures = evpn
-    old = eps["b1"]
-    new = Endpoint(old.name, "r003-h01", old.vni, old.mac, old.cidr, old.mtu)
-    observer = eps["b2"].host
-    assert lab.ping("b2", old.address)
-    before = _mac_at(lab, observer, VNI_B, old.mac, lab.vteps[old.host])
-    assert before is not None
+    old, new, observer, before = _start_move(lab, eps, "b1", "r003-h01", peer="b2", vni=VNI_B)
 
     lab.netns.link_set(old.host, "vm", up=False)  # the hypervisor's only underlay path
     failed = time.monotonic()

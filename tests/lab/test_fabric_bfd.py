@@ -22,11 +22,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from labtestlib import lab_skip_reason, rack_prefixes, render, running_lab, show_paths
+from labtestlib import rack_prefixes, render, running_lab, show_paths, skip_unless_lab
 
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric import intent as fabric_intent
 from lab.fabric_lab import FabricLab
-from lab.netns import cleanup, wait_for
+from lab.netns import wait_for
 
 pytestmark = pytest.mark.lab
 
@@ -37,10 +37,7 @@ INTERVAL = 0.01  # ping interval (s): 100/s
 
 @pytest.fixture(scope="module")
 def bfd_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FabricLab]:
-    reason = lab_skip_reason()
-    if reason:
-        pytest.skip(reason)
-    cleanup(PREFIX)
+    skip_unless_lab(PREFIX)
     with running_lab(render(FABRIC, tmp_path_factory.mktemp("fabric-bfd")), PREFIX, timeout=120) as lab:
         yield lab
 

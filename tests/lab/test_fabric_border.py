@@ -29,12 +29,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from labtestlib import lab_skip_reason, render, running_lab, tors, uplinks
+from labtestlib import render, running_lab, skip_unless_lab, tors, uplinks
 
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric import intent as fabric_intent
 from lab.fabric_lab import FabricLab
 from lab.frr import FrrNode
-from lab.netns import cleanup, wait_for
+from lab.netns import wait_for
 
 pytestmark = pytest.mark.lab
 
@@ -67,10 +67,7 @@ def upstream_config(border: dict[str, Any], asns: dict[str, int]) -> str:
 
 @pytest.fixture(scope="module")
 def border_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FabricLab]:
-    reason = lab_skip_reason()
-    if reason:
-        pytest.skip(reason)
-    cleanup(PREFIX)
+    skip_unless_lab(PREFIX)
     out = render(FABRIC, tmp_path_factory.mktemp("fabric-border") / "out")
     with running_lab(out, PREFIX, timeout=90) as lab:
         border = lab.topology.data["border"]

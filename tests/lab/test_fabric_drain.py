@@ -25,14 +25,14 @@ from typing import Any
 
 import pytest
 import yaml
-from labtestlib import lab_skip_reason, rack_prefixes, running_lab, show_paths, tors, uplinks
+from labtestlib import rack_prefixes, running_lab, show_paths, skip_unless_lab, tors, uplinks
 
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric import intent as fabric_intent
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric.plan import build_plan, load_fabric
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.frr import render_frr
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.tree import render_all
 from lab.fabric_lab import FabricLab, PingFlood, PingStats
-from lab.netns import cleanup, wait_for
+from lab.netns import wait_for
 
 pytestmark = pytest.mark.lab
 
@@ -53,10 +53,7 @@ def fabric_doc(*, drain: bool) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def drain_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FabricLab]:
-    reason = lab_skip_reason()
-    if reason:
-        pytest.skip(reason)
-    cleanup(PREFIX)
+    skip_unless_lab(PREFIX)
     out = tmp_path_factory.mktemp("fabric-drain") / "out"
     render_all(build_plan(load_fabric(fabric_doc(drain=False))), out, bgp_password=SECRET)
     with running_lab(out, PREFIX, timeout=120) as lab:

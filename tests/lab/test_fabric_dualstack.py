@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 import yaml
-from labtestlib import FABRICS, RUN_PREFIX, lab_skip_reason, running_lab, tors, uplinks
+from labtestlib import FABRICS, RUN_PREFIX, running_lab, skip_unless_lab, tors, uplinks
 
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric.plan import build_plan, load_fabric
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.tree import render_all
@@ -68,9 +68,7 @@ def remote_prefixes6(lab: FabricLab, rack: int) -> list[str]:
 
 @pytest.mark.parametrize("links", ["numbered", "unnumbered"])
 def test_dual_stack_fabric_routes_ipv6_with_ecmp(links: str, tmp_path: Path) -> None:
-    reason = lab_skip_reason()
-    if reason:
-        pytest.skip(reason)
+    skip_unless_lab()
     out = tmp_path / "out"
     render_all(build_plan(load_fabric(dualstack_doc(unnumbered=links == "unnumbered"))), out)
     started = time.monotonic()

@@ -24,11 +24,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from labtestlib import lab_skip_reason, render, running_lab, uplinks
+from labtestlib import render, running_lab, skip_unless_lab, uplinks
 
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric import intent as fabric_intent
 from lab.fabric_lab import FabricLab, PingStats
-from lab.netns import cleanup, wait_for
+from lab.netns import wait_for
 
 pytestmark = pytest.mark.lab
 
@@ -44,10 +44,7 @@ MAX_WINDOW = 1.5  # seconds of lost pings tolerated on a loaded 2-core box (meas
 
 @pytest.fixture(scope="module")
 def gateway_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FabricLab]:
-    reason = lab_skip_reason()
-    if reason:
-        pytest.skip(reason)
-    cleanup(PREFIX)
+    skip_unless_lab(PREFIX)
     out = render(FABRIC, tmp_path_factory.mktemp("fabric-gateway") / "out")
     with running_lab(out, PREFIX, timeout=90) as lab:
         yield lab

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from labtestlib import FABRICS, RUN_PREFIX, lab_skip_reason, rack_prefixes, show_paths
+from labtestlib import FABRICS, RUN_PREFIX, rack_prefixes, show_paths, skip_unless_lab
 
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric.plan import build_plan, load_fabric
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.tree import render_all
@@ -24,9 +24,7 @@ pytestmark = pytest.mark.lab
 @pytest.mark.parametrize("routing", ["bgp", "ospf"])
 def test_unnumbered_fabric_converges(routing: str, tmp_path: Path) -> None:
     """Sessions/adjacencies, ECMP in RIB and FIB (the intent check) and a cross-rack ping."""
-    reason = lab_skip_reason()
-    if reason:
-        pytest.skip(reason)
+    skip_unless_lab()
     doc = yaml.safe_load(FABRICS[routing].read_text(encoding="utf-8"))
     doc["pools"] = {"loopbacks": doc["pools"]["loopbacks"], "unnumbered": True}
     out = tmp_path / "out"

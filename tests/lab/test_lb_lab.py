@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 import yaml
+from collection_path import collections_dir
 from labtestlib import FABRICS, ROOT, RUN_PREFIX, lab_skip_reason  # sets sys.path
 
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric.plan import build_plan, load_fabric
@@ -41,16 +42,6 @@ LB_HOSTS = {"lb1": "r001-h01", "lb2": "r002-h01"}
 BACKENDS = {"b1": "r001-h02", "b2": "r002-h02", "b3": "r003-h02"}
 CLIENT_HOST, CLIENT_TOR, SPINE = "r003-h01", "r003-tor1", "spine01"
 MODULE = ROOT / "plugins" / "modules" / "load_balancer.py"
-COLLECTIONS = ROOT / "build" / "collections"
-
-
-def _collections_path() -> Path:
-    """``build/collections`` with the ansible_collections/compleat/cloud link (as the unit tests make it)."""
-    link = COLLECTIONS / "ansible_collections" / "compleat" / "cloud"
-    if not link.exists():
-        link.parent.mkdir(parents=True, exist_ok=True)
-        link.symlink_to(Path("../../../.."), target_is_directory=True)
-    return COLLECTIONS
 
 
 class Farm:
@@ -69,7 +60,7 @@ class Farm:
         full = {"store": self.store, "nodes": [self.lab.node_spec(n) for n in LB_HOSTS], **args}
         path = self.tmp / f"args-{self.runs}.json"
         path.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": full}), encoding="utf-8")
-        env = {"PYTHONPATH": str(_collections_path()), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+        env = {"PYTHONPATH": str(collections_dir()), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
         proc = subprocess.run(
             [sys.executable, str(MODULE), str(path)],
             check=False,
@@ -86,7 +77,7 @@ class Farm:
         """Run compleat.cloud.network (the VIP pool)."""
         path = self.tmp / "network.json"
         path.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {"store": self.store, **args}}), encoding="utf-8")
-        env = {"PYTHONPATH": str(_collections_path()), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+        env = {"PYTHONPATH": str(collections_dir()), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
         module = ROOT / "plugins" / "modules" / "network.py"
         proc = subprocess.run(
             [sys.executable, str(module), str(path)], check=False, capture_output=True, text=True, env=env
@@ -98,7 +89,7 @@ class Farm:
 
 def _add_instances(store_path: str, lab: LbLab) -> None:
     """The backends as instances of tenant acme, with their mgmt address as their NIC's address."""
-    sys.path.insert(0, str(_collections_path()))
+    sys.path.insert(0, str(collections_dir()))
     from ansible_collections.compleat.cloud.plugins.module_utils.cloud.store import Store
 
     with Store.open(store_path) as store, store.transaction(write=True):

@@ -12,20 +12,13 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import pytest
+from collection_path import put_collection_on_path
 
-ROOT = Path(__file__).resolve().parents[3]
-COLLECTIONS = ROOT / "build" / "collections"
-if str(COLLECTIONS) not in sys.path:
-    link = COLLECTIONS / "ansible_collections" / "compleat" / "cloud"
-    if not link.exists():
-        link.parent.mkdir(parents=True, exist_ok=True)
-        link.symlink_to(Path("../../../.."), target_is_directory=True)
-    sys.path.insert(0, str(COLLECTIONS))
+put_collection_on_path()
 
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud import store as store_mod  # noqa: E402
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud import virt  # noqa: E402

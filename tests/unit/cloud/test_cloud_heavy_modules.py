@@ -37,16 +37,22 @@ def vm(name, host=None, off="gpu"):
     return out
 
 
+def gpu_node(cloud, name, *, cpus, pages, address, group):
+    """Declare ``name`` with pCPUs ``cpus`` dedicated, ``pages`` x 2M hugepages and one A100 at
+    ``address`` in IOMMU group ``group``."""
+    return cloud.ok(
+        hypervisor,
+        name=name,
+        dedicated_cpus=cpus,
+        hugepages={"2M": pages},
+        pci_devices=[{"address": address, "iommu_group": group, **A100}],
+    )
+
+
 @pytest.fixture
 def gpu_host(cloud):
     """hv1 with pCPUs 4-7 dedicated, 1024 x 2M hugepages and one A100; the gpu offering."""
-    cloud.ok(
-        hypervisor,
-        name="hv1",
-        dedicated_cpus="4-7",
-        hugepages={"2M": 1024},
-        pci_devices=[{"address": "0000:3b:00.0", "iommu_group": 30, **A100}],
-    )
+    gpu_node(cloud, "hv1", cpus="4-7", pages=1024, address="0000:3b:00.0", group=30)
     cloud.ok(offering, **GPU_OFFERING)
     return cloud
 
@@ -231,13 +237,7 @@ def test_evacuation_targets_only_a_host_with_the_device(gpu_host, second_node, l
     (failure,) = res["failures"]
     assert "with 2 pinned pCPUs, 512 x 2M hugepages, 1 x gpu-a100" in failure["reason"]
     assert "1 not enough free dedicated pCPUs [hv2]" in failure["reason"]
-    cloud.ok(
-        hypervisor,
-        name="hv2",
-        dedicated_cpus="2-3",
-        hugepages={"2M": 512},
-        pci_devices=[{"address": "0000:af:00.0", "iommu_group": 4, **A100}],
-    )
+    gpu_node(cloud, "hv2", cpus="2-3", pages=512, address="0000:af:00.0", group=4)
     assert cloud.ok(evacuate, host="hv1", check=True)["evacuated"][0]["to"] == "hv2"
     res = cloud.ok(evacuate, host="hv1")
     assert res["evacuated"][0]["to"] == "hv2" and res["evacuated"][0]["instance_id"] == first["instance_id"]

@@ -7,10 +7,12 @@ two test-driver "hosts" (test:///default and a second node file)."""
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import os
 import random
 import subprocess
+from pathlib import Path
 
 import pytest
 from cloud_testlib import VM_ON_HV1
@@ -25,6 +27,7 @@ from ansible_collections.compleat.cloud.plugins.modules import rebalance as reba
 
 KVM = frozenset({"kvm", "qemu", "test"})
 XEN = frozenset({"xen"})
+ROOT = Path(__file__).resolve().parents[3]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -61,37 +64,16 @@ def smalls(on, count, prefix="s"):
     return [vm(f"{prefix}{n:02d}", on) for n in range(count)]
 
 
-def replay(hosts, insts, moves):
-    """Replay moves one by one through placement's own filter; every problem found, as text."""
-    states = {h.name: h for h in hosts}
-    where = {i.name: i.host for i in insts}
-    by_name = {i.name: i for i in insts}
-    problems = []
-    for m in moves:
-        inst = by_name[m.instance]
-        if where[m.instance] != m.source:
-            problems.append(f"{m.instance} is on {where[m.instance]}, not {m.source}")
-        if states[m.source].state != "up":
-            problems.append(f"{m.instance} moved off {m.source}, which is not up")
-        if not inst.movable:
-            problems.append(f"{m.instance} is not movable")
-        groups = frozenset(
-            by_name[n].anti_affinity_group
-            for n, h in where.items()
-            if h == m.target and by_name[n].anti_affinity_group
-        )
-        target = dataclasses.replace(states[m.target], groups=groups)
-        request = pl.Request(inst.vcpus, inst.ram_mb, inst.hypervisors, inst.anti_affinity_group)
-        reason = pl.rejection(target, request)
-        if reason:
-            problems.append(f"{m.instance} -> {m.target}: {reason}")
-        for name, sign in ((m.source, -1), (m.target, 1)):
-            h = states[name]
-            states[name] = dataclasses.replace(
-                h, used_vcpus=h.used_vcpus + sign * inst.vcpus, used_ram_mb=h.used_ram_mb + sign * inst.ram_mb
-            )
-        where[m.instance] = m.target
-    return problems
+def _load_replay():
+    """``replay`` of benchmarks/cloud_workload.py: the independent check of a plan the benchmark uses too."""
+    spec = importlib.util.spec_from_file_location("cloud_workload", ROOT / "benchmarks" / "cloud_workload.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.replay
+
+
+replay = _load_replay()
 
 
 def test_even_cloud_makes_no_move():

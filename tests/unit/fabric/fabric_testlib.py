@@ -24,17 +24,24 @@ LAB_OSPF_FILE = ROOT / "inventories" / "lab" / "fabric-ospf.yml"
 EXAMPLE_500 = ROOT / "inventories" / "example" / "fabric-500.yml"
 DOC_FILE = ROOT / "docs" / "fabric.md"
 
+
+def four_networks(pool_len: int, *, vm_pool_len: int) -> dict[str, dict[str, Any]]:
+    """mgmt, storage and service (/24 per rack, pools of ``pool_len``) and vm (/22 per rack, pool
+    of ``vm_pool_len``); storage and vm with jumbo frames."""
+    return {
+        "mgmt": {"pool": f"10.0.0.0/{pool_len}", "prefix_len": 24, "vlan": 10},
+        "storage": {"pool": f"10.4.0.0/{pool_len}", "prefix_len": 24, "vlan": 20, "mtu": 9000},
+        "service": {"pool": f"10.8.0.0/{pool_len}", "prefix_len": 24, "vlan": 30},
+        "vm": {"pool": f"10.64.0.0/{vm_pool_len}", "prefix_len": 22, "vlan": 40, "mtu": 9000},
+    }
+
+
 BASE_DOC: dict[str, Any] = {
     "name": "t1",
     "routing": "bgp",
     "limits": {"max_racks": 64, "tors_per_rack": 2, "uplinks_per_tor": 4, "hosts_per_rack": 16, "spines": 4},
     "pools": {"loopbacks": "10.255.0.0/20", "links": "10.254.0.0/20"},
-    "networks": {
-        "mgmt": {"pool": "10.0.0.0/18", "prefix_len": 24, "vlan": 10},
-        "storage": {"pool": "10.4.0.0/18", "prefix_len": 24, "vlan": 20, "mtu": 9000},
-        "service": {"pool": "10.8.0.0/18", "prefix_len": 24, "vlan": 30},
-        "vm": {"pool": "10.64.0.0/16", "prefix_len": 22, "vlan": 40, "mtu": 9000},
-    },
+    "networks": four_networks(18, vm_pool_len=16),
     "spines": [{"id": 1}, {"id": 2}],
     "defaults": {"tors": 1, "uplinks": 2, "hosts": 2},
     "racks": [{"id": 1, "uplinks": 3}, {"id": 2}, {"id": 3}],
@@ -71,12 +78,7 @@ def scale_doc(
             "spines": 16,
         },
         "pools": {"loopbacks": "10.255.0.0/16", "links": "10.254.0.0/16"},
-        "networks": {
-            "mgmt": {"pool": "10.0.0.0/14", "prefix_len": 24, "vlan": 10},
-            "storage": {"pool": "10.4.0.0/14", "prefix_len": 24, "vlan": 20, "mtu": 9000},
-            "service": {"pool": "10.8.0.0/14", "prefix_len": 24, "vlan": 30},
-            "vm": {"pool": "10.64.0.0/10", "prefix_len": 22, "vlan": 40, "mtu": 9000},
-        },
+        "networks": four_networks(14, vm_pool_len=10),
         "spines": [{"id": i} for i in range(1, spines + 1)],
         "defaults": {"tors": tors, "uplinks": uplinks, "hosts": hosts},
         "racks": [{"range": [1, racks]}],

@@ -166,23 +166,22 @@ def test_fabric_render_template_runs_from_the_installed_collection(installed, pr
     out = tmp_path / "fabric"
     answers = {"fabric_file": "inventories/lab/fabric.yml", "fabric_out": str(out)}
     env = installed_env(installed)
-    job = awxjob.launch(
-        "compleat.cloud fabric render",
-        answers,
-        private_data_dir=tmp_path / "job-check",
-        project_dir=project,
-        envvars=env,
-        cmdline="--check --diff",
-    )
+
+    def render(answers: dict[str, str], job_dir: str, **options: str) -> awxjob.Job:
+        """Launch the fabric render template with ``answers`` in ``tmp_path / job_dir``."""
+        return awxjob.launch(
+            "compleat.cloud fabric render",
+            answers,
+            private_data_dir=tmp_path / job_dir,
+            project_dir=project,
+            envvars=env,
+            **options,
+        )
+
+    job = render(answers, "job-check", cmdline="--check --diff")
     awxjob.assert_successful(job)
     assert not out.exists(), "check mode wrote the outputs"
-    job = awxjob.launch(
-        "compleat.cloud fabric render",
-        answers,
-        private_data_dir=tmp_path / "job",
-        project_dir=project,
-        envvars=env,
-    )
+    job = render(answers, "job")
     awxjob.assert_successful(job)
     (result,) = job.results(f"Fabric is rendered into {out}")
     assert result["changed"] and "topology.json" in result["created"]
@@ -198,13 +197,7 @@ def test_fabric_render_template_runs_from_the_installed_collection(installed, pr
     fabric["spines"] = "two"
     bad.write_text(yaml.safe_dump(fabric))
     answers = {"fabric_file": "inventories/broken.yml", "fabric_out": str(tmp_path / "never")}
-    job = awxjob.launch(
-        "compleat.cloud fabric render",
-        answers,
-        private_data_dir=tmp_path / "job-bad",
-        project_dir=project,
-        envvars=env,
-    )
+    job = render(answers, "job-bad")
     assert (job.status, job.rc) == ("failed", 2), job.stdout[-2000:]
     task = f"Fabric is rendered into {tmp_path / 'never'}"
     assert job.task_events(task) == ["playbook_on_task_start", "runner_on_start", "runner_on_failed"]

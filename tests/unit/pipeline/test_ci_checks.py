@@ -24,6 +24,13 @@ def _write(path: Path, text: str) -> Path:
     return path
 
 
+@pytest.fixture
+def fake_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``tmp_path``, made the checkout ci_checks labels its checks relative to."""
+    monkeypatch.setattr(ci_checks, "ROOT", tmp_path)
+    return tmp_path
+
+
 def test_scenario_list_ignores_comments_and_lanes(tmp_path: Path) -> None:
     listing = _write(tmp_path / "ci.txt", "# header\n\nntp   b\nkvm_host a  # VM\n  dns\n")
     assert ci_checks.ci_scenarios(listing) == ["ntp", "kvm_host", "dns"]
@@ -45,16 +52,13 @@ def test_task_names_follow_blocks_and_included_files(tmp_path: Path) -> None:
     ]
 
 
-def test_playbook_checks_follow_imported_playbooks_under_their_own_label(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(ci_checks, "ROOT", tmp_path)
+def test_playbook_checks_follow_imported_playbooks_under_their_own_label(fake_root: Path) -> None:
     _write(
-        tmp_path / "molecule" / "nfs" / "verify.yml",
+        fake_root / "molecule" / "nfs" / "verify.yml",
         "- name: NFS\n  hosts: all\n  tasks:\n    - name: Mount\n",
     )
     merged = _write(
-        tmp_path / "molecule" / "storage" / "verify.yml",
+        fake_root / "molecule" / "storage" / "verify.yml",
         "- name: iSCSI\n  hosts: all\n  tasks:\n    - name: Login\n"
         "- ansible.builtin.import_playbook: ../nfs/verify.yml\n",
     )
@@ -64,12 +68,9 @@ def test_playbook_checks_follow_imported_playbooks_under_their_own_label(
     ]
 
 
-def test_pytest_checks_list_functions_and_class_methods(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(ci_checks, "ROOT", tmp_path)
+def test_pytest_checks_list_functions_and_class_methods(fake_root: Path) -> None:
     source = _write(
-        tmp_path / "tests" / "lab" / "test_x.py",
+        fake_root / "tests" / "lab" / "test_x.py",
         "def test_a():\n    pass\n\ndef helper():\n    pass\n\n"
         "class TestB:\n    def test_c(self):\n        pass\n",
     )
