@@ -183,9 +183,12 @@ selftest() {
   local dir="$1" seed="$BUILD/seed" port started waited=0 ready="" got serial="$BUILD/selftest-serial.log"
   local timeout="${COMPLEAT_TENANT_SELFTEST_TIMEOUT:-300}"
   mkdir -p "$seed"
-  printf 'instance-id: "iid-selftest"\nlocal-hostname: "tenant-selftest"\n' > "$seed/meta-data"
-  printf '#cloud-config\n' > "$seed/user-data"
-  printf 'version: 2\nethernets:\n  eth0:\n    match:\n      macaddress: "52:54:00:12:34:56"\n    set-name: "eth0"\n    addresses:\n      - "10.0.2.15/24"\n    routes:\n      - to: "0.0.0.0/0"\n        via: "10.0.2.2"\n' \
+  # JSON, as the cloud stack's seed module writes it (plugins/module_utils/cloud/seed.py)
+  printf '{"instance-id": "iid-selftest", "local-hostname": "tenant-selftest"}\n' > "$seed/meta-data"
+  printf '#cloud-config\n{}\n' > "$seed/user-data"
+  printf '%s\n' '{"version": 2, "ethernets": {"eth0": {' \
+    '  "match": {"macaddress": "52:54:00:12:34:56"}, "set-name": "eth0",' \
+    '  "addresses": ["10.0.2.15/24"], "routes": [{"to": "0.0.0.0/0", "via": "10.0.2.2"}]}}}' \
     > "$seed/network-config"
   mkfs.vfat -n CIDATA -C "$BUILD/seed.img" 2048 >/dev/null
   mcopy -o -i "$BUILD/seed.img" "$seed/meta-data" "$seed/user-data" "$seed/network-config" ::

@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud import virt
 from ansible_collections.compleat.cloud.plugins.modules import hypervisor
 
@@ -93,11 +95,13 @@ def wait_for(what: str, check, timeout: float = 30.0) -> None:
         time.sleep(0.1)
 
 
-def seed_meta(path: str) -> str:
-    """The NoCloud ``meta-data`` inside a seed ISO (isoinfo)."""
-    return subprocess.run(
-        ["isoinfo", "-J", "-i", path, "-x", "/meta-data"], capture_output=True, text=True, check=True
-    ).stdout
+def seed_meta(path: str) -> dict[str, Any]:
+    """The NoCloud ``meta-data`` inside a seed ISO (isoinfo), parsed as cloud-init parses it (YAML)."""
+    return yaml.safe_load(
+        subprocess.run(
+            ["isoinfo", "-J", "-i", path, "-x", "/meta-data"], capture_output=True, text=True, check=True
+        ).stdout
+    )
 
 
 def virtual_size(path: str) -> int:

@@ -159,7 +159,7 @@ def test_rebalance_drains_a_host_in_maintenance(cloud):
     assert virsh(c.uri, "domuuid", vm).stdout.strip() == inst["uuid"]
     assert virsh(c.uri, "domstate", vm).stdout.strip() == "running"
     assert macs(c, vm) == [n["mac"] for n in inst["networks"]]
-    assert f'instance-id: "{inst["instance_id"]}"' in seed_meta(moved["seed_path"])
+    assert seed_meta(moved["seed_path"])["instance-id"] == inst["instance_id"]
     assert domblklist(c, vm)["vda"] == moved["root_disk"]
     assert files(c, "hv-a") == []
     assert not c(rebalance)["changed"]

@@ -129,7 +129,7 @@ def test_evacuate_between_two_daemons(two_hosts, second_libvirtd):
     assert facts_b["disks"]["vda"] == str(c.dir / "hv-b" / f"{vm}.qcow2") != before["root_disk"]
     seeds = [p for t, p in facts_b["disks"].items() if t not in ("vda", "vdb")]
     assert len(seeds) == 1 and seeds[0].startswith(str(c.dir / "hv-b"))
-    assert f'instance-id: "{before["instance_id"]}"' in seed_meta(seeds[0])
+    assert seed_meta(seeds[0])["instance-id"] == before["instance_id"]
     qemu_b = int(Path(f"/run/libvirt/qemu/{vm}.pid").read_text())  # daemon B's QEMU, a new process
     assert qemu_b != qemu_a and b"qemu" in Path(f"/proc/{qemu_b}/cmdline").read_bytes()
 
