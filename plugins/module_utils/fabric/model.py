@@ -17,7 +17,7 @@ Beside the text, the engine stores what the renderers compute with, typed, once 
 the text back): a pool as a :class:`Block` (``Fabric.loopback_block``, ``NetworkSpec.pool_block``,
 ...), an interface address as an integer (``Interface.address_int`` / ``address6_int``), a rack
 network as ``Network.start`` / ``prefix_len``.  The plain-data views (``export``) carry the text
-only.
+only.  Whoever ``dataclasses.replace``-s an address text replaces its typed companion with it.
 """
 
 from __future__ import annotations
