@@ -47,6 +47,10 @@ from .model import (
 LOOPBACK_SUBNET = 0  # /64 number of the loopback /128s
 LINK_SUBNET = 1  # /64 number of the link /127s
 SUBNET_BITS = 64  # every rack network and both infrastructure blocks are /64s
+#: prefix length of an interface's IPv6 address, by interface kind
+PREFIX_LEN = {KIND_LOOPBACK: 128, KIND_UPLINK: 127, KIND_DOWNLINK: 127, KIND_NETWORK: SUBNET_BITS}
+
+Address6 = tuple[str, int]  # an IPv6 interface address: CIDR text and the address as an int
 
 
 # ------------------------------------------------------------------------------------ the law
@@ -129,18 +133,27 @@ class _Law6:
         self.role_blocks = {net.role: net.vlan << rack_bits(self.limits) for net in fabric.networks}
         self.numbered = not fabric.unnumbered
 
-    def loopback(self, device: Device) -> str:
-        """``addr/128`` of a device, at its IPv4 loopback offset."""
-        return f"{ip6(loopback6(self.base, _loopback_offset(self.limits, device)))}/128"
+    def loopback(self, device: Device) -> Address6:
+        """``addr/128`` of a device, at its IPv4 loopback offset (and the address as an int)."""
+        value = loopback6(self.base, _loopback_offset(self.limits, device))
+        return f"{ip6(value)}/128", value
+
+    def link_value(self, rack: int, tor: int, uplink: int) -> int:
+        """Spine-side (even) address of link ``(r, t, u)`` as an int; the ToR side is one more."""
+        return link6(self.base, law.link_index(self.limits, rack, tor, uplink))
 
     def link(self, rack: int, tor: int, uplink: int) -> tuple[str, str]:
         """(spine side, ToR side) addresses of link ``(r, t, u)`` without prefix length."""
-        spine = link6(self.base, law.link_index(self.limits, rack, tor, uplink))
+        spine = self.link_value(rack, tor, uplink)
         return ip6(spine), ip6(spine + 1)
+
+    def network_value(self, role: str, rack: int, offset: int = 0) -> int:
+        """Address at ``offset`` in rack ``r``'s /64 of ``role`` as an int."""
+        return subnet_start(self.base, self.role_blocks[role] | rack) + offset
 
     def network(self, role: str, rack: int, offset: int = 0) -> str:
         """Address at ``offset`` in rack ``r``'s /64 of ``role`` (no prefix length)."""
-        return ip6(subnet_start(self.base, self.role_blocks[role] | rack) + offset)
+        return ip6(self.network_value(role, rack, offset))
 
 
 def _loopback_offset(limits: Limits, device: Device) -> int:
@@ -201,20 +214,22 @@ def _link(law6: _Law6, link: Link) -> Link:
     )
 
 
-def _interface_address(law6: _Law6, device: Device, iface: Interface, loopback: str) -> str | None:
+def _interface_address(law6: _Law6, device: Device, iface: Interface, loopback: Address6) -> Address6 | None:
     """The IPv6 address of one interface (None: unnumbered link)."""
     if iface.kind == KIND_LOOPBACK:
         return loopback
     if iface.kind == KIND_NETWORK and device.rack is not None and iface.address:
         offset = offset_in_subnet(iface.address)
-        return f"{law6.network(iface.network_role or iface.name, device.rack, offset)}/{SUBNET_BITS}"
-    if not law6.numbered or iface.kind not in (KIND_UPLINK, KIND_DOWNLINK):
+        value = law6.network_value(iface.network_role or iface.name, device.rack, offset)
+    elif not law6.numbered or iface.kind not in (KIND_UPLINK, KIND_DOWNLINK):
         return None
-    if iface.kind == KIND_UPLINK:
+    elif iface.kind == KIND_UPLINK:
         uplink = law.parse_uplink(iface.name) or 0
-        return f"{law6.link(device.rack or 0, device.index, uplink)[1]}/127"
-    rack, tor, uplink = law.parse_spine_port(iface.name) or (0, 0, 0)
-    return f"{law6.link(rack, tor, uplink)[0]}/127"
+        value = law6.link_value(device.rack or 0, device.index, uplink) + 1
+    else:
+        rack, tor, uplink = law.parse_spine_port(iface.name) or (0, 0, 0)
+        value = law6.link_value(rack, tor, uplink)
+    return f"{ip6(value)}/{PREFIX_LEN[iface.kind]}", value
 
 
 def _neighbor(law6: _Law6, device: Device, nbr: BgpNeighbor) -> BgpNeighbor:
@@ -241,19 +256,21 @@ def _neighbor(law6: _Law6, device: Device, nbr: BgpNeighbor) -> BgpNeighbor:
 _INTERFACE_FIELDS = tuple(item.name for item in fields(Interface))
 
 
-def _with_address6(iface: Interface, address6: str | None) -> Interface:
-    """``replace(iface, address6=...)`` without its per-call introspection (100 000s of calls)."""
+def _with_address6(iface: Interface, address6: Address6 | None) -> Interface:
+    """``replace(iface, address6=..., address6_int=...)`` without its per-call introspection
+    (100 000s of calls)."""
     if address6 is None:
         return iface
     values = {name: getattr(iface, name) for name in _INTERFACE_FIELDS}
-    values["address6"] = address6
+    values["address6"], values["address6_int"] = address6
     return Interface(**values)
 
 
-def _device(law6: _Law6, device: Device, loopbacks: dict[str, str], rack6: tuple[str, ...]) -> Device:
-    loopback = loopbacks[device.name]
+def _device(law6: _Law6, device: Device, loopbacks: dict[str, Address6], rack6: tuple[str, ...]) -> Device:
+    typed_loopback = loopbacks[device.name]
+    loopback = typed_loopback[0]
     interfaces = tuple(
-        _with_address6(iface, _interface_address(law6, device, iface, loopback))
+        _with_address6(iface, _interface_address(law6, device, iface, typed_loopback))
         for iface in device.interfaces
     )
     neighbors = tuple(_neighbor(law6, device, nbr) for nbr in device.bgp_neighbors)

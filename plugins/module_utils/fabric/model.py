@@ -12,11 +12,21 @@ rack id, ToR index), then hosts (by rack id, host index); links by (rack, tor, u
 (rack, role order of the fabric file).  Addresses are plain strings: interface and loopback
 addresses in CIDR form (``"10.254.0.1/31"``, ``"10.255.0.1/32"``), router ids and BGP neighbor
 addresses without a prefix length (``"10.254.0.0"``).
+
+Beside the text, the engine stores what the renderers compute with, typed, once (they never parse
+the text back): a pool as a :class:`Block` (``Fabric.loopback_block``, ``NetworkSpec.pool_block``,
+...), an interface address as an integer (``Interface.address_int`` / ``address6_int``), a rack
+network as ``Network.start`` / ``prefix_len``.  The plain-data views (``export``) carry the text
+only.  Whoever ``dataclasses.replace``-s an address text replaces its typed companion with it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import NamedTuple, TypeVar
+
+_Item = TypeVar("_Item")
 
 ROLE_SPINE = "spine"
 ROLE_TOR = "tor"
@@ -26,6 +36,30 @@ KIND_LOOPBACK = "loopback"
 KIND_UPLINK = "uplink"
 KIND_DOWNLINK = "downlink"
 KIND_NETWORK = "network"
+
+
+class Block(NamedTuple):
+    """A prefix typed: its network address as an integer and its length (what ``law.parse_cidr``
+    and ``ipv6.parse_cidr6`` return; tuples compare as address order, then length)."""
+
+    start: int
+    prefix_len: int
+
+
+def typed(block: Block | None, pool: str) -> Block:
+    """``block``, the typed form of pool ``pool``; ValueError when the plan was not built by the
+    engine (only validation fills the typed pools)."""
+    if block is None:
+        raise ValueError(f"pool {pool}: no typed block (build the fabric with load_fabric)")
+    return block
+
+
+def _find(items: Iterable[_Item], attribute: str, key: object) -> _Item:
+    """The first of ``items`` whose ``attribute`` equals ``key`` (KeyError when none does)."""
+    for item in items:
+        if getattr(item, attribute) == key:
+            return item
+    raise KeyError(key)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -109,6 +143,7 @@ class BorderOptions:
     links: str = ""  # pool of the ToR-upstream /31s
     public: tuple[str, ...] = ()  # public prefixes originated upstream by every border ToR
     announce: tuple[str, ...] = ("service",)  # rack network roles announced upstream
+    links_block: Block | None = None  # ``links`` typed (None without it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +155,7 @@ class NetworkSpec:
     prefix_len: int
     vlan: int
     mtu: int
+    pool_block: Block | None = None  # ``pool`` typed (filled by validation)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +208,10 @@ class Fabric:
     gateway: GatewayOptions = GatewayOptions()
     border: BorderOptions = BorderOptions()
     ipv6_prefix: str = ""  # ipv6.prefix (dual stack by the law, fabric/ipv6.py); "" = IPv4 only
+    # the pools typed (filled by validation; None: no such pool)
+    loopback_block: Block | None = None
+    link_block: Block | None = None
+    ipv6_block: Block | None = None
 
     def link_mtu_of(self, rack: RackSpec, spine: SpineSpec) -> int:
         """MTU of a link between ``rack`` and ``spine``: the smaller of their overrides, if any."""
@@ -185,17 +225,11 @@ class Fabric:
 
     def network(self, role: str) -> NetworkSpec:
         """Return the network spec of ``role`` (KeyError when undeclared)."""
-        for net in self.networks:
-            if net.role == role:
-                return net
-        raise KeyError(role)
+        return _find(self.networks, "role", role)
 
     def rack(self, rack_id: int) -> RackSpec:
         """Return the rack spec with id ``rack_id`` (KeyError when undeclared)."""
-        for rack in self.racks:
-            if rack.id == rack_id:
-                return rack
-        raise KeyError(rack_id)
+        return _find(self.racks, "id", rack_id)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -214,6 +248,8 @@ class Interface:
     network_role: str | None
     gateway: str | None = None  # anycast gateway (CIDR) the interface holds besides its address
     address6: str | None = None  # IPv6 address (CIDR) with dual stack; None: none or unnumbered
+    address_int: int | None = None  # ``address`` typed: the IPv4 address as an integer
+    address6_int: int | None = None  # ``address6`` typed: the IPv6 address as an integer
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,10 +284,7 @@ class Device:
 
     def interface(self, name: str) -> Interface:
         """Return the interface called ``name`` (KeyError when absent)."""
-        for iface in self.interfaces:
-            if iface.name == name:
-                return iface
-        raise KeyError(name)
+        return _find(self.interfaces, "name", name)
 
 
 @dataclass(frozen=True, slots=True)

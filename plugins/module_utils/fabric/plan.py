@@ -272,16 +272,17 @@ def _build_plan(fabric: Fabric) -> Plan:
     )
 
 
-def _loopback(ctx: _Context, offset: int) -> tuple[str, str]:
-    """(``a.b.c.d/32``, ``a.b.c.d``) of a loopback offset."""
-    addr = ip(ctx.lo_start + offset)
-    return f"{addr}/32", addr
+def _loopback(ctx: _Context, offset: int) -> tuple[str, str, Interface]:
+    """(``a.b.c.d/32``, ``a.b.c.d``, the ``lo`` interface) of a loopback offset."""
+    value = ctx.lo_start + offset
+    addr = ip(value)
+    cidr = f"{addr}/32"
+    return cidr, addr, Interface("lo", cidr, KIND_LOOPBACK, None, None, None, None, address_int=value)
 
 
 def _spine(ctx: _Context, spine_id: int, name: str, drain: bool = False) -> Device:
     """A spine: loopback plus one downlink per ToR uplink that lands on it (built by ``_tor``)."""
-    loopback, router_id = _loopback(ctx, law.spine_loopback_offset(spine_id))
-    lo = Interface("lo", loopback, KIND_LOOPBACK, None, None, None, None)
+    loopback, router_id, lo = _loopback(ctx, law.spine_loopback_offset(spine_id))
     return Device(
         name=name,
         role=ROLE_SPINE,
@@ -329,22 +330,25 @@ def _tor(ctx: _Context, rack: RackSpec, tor: int, announce: tuple[str, ...]) -> 
     """A ToR with its uplinks (and the matching spine downlinks/links) and rack network interfaces."""
     limits, r = ctx.limits, rack.id
     name = law.tor_name(r, tor)
-    loopback, router_id = _loopback(ctx, law.tor_loopback_offset(limits, r, tor))
+    loopback, router_id, lo = _loopback(ctx, law.tor_loopback_offset(limits, r, tor))
     asn = law.tor_asn(ctx.fabric.bgp.tor_asn_base, limits, r, tor) if ctx.bgp else None
     spine_asn = ctx.fabric.bgp.spine_asn
-    ifaces = [Interface("lo", loopback, KIND_LOOPBACK, None, None, None, None)]
+    ifaces = [lo]
     peers: list[BgpNeighbor] = []
     for uplink in range(1, rack.uplinks + 1):
         spine = law.uplink_spine(ctx.spine_names, uplink, rack.uplink_spines)
         port, up = law.spine_port_ifname(r, tor, uplink), law.uplink_ifname(uplink)
         mtu = ctx.fabric.link_mtu_of(rack, ctx.spine_specs[spine])
-        spine_ip = tor_ip = spine_cidr = tor_cidr = None
+        spine_ip = tor_ip = spine_cidr = tor_cidr = spine_int = tor_int = None
         if ctx.numbered:
-            base = ctx.link_start + 2 * law.link_index(limits, r, tor, uplink)
-            spine_ip, tor_ip = ip(base), ip(base + 1)
+            spine_int = ctx.link_start + 2 * law.link_index(limits, r, tor, uplink)
+            tor_int = spine_int + 1
+            spine_ip, tor_ip = ip(spine_int), ip(tor_int)
             spine_cidr, tor_cidr = f"{spine_ip}/31", f"{tor_ip}/31"
-        ifaces.append(Interface(up, tor_cidr, KIND_UPLINK, spine, port, mtu, None))
-        ctx.spine_ifaces[spine].append(Interface(port, spine_cidr, KIND_DOWNLINK, name, up, mtu, None))
+        ifaces.append(Interface(up, tor_cidr, KIND_UPLINK, spine, port, mtu, None, address_int=tor_int))
+        ctx.spine_ifaces[spine].append(
+            Interface(port, spine_cidr, KIND_DOWNLINK, name, up, mtu, None, address_int=spine_int)
+        )
         ctx.links.append(
             Link(
                 Endpoint(spine, port, spine_cidr),
@@ -361,7 +365,8 @@ def _tor(ctx: _Context, rack: RackSpec, tor: int, announce: tuple[str, ...]) -> 
             ctx.spine_peers[spine].append(BgpNeighbor(name, port, tor_ip, asn))
     gw_offset = fhrp.tor_offset(tor, ctx.anycast)
     for spec, start, size in ctx.nets:
-        addr = ip(start + r * size + gw_offset)
+        value = start + r * size + gw_offset
+        addr = ip(value)
         held = f"{ip(start + r * size + law.GATEWAY_OFFSET)}/{spec.prefix_len}" if ctx.anycast else None
         ifaces.append(
             Interface(
@@ -373,6 +378,7 @@ def _tor(ctx: _Context, rack: RackSpec, tor: int, announce: tuple[str, ...]) -> 
                 spec.mtu,
                 spec.role,
                 gateway=held,
+                address_int=value,
             )
         )
     if ctx.host_bgp:
@@ -412,13 +418,22 @@ def _tor_host_peers(ctx: _Context, rack: RackSpec) -> list[BgpNeighbor]:
 def _host(ctx: _Context, rack: RackSpec, host: int) -> Device:
     """A host: loopback plus one NIC per rack network (peering with every ToR under BGP-to-host)."""
     limits, r = ctx.limits, rack.id
-    loopback, router_id = _loopback(ctx, law.host_loopback_offset(limits, r, host))
-    ifaces = [Interface("lo", loopback, KIND_LOOPBACK, None, None, None, None)]
+    loopback, router_id, lo = _loopback(ctx, law.host_loopback_offset(limits, r, host))
+    ifaces = [lo]
     offset = law.host_offset(host)
     for spec, start, size in ctx.nets:
-        addr = ip(start + r * size + offset)
+        value = start + r * size + offset
         ifaces.append(
-            Interface(spec.role, f"{addr}/{spec.prefix_len}", KIND_NETWORK, None, None, spec.mtu, spec.role)
+            Interface(
+                spec.role,
+                f"{ip(value)}/{spec.prefix_len}",
+                KIND_NETWORK,
+                None,
+                None,
+                spec.mtu,
+                spec.role,
+                address_int=value,
+            )
         )
     asn = None
     peers: tuple[BgpNeighbor, ...] = ()

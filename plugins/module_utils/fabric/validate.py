@@ -20,6 +20,7 @@ from .errors import FabricError, FabricValidationError
 from .gateway import ANYCAST_MAX_TORS
 from .model import (
     BgpOptions,
+    Block,
     BorderOptions,
     Fabric,
     GatewayOptions,
@@ -685,6 +686,13 @@ def _check_ipv6(data: dict[str, Any], limits: Limits | None, errors: list[Fabric
 
 
 # ------------------------------------------------------------------------------------ build
+def _block(prefix: str) -> Block | None:
+    """A validated pool typed, once (IPv4 or IPv6; None for an absent pool)."""
+    if not prefix:
+        return None
+    return Block(*(ipv6.parse_cidr6(prefix) if ":" in prefix else law.parse_cidr(prefix)))
+
+
 def _build(
     data: dict[str, Any], limits: Limits, spines: list[SpineSpec], entries: list[_RackEntry]
 ) -> Fabric:
@@ -718,7 +726,9 @@ def _build(
         link_pool=pools["links"] or "",
         unnumbered=pools["unnumbered"],
         link_mtu=data["link_mtu"],
-        networks=tuple(NetworkSpec(role, **net) for role, net in data["networks"].items()),
+        networks=tuple(
+            NetworkSpec(role, **net, pool_block=_block(net["pool"])) for role, net in data["networks"].items()
+        ),
         spines=tuple(spines),
         racks=tuple(racks),
         bgp=BgpOptions(
@@ -748,6 +758,10 @@ def _build(
             links=data["border"]["links"] or "",
             public=tuple(data["border"]["public"]),
             announce=tuple(data["border"]["announce"]),
+            links_block=_block(data["border"]["links"]),
         ),
         ipv6_prefix=data["ipv6"]["prefix"] or "",
+        loopback_block=_block(pools["loopbacks"]),
+        link_block=_block(pools["links"]),
+        ipv6_block=_block(data["ipv6"]["prefix"]),
     )

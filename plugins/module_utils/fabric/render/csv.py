@@ -10,17 +10,19 @@ ascending start order yields globally sorted rows.
 
 Names, roles and addresses never contain commas or quotes (the schema's patterns forbid them), so
 rows are joined directly without a CSV quoting layer.
+
+Positions come typed from the plan (``Fabric.loopback_block``, ``NetworkSpec.pool_block``,
+``Interface.address6_int``, ...): no address text is parsed here.
 """
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterator
 
-from .. import law
+from .. import ipv6
 from ..border import border_enabled, upstream_links
 from ..gateway import anycast_gateway
-from ..model import KIND_LOOPBACK, KIND_NETWORK, Device, Interface, Plan
+from ..model import KIND_LOOPBACK, KIND_NETWORK, Device, Interface, Plan, typed
 
 HEADER = "address,prefix,pool,network,vlan,rack,device,role,interface,kind,peer_device,peer_interface"
 
@@ -106,15 +108,15 @@ def render_csv(plan: Plan) -> str:
     """The text of plan.csv (header plus one row per assigned address)."""
     fabric = plan.fabric
     sections: list[tuple[int, Iterator[str]]] = [
-        (law.parse_cidr(fabric.loopback_pool)[0], _loopback_rows(plan))
+        (typed(fabric.loopback_block, "loopbacks").start, _loopback_rows(plan))
     ]
     if not fabric.unnumbered:
-        sections.append((law.parse_cidr(fabric.link_pool)[0], _link_rows(plan)))
+        sections.append((typed(fabric.link_block, "links").start, _link_rows(plan)))
     members = _rack_members(plan) if fabric.networks else {}
     for index, spec in enumerate(fabric.networks):
-        sections.append((law.parse_cidr(spec.pool)[0], _network_rows(plan, index, members)))
+        sections.append((typed(spec.pool_block, spec.role).start, _network_rows(plan, index, members)))
     if border_enabled(plan):
-        sections.append((law.parse_cidr(fabric.border.links)[0], _border_rows(plan)))
+        sections.append((typed(fabric.border.links_block, "border").start, _border_rows(plan)))
     sections.sort(key=lambda section: section[0])
     lines = [HEADER]
     for _start, rows in sections:
@@ -133,22 +135,28 @@ def ipv6_rows(plan: Plan) -> list[str]:
     rows: list[tuple[int, str]] = []
     for device in plan.devices.values():
         for iface in device.interfaces:
-            if not iface.address6:
+            value = iface.address6_int
+            if not iface.address6 or value is None:
                 continue
             addr = iface.address6.partition("/")[0]
             if iface.kind == KIND_NETWORK:
                 role = iface.network_role or iface.name
                 pool, network, vlan = role, role, str(vlans.get(role, ""))
-                prefix = str(ipaddress.IPv6Interface(iface.address6).network)
             elif iface.kind == KIND_LOOPBACK:
-                pool, network, vlan, prefix = "loopbacks", "loopback", "", iface.address6
+                pool, network, vlan = "loopbacks", "loopback", ""
             else:
                 pool, network, vlan = "links", "link", ""
-                prefix = str(ipaddress.IPv6Interface(iface.address6).network)
             row = (
-                f"{addr},{prefix},{pool},{network},{vlan},{_cell(device.rack)},{device.name},{device.role},"
+                f"{addr},{_prefix6(value, ipv6.PREFIX_LEN[iface.kind])},{pool},{network},{vlan},"
+                f"{_cell(device.rack)},{device.name},{device.role},"
                 f"{iface.name},{iface.kind},{_cell(iface.peer_device)},{_cell(iface.peer_interface)}"
             )
-            rows.append((int(ipaddress.IPv6Address(addr)), row))
+            rows.append((value, row))
     rows.sort()
     return [row for _value, row in rows]
+
+
+def _prefix6(value: int, prefix_len: int) -> str:
+    """The prefix of length ``prefix_len`` holding the IPv6 address ``value`` (as text)."""
+    host_bits = 128 - prefix_len
+    return f"{ipv6.ip6(value >> host_bits << host_bits)}/{prefix_len}"

@@ -26,18 +26,21 @@ The SOA serial is derived from a SHA-256 of the zone's content (every record and
 the serial itself): it is deterministic and only changes when the content does.  It is not
 monotonic, which is fine because every DNS server renders the same zones from the plan (all
 servers are primaries, there are no zone transfers to secondaries that compare serials).
+
+Addresses and pools come typed from the plan (``Interface.address_int`` / ``address6_int``, the
+pools' ``Block``); the only text parsed here is the caller's (a nameserver's ``address``, and the
+text forms of ``reverse_blocks`` / ``reverse_blocks6``).
 """
 
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 from bisect import bisect_left
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from .. import law
-from ..model import Plan
+from .. import ipv6, law
+from ..model import KIND_LOOPBACK, Block, Interface, Plan, typed
 
 DEFAULT_DOMAIN = "compleat.internal"
 DEFAULT_PRIMARY_NETWORK = "mgmt"
@@ -101,12 +104,16 @@ def forward_zone_name(plan: Plan, domain: str = DEFAULT_DOMAIN) -> str:
 
 
 def reverse_blocks(prefix: str) -> list[tuple[int, int]]:
-    """Octet-aligned blocks ``(network int, prefix length)`` that exactly cover ``prefix``.
+    """``octet_blocks`` of a prefix given as text (``"10.0.0.0/14"``)."""
+    return octet_blocks(*law.parse_cidr(prefix))
+
+
+def octet_blocks(start: int, plen: int) -> list[tuple[int, int]]:
+    """Octet-aligned blocks ``(network int, prefix length)`` that exactly cover ``start/plen``.
 
     The length is rounded up to the next multiple of 8 (``/14`` -> four ``/16``); a prefix longer
     than ``/24`` is returned unchanged (it needs RFC 2317).
     """
-    start, plen = law.parse_cidr(prefix)
     if plen > 24:
         return [(start, plen)]
     aligned = max(8, -(-plen // 8) * 8)
@@ -132,63 +139,71 @@ def ptr_owner(address: int, plen: int) -> str:
 
 
 # ------------------------------------------------------------------------------------ plan -> names
-def address_names(plan: Plan, primary_network: str = DEFAULT_PRIMARY_NETWORK) -> list[tuple[str, str, bool]]:
-    """``(label, address, canonical)`` for every named address, in plan order.
+#: one address family of an interface: its address (CIDR text) and that address as an integer
+Family = Callable[[Interface], tuple[str | None, int | None]]
+
+
+def _ipv4(iface: Interface) -> tuple[str | None, int | None]:
+    return iface.address, iface.address_int
+
+
+def _ipv6(iface: Interface) -> tuple[str | None, int | None]:
+    return iface.address6, iface.address6_int
+
+
+def named_addresses(
+    plan: Plan, primary_network: str = DEFAULT_PRIMARY_NETWORK, family: Family = _ipv4
+) -> list[tuple[str, str, int, bool]]:
+    """``(label, address, address as int, canonical)`` for every named address of one family, in
+    plan order.
 
     ``canonical`` marks the name that owns the address' PTR (exactly one per address).  A device
-    label appears once (its identity address); interface labels appear for every addressed
-    interface.
+    label appears once, with its identity address: a router's loopback, a plain host's address on
+    the primary network; interface labels appear for every interface with an address of the family.
     """
     routers = {device.name for device in plan.routers()}
-    out: list[tuple[str, str, bool]] = []
+    out: list[tuple[str, str, int, bool]] = []
     for device in plan.devices.values():
-        identity = device.router_id
-        if device.name not in routers:
-            for iface in device.interfaces:
-                if iface.network_role == primary_network and iface.address:
-                    identity = iface.address.partition("/")[0]
-                    break
-        out.append((device.name, identity, True))
+        addressed: list[tuple[Interface, str, int]] = []
         for iface in device.interfaces:
-            if not iface.address:
-                continue
-            addr = iface.address.partition("/")[0]
-            out.append((f"{iface.name}.{device.name}", addr, addr != identity))
+            text, value = family(iface)
+            if text and value is not None:
+                addressed.append((iface, text.partition("/")[0], value))
+        identity = next((item for item in addressed if item[0].kind == KIND_LOOPBACK), None)
+        if device.name not in routers:
+            primary = (item for item in addressed if item[0].network_role == primary_network)
+            identity = next(primary, identity)
+        if identity is not None:
+            out.append((device.name, identity[1], identity[2], True))
+        for iface, addr, value in addressed:
+            out.append((f"{iface.name}.{device.name}", addr, value, identity is None or addr != identity[1]))
     return out
+
+
+def address_names(plan: Plan, primary_network: str = DEFAULT_PRIMARY_NETWORK) -> list[tuple[str, str, bool]]:
+    """``(label, address, canonical)`` of ``named_addresses`` for IPv4."""
+    return [(label, addr, canon) for label, addr, _value, canon in named_addresses(plan, primary_network)]
 
 
 def address_names6(plan: Plan, primary_network: str = DEFAULT_PRIMARY_NETWORK) -> list[tuple[str, str, bool]]:
-    """``address_names`` for IPv6 (dual stack; empty otherwise): the same labels, AAAA addresses.
-
-    A router's name has its IPv6 loopback, a plain host's its IPv6 address on the primary
-    network; interfaces without an IPv6 address (unnumbered links) have none.
-    """
+    """``address_names`` for IPv6 (dual stack; empty otherwise): the same labels, AAAA addresses."""
     if not plan.fabric.ipv6_prefix:
         return []
-    routers = {device.name for device in plan.routers()}
-    out: list[tuple[str, str, bool]] = []
-    for device in plan.devices.values():
-        identity = (device.loopback6 or "").partition("/")[0]
-        if device.name not in routers:
-            for iface in device.interfaces:
-                if iface.network_role == primary_network and iface.address6:
-                    identity = iface.address6.partition("/")[0]
-                    break
-        out.append((device.name, identity, True))
-        for iface in device.interfaces:
-            if iface.address6:
-                addr = iface.address6.partition("/")[0]
-                out.append((f"{iface.name}.{device.name}", addr, addr != identity))
-    return out
+    return [
+        (label, addr, canon) for label, addr, _value, canon in named_addresses(plan, primary_network, _ipv6)
+    ]
 
 
 def reverse_blocks6(prefix: str) -> list[tuple[int, int]]:
+    """``nibble_blocks`` of an IPv6 prefix given as text (``"fd00:1::/46"``)."""
+    return nibble_blocks(*ipv6.parse_cidr6(prefix))
+
+
+def nibble_blocks(start: int, plen: int) -> list[tuple[int, int]]:
     """Nibble-aligned blocks ``(network int, prefix length)`` exactly covering an IPv6 prefix
     (the length rounded up to a multiple of 4: a ``/46`` gives four ``/48`` zones)."""
-    net = ipaddress.IPv6Network(prefix)
-    aligned = max(4, -(-net.prefixlen // 4) * 4)
-    start = int(net.network_address)
-    return [(start + (i << (128 - aligned)), aligned) for i in range(1 << (aligned - net.prefixlen))]
+    aligned = max(4, -(-plen // 4) * 4)
+    return [(start + (i << (128 - aligned)), aligned) for i in range(1 << (aligned - plen))]
 
 
 def _nibbles(address: int) -> list[str]:
@@ -206,20 +221,24 @@ def ptr_owner6(address: int, plen: int) -> str:
     return ".".join(reversed(_nibbles(address)[plen // 4 :]))
 
 
-def reverse_zones6(prefix: str, ptr_names: dict[int, str], settings: ZoneSettings) -> list[Zone]:
-    """ip6.arpa zones of the fabric's IPv6 prefix with a PTR for every canonical name."""
+def reverse_zones6(block: Block, ptr_names: dict[int, str], settings: ZoneSettings) -> list[Zone]:
+    """ip6.arpa zones of the fabric's IPv6 prefix (``block``) with a PTR for every canonical name."""
     sorted_addrs = sorted(ptr_names)
     zones = []
-    for network, plen in reverse_blocks6(prefix):
+    for network, plen in nibble_blocks(*block):
         end = network + (1 << (128 - plen))
         records = [
             Record(ptr_owner6(addr, plen), "PTR", ptr_names[addr])
             for addr in _between(sorted_addrs, network, end)
         ]
-        block = f"{ipaddress.IPv6Address(network)}/{plen}"
         zones.append(
             build_zone(
-                reverse_zone_name6(network, plen), "reverse", records, settings, prefix=block, pools=("ipv6",)
+                reverse_zone_name6(network, plen),
+                "reverse",
+                records,
+                settings,
+                prefix=f"{ipv6.ip6(network)}/{plen}",
+                pools=("ipv6",),
             )
         )
     return zones
@@ -227,20 +246,20 @@ def reverse_zones6(prefix: str, ptr_names: dict[int, str], settings: ZoneSetting
 
 def fabric_acl(plan: Plan) -> list[str]:
     """Every prefix of the fabric (loopback pool, link pool when numbered, network pools), sorted."""
-    prefixes = {plan.fabric.loopback_pool, *(net.pool for net in plan.fabric.networks)}
-    if not plan.fabric.unnumbered:
-        prefixes.add(plan.fabric.link_pool)
-    ipv6 = [plan.fabric.ipv6_prefix] if plan.fabric.ipv6_prefix else []  # dual stack: after IPv4
-    return sorted(prefixes, key=law.parse_cidr) + ipv6
+    prefixes = dict.fromkeys(prefix for _name, prefix, _block in pool_prefixes(plan))
+    v6 = [plan.fabric.ipv6_prefix] if plan.fabric.ipv6_prefix else []  # dual stack: after IPv4
+    return [*prefixes, *v6]
 
 
-def pool_prefixes(plan: Plan) -> list[tuple[str, str]]:
-    """``(pool name, prefix)`` of every pool that holds planned addresses, in address order."""
-    pools = [("loopbacks", plan.fabric.loopback_pool)]
-    if not plan.fabric.unnumbered:
-        pools.append(("links", plan.fabric.link_pool))
-    pools.extend((net.role, net.pool) for net in plan.fabric.networks)
-    return sorted(pools, key=lambda item: law.parse_cidr(item[1]))
+def pool_prefixes(plan: Plan) -> list[tuple[str, str, Block]]:
+    """``(pool name, prefix, prefix typed)`` of every pool that holds planned addresses, in address
+    order."""
+    fabric = plan.fabric
+    pools = [("loopbacks", fabric.loopback_pool, typed(fabric.loopback_block, "loopbacks"))]
+    if not fabric.unnumbered:
+        pools.append(("links", fabric.link_pool, typed(fabric.link_block, "links")))
+    pools.extend((net.role, net.pool, typed(net.pool_block, net.role)) for net in fabric.networks)
+    return sorted(pools, key=lambda item: item[2])
 
 
 # ------------------------------------------------------------------------------------ zone text
@@ -378,14 +397,13 @@ def render_dns(
         soa_values.update({key: int(value) for key, value in soa.items()})
     origin = forward_zone_name(plan, domain)
     servers = normalize_nameservers(nameservers)
-    names = address_names(plan, primary_network)
-    labels: dict[str, str] = {label: addr for label, addr, _canonical in names}
-    forward: list[Record] = [Record(label, "A", addr) for label, addr, _canonical in names]
-    names6 = address_names6(plan, primary_network)
-    forward.extend(Record(label, "AAAA", addr) for label, addr, _canonical in names6)
-    ptr_names: dict[int, str] = {
-        law.ip_to_int(addr): f"{label}.{origin}." for label, addr, canon in names if canon
-    }
+    names = named_addresses(plan, primary_network)
+    labels: dict[str, str] = {label: addr for label, addr, _value, _canonical in names}
+    forward: list[Record] = [Record(label, "A", addr) for label, addr, _value, _canonical in names]
+    v6_block = plan.fabric.ipv6_block if plan.fabric.ipv6_prefix else None
+    names6 = named_addresses(plan, primary_network, _ipv6) if v6_block else []
+    forward.extend(Record(label, "AAAA", addr) for label, addr, _value, _canonical in names6)
+    ptr_names: dict[int, str] = {value: f"{label}.{origin}." for label, _addr, value, canon in names if canon}
 
     ns_targets = []
     for server in servers:
@@ -412,11 +430,9 @@ def render_dns(
     settings = ZoneSettings(tuple(ns_targets), mailbox(hostmaster, origin), int(ttl), soa_values)
     zones = [build_zone(origin, "forward", forward, settings)]
     zones.extend(_reverse_zones(plan, ptr_names, settings, rfc2317_parents))
-    if names6:  # dual stack: ip6.arpa zones after the in-addr.arpa ones
-        ptr6 = {
-            int(ipaddress.IPv6Address(addr)): f"{label}.{origin}." for label, addr, canon in names6 if canon
-        }
-        zones.extend(reverse_zones6(plan.fabric.ipv6_prefix, ptr6, settings))
+    if v6_block:  # dual stack: ip6.arpa zones after the in-addr.arpa ones
+        ptr6 = {value: f"{label}.{origin}." for label, _addr, value, canon in names6 if canon}
+        zones.extend(reverse_zones6(v6_block, ptr6, settings))
     return zones
 
 
@@ -425,10 +441,10 @@ def _reverse_zones(
 ) -> list[Zone]:
     """Reverse zones of every pool (octet-aligned blocks; RFC 2317 for pools longer than /24)."""
     sorted_addrs = sorted(ptr_names)
-    zones: list[Zone] = []
+    zones: list[tuple[Block, Zone]] = []  # each zone with the block it covers (the sort key)
     parents: dict[int, tuple[list[Record], list[str]]] = {}
-    for pool_name, prefix in pool_prefixes(plan):
-        for network, plen in reverse_blocks(prefix):
+    for pool_name, _prefix, pool_block in pool_prefixes(plan):
+        for network, plen in octet_blocks(*pool_block):
             end = network + law.block_size(plen)
             records = [
                 Record(ptr_owner(addr, plen), "PTR", ptr_names[addr])
@@ -437,7 +453,8 @@ def _reverse_zones(
             name = reverse_zone_name(network, plen)
             block = f"{law.int_to_ip(network)}/{plen}"
             if plen <= 24:
-                zones.append(build_zone(name, "reverse", records, settings, prefix=block, pools=(pool_name,)))
+                zone = build_zone(name, "reverse", records, settings, prefix=block, pools=(pool_name,))
+                zones.append((Block(network, plen), zone))
                 continue
             label = name.split(".", 1)[0]
             delegation = tuple(
@@ -447,40 +464,27 @@ def _reverse_zones(
                     for addr in range(network, end)
                 ]
             )
-            zones.append(
-                build_zone(
-                    name,
-                    "rfc2317",
-                    records,
-                    settings,
-                    prefix=block,
-                    pools=(pool_name,),
-                    delegation=delegation,
-                )
+            zone = build_zone(
+                name, "rfc2317", records, settings, prefix=block, pools=(pool_name,), delegation=delegation
             )
+            zones.append((Block(network, plen), zone))
             parent = network & 0xFFFFFF00
             entry = parents.setdefault(parent, ([], []))
             entry[0].extend(delegation)
             entry[1].append(pool_name)
     if rfc2317_parents:
         for parent, (records, pools) in sorted(parents.items()):
-            zones.append(
-                build_zone(
-                    reverse_zone_name(parent, 24),
-                    "rfc2317-parent",
-                    records,
-                    settings,
-                    prefix=f"{law.int_to_ip(parent)}/24",
-                    pools=tuple(pools),
-                )
+            zone = build_zone(
+                reverse_zone_name(parent, 24),
+                "rfc2317-parent",
+                records,
+                settings,
+                prefix=f"{law.int_to_ip(parent)}/24",
+                pools=tuple(pools),
             )
-        zones.sort(key=_zone_order)
-    return zones
-
-
-def _zone_order(zone: Zone) -> tuple[int, int]:
-    start, plen = law.parse_cidr(zone.prefix or "0.0.0.0/0")
-    return start, plen
+            zones.append((Block(parent, 24), zone))
+        zones.sort(key=lambda item: item[0])  # address order (a /24 parent before its RFC 2317 zones)
+    return [zone for _block, zone in zones]
 
 
 def _between(sorted_addrs: list[int], start: int, end: int) -> list[int]:
