@@ -66,7 +66,7 @@ def link_index(plan: Plan, rack: int, tor: int) -> int:
 def upstream_link(plan: Plan, device: Device) -> UpstreamLink:
     """The upstream link of a border ToR by the law."""
     rack = device.rack if device.rack is not None else 0
-    base = law.parse_cidr(plan.fabric.border.links)[0] + 2 * link_index(plan, rack, device.index)
+    base = plan.fabric.border.links_block.start + 2 * link_index(plan, rack, device.index)
     return UpstreamLink(
         device=device.name,
         interface=IFNAME,
