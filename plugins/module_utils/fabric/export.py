@@ -9,6 +9,8 @@ slower on 40 000 hosts); key order is fixed, so output is deterministic.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from operator import attrgetter
 from typing import Any
 
 from . import border
@@ -23,16 +25,30 @@ def config_path(plan: Plan, device: Device) -> str | None:
     return f"{device.name}/frr.conf"
 
 
+def _fields(*spec: str) -> Callable[[Any], dict[str, Any]]:
+    """A converter of an object to ``{key: attribute}`` in ``spec`` order; ``"key=attribute"``
+    names the key differently from the attribute (one ``attrgetter`` call per object: fast)."""
+    keys = tuple(item.partition("=")[0] for item in spec)
+    getter = attrgetter(*(item.partition("=")[2] or item for item in spec))
+    return lambda obj: dict(zip(keys, getter(obj), strict=True))
+
+
+_interface_fields = _fields(
+    "name", "address", "kind", "peer_device", "peer_interface", "mtu", "network=network_role"
+)
+_device_fields = _fields("name", "role", "rack", "pod", "index", "loopback", "router_id")
+_network_fields = _fields("rack", "role", "prefix", "gateway", "vlan", "mtu", "device", "interface")
+_pool_fields = _fields("name", "prefix", "capacity", "used", "unit")
+_limits_fields = _fields("max_racks", "tors_per_rack", "uplinks_per_tor", "hosts_per_rack", "spines")
+_border_link_fields = _fields(
+    "device", "interface", "address", "upstream_address", "upstream_interface", "prefix", "rack", "tor"
+)
+
+
 def interface_dict(iface: Interface) -> dict[str, Any]:
     """An interface as a plain dict."""
     return {
-        "name": iface.name,
-        "address": iface.address,
-        "kind": iface.kind,
-        "peer_device": iface.peer_device,
-        "peer_interface": iface.peer_interface,
-        "mtu": iface.mtu,
-        "network": iface.network_role,
+        **_interface_fields(iface),
         **({"gateway": iface.gateway} if iface.gateway else {}),
         **({"address6": iface.address6} if iface.address6 else {}),
     }
@@ -44,15 +60,7 @@ def device_dict(plan: Plan, device: Device, *, detail: bool = True) -> dict[str,
     ``detail`` adds ``announce``, ``interfaces`` and ``bgp_neighbors`` (topology.json has them: the
     namespace lab and the intent checks read them).
     """
-    out: dict[str, Any] = {
-        "name": device.name,
-        "role": device.role,
-        "rack": device.rack,
-        "pod": device.pod,
-        "index": device.index,
-        "loopback": device.loopback,
-        "router_id": device.router_id,
-    }
+    out = _device_fields(device)
     if device.loopback6 is not None:
         out["loopback6"] = device.loopback6
     if device.asn is not None:
@@ -96,14 +104,7 @@ def link_dict(link: Link) -> dict[str, Any]:
 def network_dict(net: Network) -> dict[str, Any]:
     """A rack network as a plain dict."""
     return {
-        "rack": net.rack,
-        "role": net.role,
-        "prefix": net.prefix,
-        "gateway": net.gateway,
-        "vlan": net.vlan,
-        "mtu": net.mtu,
-        "device": net.device,
-        "interface": net.interface,
+        **_network_fields(net),
         **(
             {"gateway_devices": list(net.gateway_devices), "gateway_mac": net.gateway_mac}
             if net.gateway_devices
@@ -116,18 +117,13 @@ def network_dict(net: Network) -> dict[str, Any]:
 def pool_dict(pool: PoolUsage) -> dict[str, Any]:
     """Pool usage as a plain dict (utilisation in percent, 2 decimals)."""
     return {
-        "name": pool.name,
-        "prefix": pool.prefix,
-        "capacity": pool.capacity,
-        "used": pool.used,
-        "unit": pool.unit,
+        **_pool_fields(pool),
         "utilisation": round(pool.utilisation, 2),
     }
 
 
 def fabric_dict(fabric: Fabric) -> dict[str, Any]:
     """Summary of the validated input (name, routing, limits, pools; ``anycast`` when declared)."""
-    limits = fabric.limits
     anycast = {"anycast": list(fabric.bgp.anycast)} if fabric.bgp.anycast else {}
     if fabric.gateway.redundancy != "none":
         anycast["gateway"] = {"redundancy": fabric.gateway.redundancy, "mac": fabric.gateway.mac}
@@ -136,18 +132,26 @@ def fabric_dict(fabric: Fabric) -> dict[str, Any]:
         "routing": fabric.routing,
         "unnumbered": fabric.unnumbered,
         "link_mtu": fabric.link_mtu,
-        "limits": {
-            "max_racks": limits.max_racks,
-            "tors_per_rack": limits.tors_per_rack,
-            "uplinks_per_tor": limits.uplinks_per_tor,
-            "hosts_per_rack": limits.hosts_per_rack,
-            "spines": limits.spines,
-        },
+        "limits": _limits_fields(fabric.limits),
         "loopback_pool": fabric.loopback_pool,
         "link_pool": fabric.link_pool or None,
         "spine_asn": fabric.bgp.spine_asn if fabric.routing == "bgp" else None,
         **({"ipv6_prefix": fabric.ipv6_prefix} if fabric.ipv6_prefix else {}),
         **anycast,
+    }
+
+
+def plan_summary(plan: Plan) -> dict[str, Any]:
+    """Name, routing and the device/rack/link counts of a plan (``fabric validate``, ``fabric_render``)."""
+    fabric = plan.fabric
+    return {
+        "name": fabric.name,
+        "routing": fabric.routing,
+        "spines": len(plan.spines()),
+        "racks": len(fabric.racks),
+        "tors": len(plan.tors()),
+        "hosts": len(plan.hosts()),
+        "links": len(plan.links),
     }
 
 
@@ -173,17 +177,5 @@ def border_dict(plan: Plan) -> dict[str, Any]:
         "public": list(spec.public),
         "announce": list(spec.announce),
         "announced": border.announced_prefixes(plan),
-        "links": [
-            {
-                "device": link.device,
-                "interface": link.interface,
-                "address": link.address,
-                "upstream_address": link.upstream_address,
-                "upstream_interface": link.upstream_interface,
-                "prefix": link.prefix,
-                "rack": link.rack,
-                "tor": link.tor,
-            }
-            for link in border.upstream_links(plan)
-        ],
+        "links": [_border_link_fields(link) for link in border.upstream_links(plan)],
     }
