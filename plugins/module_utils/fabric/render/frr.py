@@ -316,22 +316,13 @@ def _bgp_policies(
         group_maps["TOR"] = (None, "TO-TOR")
         return group_maps, member_in
 
-    anycast = anycast_enabled(plan)
     if device.role == ROLE_TOR:
-        _prefix_list("LOCAL", _dedupe(_tor_originates(plan, device)), out)
         host_groups = groups.get("HOST", ())
+        lists = [("LOCAL", _dedupe(_tor_originates(plan, device)))]
         if host_groups:
             host_los = _dedupe([p for nbr in host_groups for p in devices[nbr.peer_device].announce])
-            _prefix_list("HOSTS", host_los + anycast_clauses(plan), out)
-        if anycast:
-            _anycast_lists(plan, device, out)
-        out.append("!")
-        _route_map("FROM-SPINE", "FABRIC", out)
-        _route_map("TO-SPINE", "LOCAL", out)
-        if anycast:
-            _anycast_route_map("TO-SPINE", HOST_ORIGIN, out)
-        out.extend(border.policy_lines(plan, device))
-        group_maps["SPINE"] = ("FROM-SPINE", "TO-SPINE")
+            lists.append(("HOSTS", host_los + anycast_clauses(plan)))
+        group_maps["SPINE"] = _upward_policy(plan, device, lists, out, upper="SPINE", origin=HOST_ORIGIN)
         if host_groups:
             _route_map("FROM-HOST", "HOSTS", out)
             _route_map("TO-HOST", "FABRIC", out)
@@ -339,16 +330,32 @@ def _bgp_policies(
         return group_maps, member_in
 
     # host with BGP-to-host: announce its own prefixes, accept loopbacks and the host network
-    _prefix_list("LOCAL", list(device.announce), out)
+    group_maps["TOR"] = _upward_policy(
+        plan, device, [("LOCAL", list(device.announce))], out, upper="TOR", origin=LOCAL_ORIGIN
+    )
+    return group_maps, member_in
+
+
+def _upward_policy(
+    plan: Plan, device: Device, lists: list[tuple[str, list[str]]], out: list[str], *, upper: str, origin: str
+) -> tuple[str, str]:
+    """A ToR's or host's prefix-lists (``lists``: LOCAL first) and its maps towards the ``upper``
+    tier (``FROM-<upper>`` accepts FABRIC, ``TO-<upper>`` sends LOCAL, and the anycast prefixes
+    of ``origin`` when anycast is on); a ToR adds the border policy.  Returns (in-map, out-map)."""
+    anycast = anycast_enabled(plan)
+    for name, clauses in lists:
+        _prefix_list(name, clauses, out)
     if anycast:
         _anycast_lists(plan, device, out)
     out.append("!")
-    _route_map("FROM-TOR", "FABRIC", out)
-    _route_map("TO-TOR", "LOCAL", out)
+    in_map, out_map = f"FROM-{upper}", f"TO-{upper}"
+    _route_map(in_map, "FABRIC", out)
+    _route_map(out_map, "LOCAL", out)
     if anycast:
-        _anycast_route_map("TO-TOR", LOCAL_ORIGIN, out)
-    group_maps["TOR"] = ("FROM-TOR", "TO-TOR")
-    return group_maps, member_in
+        _anycast_route_map(out_map, origin, out)
+    if device.role == ROLE_TOR:
+        out.extend(border.policy_lines(plan, device))
+    return in_map, out_map
 
 
 def evpn_group_maps(device: Device, groups: list[str]) -> dict[str, tuple[str, str]]:
