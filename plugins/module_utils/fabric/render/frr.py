@@ -49,6 +49,8 @@ Pure string building: no template engine, no ipaddress objects, O(size of the de
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from .. import border
 from ..anycast import (
     ANYCAST_LIST,
@@ -473,6 +475,47 @@ def _peer_group(
             out.append(f" neighbor {peer} password {key}")
 
 
+def _peer_id6(nbr: BgpNeighbor) -> str:
+    return nbr.address6 or nbr.interface
+
+
+def _activate(name: str, maps: tuple[str | None, str], out: list[str]) -> None:
+    """``neighbor NAME activate`` in an address family and its (in-map when any, out-map) route-maps."""
+    in_map, out_map = maps
+    out.append(f"  neighbor {name} activate")
+    if in_map:
+        out.append(f"  neighbor {name} route-map {in_map} in")
+    out.append(f"  neighbor {name} route-map {out_map} out")
+
+
+def _member_maps(
+    device: Device,
+    groups: dict[str, list[BgpNeighbor]],
+    member_in: dict[str, str],
+    peer_id: Callable[[BgpNeighbor], str],
+    out: list[str],
+) -> None:
+    """A spine's per-ToR in-maps (``FROM-RACKnnn``), keyed by the session's ``peer_id``."""
+    for nbr in groups.get("TOR", ()) if device.role == ROLE_SPINE else ():
+        peer = peer_id(nbr)
+        out.append(f"  neighbor {peer} route-map {member_in[peer]} in")
+
+
+def _maximum_prefixes(
+    plan: Plan,
+    device: Device,
+    groups: dict[str, list[BgpNeighbor]],
+    peer_id: Callable[[BgpNeighbor], str],
+    out: list[str],
+) -> None:
+    """``maximum-prefix`` of every session when ``bgp.maximum_prefix`` is enabled."""
+    if plan.fabric.bgp.maximum_prefix.enabled:
+        for members in groups.values():
+            for nbr in members:
+                clause = maximum_prefix_clause(plan, device, nbr)
+                out.append(f"  neighbor {peer_id(nbr)} maximum-prefix {clause}")
+
+
 def _router_bgp(plan: Plan, device: Device, out: list[str], secret: str | None = None) -> None:
     fabric = plan.fabric
     bgp = fabric.bgp
@@ -503,20 +546,10 @@ def _router_bgp(plan: Plan, device: Device, out: list[str], secret: str | None =
     for prefix in device.announce:
         out.append(f"  network {prefix}")
     for group in groups:
-        in_map, out_map = group_maps[group]
-        out.append(f"  neighbor {group} activate")
-        if in_map:
-            out.append(f"  neighbor {group} route-map {in_map} in")
-        out.append(f"  neighbor {group} route-map {out_map} out")
-    for nbr in groups.get("TOR", ()) if device.role == ROLE_SPINE else ():
-        peer = _peer_id(nbr)
-        out.append(f"  neighbor {peer} route-map {member_in[peer]} in")
+        _activate(group, group_maps[group], out)
+    _member_maps(device, groups, member_in, _peer_id, out)
     out.extend(border.family_lines(plan, device))
-    if bgp.maximum_prefix.enabled:
-        for members in groups.values():
-            for nbr in members:
-                clause = maximum_prefix_clause(plan, device, nbr)
-                out.append(f"  neighbor {_peer_id(nbr)} maximum-prefix {clause}")
+    _maximum_prefixes(plan, device, groups, _peer_id, out)
     out.extend(f"  no neighbor {group} activate" for group in sessions6)  # IPv6 sessions: ipv6 only
     out.append(f"  maximum-paths {bgp.maximum_paths}")
     out.append(" exit-address-family")
@@ -655,19 +688,9 @@ def _ipv6_family(
         out.append(f"  network {prefix}")
     for group, members in groups.items():
         name = group + V6 if members[0].address and members[0].address6 else group
-        in_map, out_map = group_maps[group]
-        out.append(f"  neighbor {name} activate")
-        if in_map:
-            out.append(f"  neighbor {name} route-map {in_map} in")
-        out.append(f"  neighbor {name} route-map {out_map} out")
-    for nbr in groups.get("TOR", ()) if device.role == ROLE_SPINE else ():
-        peer = nbr.address6 or nbr.interface
-        out.append(f"  neighbor {peer} route-map {member_in[peer]} in")
-    if bgp.maximum_prefix.enabled:
-        for members in groups.values():
-            for nbr in members:
-                clause = maximum_prefix_clause(plan, device, nbr)
-                out.append(f"  neighbor {nbr.address6 or nbr.interface} maximum-prefix {clause}")
+        _activate(name, group_maps[group], out)
+    _member_maps(device, groups, member_in, _peer_id6, out)
+    _maximum_prefixes(plan, device, groups, _peer_id6, out)
     out.append(f"  maximum-paths {bgp.maximum_paths}")
     out.append(" exit-address-family")
 
