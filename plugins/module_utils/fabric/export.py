@@ -27,16 +27,13 @@ def config_path(plan: Plan, device: Device) -> str | None:
 
 def _fields(*spec: str) -> Callable[[Any], dict[str, Any]]:
     """A converter of an object to ``{key: attribute}`` in ``spec`` order; ``"key=attribute"``
-    names the key differently from the attribute (one ``attrgetter`` call per object: fast)."""
+    names the key differently from the attribute (one ``attrgetter`` call per object).  The
+    per-host converters stay literals: a literal dict is about twice as fast."""
     keys = tuple(item.partition("=")[0] for item in spec)
     getter = attrgetter(*(item.partition("=")[2] or item for item in spec))
     return lambda obj: dict(zip(keys, getter(obj), strict=True))
 
 
-_interface_fields = _fields(
-    "name", "address", "kind", "peer_device", "peer_interface", "mtu", "network=network_role"
-)
-_device_fields = _fields("name", "role", "rack", "pod", "index", "loopback", "router_id")
 _network_fields = _fields("rack", "role", "prefix", "gateway", "vlan", "mtu", "device", "interface")
 _pool_fields = _fields("name", "prefix", "capacity", "used", "unit")
 _limits_fields = _fields("max_racks", "tors_per_rack", "uplinks_per_tor", "hosts_per_rack", "spines")
@@ -47,8 +44,14 @@ _border_link_fields = _fields(
 
 def interface_dict(iface: Interface) -> dict[str, Any]:
     """An interface as a plain dict."""
-    return {
-        **_interface_fields(iface),
+    return {  # a literal, not ``_fields``: about twice as fast, and there is one per host and link
+        "name": iface.name,
+        "address": iface.address,
+        "kind": iface.kind,
+        "peer_device": iface.peer_device,
+        "peer_interface": iface.peer_interface,
+        "mtu": iface.mtu,
+        "network": iface.network_role,
         **({"gateway": iface.gateway} if iface.gateway else {}),
         **({"address6": iface.address6} if iface.address6 else {}),
     }
@@ -60,7 +63,15 @@ def device_dict(plan: Plan, device: Device, *, detail: bool = True) -> dict[str,
     ``detail`` adds ``announce``, ``interfaces`` and ``bgp_neighbors`` (topology.json has them: the
     namespace lab and the intent checks read them).
     """
-    out = _device_fields(device)
+    out: dict[str, Any] = {  # a literal, not ``_fields``: one per device (see ``interface_dict``)
+        "name": device.name,
+        "role": device.role,
+        "rack": device.rack,
+        "pod": device.pod,
+        "index": device.index,
+        "loopback": device.loopback,
+        "router_id": device.router_id,
+    }
     if device.loopback6 is not None:
         out["loopback6"] = device.loopback6
     if device.asn is not None:
@@ -103,15 +114,12 @@ def link_dict(link: Link) -> dict[str, Any]:
 
 def network_dict(net: Network) -> dict[str, Any]:
     """A rack network as a plain dict."""
-    return {
-        **_network_fields(net),
-        **(
-            {"gateway_devices": list(net.gateway_devices), "gateway_mac": net.gateway_mac}
-            if net.gateway_devices
-            else {}
-        ),
-        **({"prefix6": net.prefix6, "gateway6": net.gateway6} if net.prefix6 else {}),
-    }
+    out = _network_fields(net)
+    if net.gateway_devices:
+        out.update(gateway_devices=list(net.gateway_devices), gateway_mac=net.gateway_mac)
+    if net.prefix6:
+        out.update(prefix6=net.prefix6, gateway6=net.gateway6)
+    return out
 
 
 def pool_dict(pool: PoolUsage) -> dict[str, Any]:
