@@ -64,6 +64,11 @@ def _list(value: Any) -> list[Any]:
     return list(_plain(value))
 
 
+def _strings(value: Any) -> list[str]:
+    """``_list`` with every item as a string."""
+    return [str(item) for item in _list(value)]
+
+
 @_engine_errors
 def fabric_dns_zones(
     fabric: Any,
@@ -113,11 +118,11 @@ def fabric_kea_subnets(
     return dhcp.kea_subnets(
         plan,
         reservations=_plain(reservations) or {},
-        dns_servers=[str(item) for item in _list(dns_servers)],
+        dns_servers=_strings(dns_servers),
         domain_name=str(domain_name or ""),
-        domain_search=[str(item) for item in _list(domain_search)],
-        ntp_servers=[str(item) for item in _list(ntp_servers)],
-        networks=None if networks is None else [str(item) for item in _list(networks)],
+        domain_search=_strings(domain_search),
+        ntp_servers=_strings(ntp_servers),
+        networks=None if networks is None else _strings(networks),
     )
 
 
@@ -166,9 +171,7 @@ def dhcp_inventory_reservations(
 def fabric_dhcp_relay(fabric: Any, device: str, *, networks: Any = None) -> dict[str, Any]:
     """What ToR ``device`` relays: its addresses on the relayed networks and the DHCP servers."""
     plan = plan_of(fabric, "fabric_dhcp_relay")
-    return dhcp.relay_config(
-        plan, str(device), networks=None if networks is None else [str(item) for item in _list(networks)]
-    )
+    return dhcp.relay_config(plan, str(device), networks=None if networks is None else _strings(networks))
 
 
 @_engine_errors
@@ -198,7 +201,7 @@ def fabric_host_networkd(
         link_mode=str(link_mode),
         uplink=str(uplink or ""),
         nics={str(k): str(v) for k, v in (_plain(nics) or {}).items()},
-        roles=[str(role) for role in _list(roles)],
+        roles=_strings(roles),
         loopback=bool(loopback),
     )
 
