@@ -60,9 +60,5 @@ class FilterModule:
     """compleat.cloud fabric filters."""
 
     def filters(self) -> dict[str, Any]:
-        """Filter name -> function."""
-        return {
-            "fabric_plan": fabric_plan,
-            "fabric_whois": fabric_whois,
-            "fabric_validate": fabric_validate,
-        }
+        """Filter name -> function (each filter is named after its function)."""
+        return {func.__name__: func for func in (fabric_plan, fabric_whois, fabric_validate)}

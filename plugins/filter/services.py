@@ -20,8 +20,9 @@ YAML file, or an engine ``Plan``) to its cached plan (``module_utils/fabric/adap
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from functools import wraps
+from typing import Any, TypeVar, cast
 
 from ansible.errors import AnsibleFilterError
 
@@ -31,6 +32,20 @@ from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render impor
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render import host as host_view
 
 _plain = adapter.plain
+_Filter = TypeVar("_Filter", bound=Callable[..., Any])
+
+
+def _engine_errors(func: _Filter) -> _Filter:
+    """``func`` with the engine's ``ValueError`` raised as ``AnsibleFilterError`` prefixed by its name."""
+
+    @wraps(func)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ValueError as exc:
+            raise AnsibleFilterError(f"{func.__name__}: {exc}") from exc
+
+    return cast(_Filter, call)
 
 
 def plan_of(fabric: Any, filter_name: str) -> Plan:
@@ -49,6 +64,12 @@ def _list(value: Any) -> list[Any]:
     return list(_plain(value))
 
 
+def _strings(value: Any) -> list[str]:
+    """``_list`` with every item as a string."""
+    return [str(item) for item in _list(value)]
+
+
+@_engine_errors
 def fabric_dns_zones(
     fabric: Any,
     *,
@@ -63,20 +84,17 @@ def fabric_dns_zones(
 ) -> list[dict[str, Any]]:
     """Forward and reverse zones of the fabric (see ``render/dns.py``)."""
     plan = plan_of(fabric, "fabric_dns_zones")
-    try:
-        return dns.render_dns_dicts(
-            plan,
-            domain=str(domain),
-            nameservers=_list(nameservers),
-            hostmaster=str(hostmaster),
-            ttl=int(ttl),
-            soa=_plain(soa) or None,
-            primary_network=str(primary_network),
-            extra_records=_list(extra_records),
-            rfc2317_parents=bool(rfc2317_parents),
-        )
-    except ValueError as exc:
-        raise AnsibleFilterError(f"fabric_dns_zones: {exc}") from exc
+    return dns.render_dns_dicts(
+        plan,
+        domain=str(domain),
+        nameservers=_list(nameservers),
+        hostmaster=str(hostmaster),
+        ttl=int(ttl),
+        soa=_plain(soa) or None,
+        primary_network=str(primary_network),
+        extra_records=_list(extra_records),
+        rfc2317_parents=bool(rfc2317_parents),
+    )
 
 
 def fabric_dns_acl(fabric: Any) -> list[str]:
@@ -84,6 +102,7 @@ def fabric_dns_acl(fabric: Any) -> list[str]:
     return dns.fabric_acl(plan_of(fabric, "fabric_dns_acl"))
 
 
+@_engine_errors
 def fabric_kea_subnets(
     fabric: Any,
     *,
@@ -96,18 +115,15 @@ def fabric_kea_subnets(
 ) -> list[dict[str, Any]]:
     """Kea ``subnet4`` entries of every relayed rack network (see ``render/dhcp.py``)."""
     plan = plan_of(fabric, "fabric_kea_subnets")
-    try:
-        return dhcp.kea_subnets(
-            plan,
-            reservations=_plain(reservations) or {},
-            dns_servers=[str(item) for item in _list(dns_servers)],
-            domain_name=str(domain_name or ""),
-            domain_search=[str(item) for item in _list(domain_search)],
-            ntp_servers=[str(item) for item in _list(ntp_servers)],
-            networks=None if networks is None else [str(item) for item in _list(networks)],
-        )
-    except ValueError as exc:
-        raise AnsibleFilterError(f"fabric_kea_subnets: {exc}") from exc
+    return dhcp.kea_subnets(
+        plan,
+        reservations=_plain(reservations) or {},
+        dns_servers=_strings(dns_servers),
+        domain_name=str(domain_name or ""),
+        domain_search=_strings(domain_search),
+        ntp_servers=_strings(ntp_servers),
+        networks=None if networks is None else _strings(networks),
+    )
 
 
 def kea_pxe_client_classes(options: Any) -> list[dict[str, Any]]:
@@ -151,27 +167,22 @@ def dhcp_inventory_reservations(
     return out
 
 
+@_engine_errors
 def fabric_dhcp_relay(fabric: Any, device: str, *, networks: Any = None) -> dict[str, Any]:
     """What ToR ``device`` relays: its addresses on the relayed networks and the DHCP servers."""
     plan = plan_of(fabric, "fabric_dhcp_relay")
-    try:
-        return dhcp.relay_config(
-            plan, str(device), networks=None if networks is None else [str(item) for item in _list(networks)]
-        )
-    except ValueError as exc:
-        raise AnsibleFilterError(f"fabric_dhcp_relay: {exc}") from exc
+    return dhcp.relay_config(plan, str(device), networks=None if networks is None else _strings(networks))
 
 
+@_engine_errors
 def fabric_host_networks(fabric: Any, device: str, *, default_route: Any = "mgmt") -> dict[str, Any]:
     """Loopback and rack networks of host ``device``: address, VLAN, MTU, gateway, routes."""
     plan = plan_of(fabric, "fabric_host_networks")
     route = None if default_route in (None, "", False) else str(default_route)
-    try:
-        return host_view.host_networks(plan, str(device), default_route=route)
-    except ValueError as exc:
-        raise AnsibleFilterError(f"fabric_host_networks: {exc}") from exc
+    return host_view.host_networks(plan, str(device), default_route=route)
 
 
+@_engine_errors
 def fabric_host_networkd(
     view: Any,
     *,
@@ -185,31 +196,31 @@ def fabric_host_networkd(
     data = _plain(view)
     if not isinstance(data, Mapping) or "networks" not in data or "loopback" not in data:
         raise AnsibleFilterError("fabric_host_networkd: expected the result of fabric_host_networks")
-    try:
-        return host_view.networkd_files(
-            data,
-            link_mode=str(link_mode),
-            uplink=str(uplink or ""),
-            nics={str(k): str(v) for k, v in (_plain(nics) or {}).items()},
-            roles=[str(role) for role in _list(roles)],
-            loopback=bool(loopback),
-        )
-    except ValueError as exc:
-        raise AnsibleFilterError(f"fabric_host_networkd: {exc}") from exc
+    return host_view.networkd_files(
+        data,
+        link_mode=str(link_mode),
+        uplink=str(uplink or ""),
+        nics={str(k): str(v) for k, v in (_plain(nics) or {}).items()},
+        roles=_strings(roles),
+        loopback=bool(loopback),
+    )
+
+
+_FILTERS = (
+    fabric_dns_zones,
+    fabric_dns_acl,
+    fabric_kea_subnets,
+    kea_pxe_client_classes,
+    dhcp_inventory_reservations,
+    fabric_dhcp_relay,
+    fabric_host_networks,
+    fabric_host_networkd,
+)
 
 
 class FilterModule:
     """compleat.cloud service filters (DNS, DHCP, DHCP relay)."""
 
     def filters(self) -> dict[str, Any]:
-        """Filter name -> function."""
-        return {
-            "fabric_dns_zones": fabric_dns_zones,
-            "fabric_dns_acl": fabric_dns_acl,
-            "fabric_kea_subnets": fabric_kea_subnets,
-            "kea_pxe_client_classes": kea_pxe_client_classes,
-            "dhcp_inventory_reservations": dhcp_inventory_reservations,
-            "fabric_dhcp_relay": fabric_dhcp_relay,
-            "fabric_host_networks": fabric_host_networks,
-            "fabric_host_networkd": fabric_host_networkd,
-        }
+        """Filter name -> function (each filter is named after its function)."""
+        return {func.__name__: func for func in _FILTERS}

@@ -27,6 +27,7 @@ from typing import TextIO
 
 from .fabric import schema
 from .fabric.errors import FabricError, FabricValidationError
+from .fabric.export import plan_summary
 from .fabric.hardening import password_problems
 from .fabric.model import Fabric
 from .fabric.plan import build_plan, load_fabric
@@ -124,16 +125,7 @@ def _report_invalid(args: argparse.Namespace, exc: FabricValidationError, out: T
 
 def _validate(args: argparse.Namespace, fabric: Fabric, out: TextIO) -> int:
     plan = build_plan(fabric)
-    summary = {
-        "valid": True,
-        "name": fabric.name,
-        "routing": fabric.routing,
-        "spines": len(plan.spines()),
-        "racks": len(fabric.racks),
-        "tors": len(plan.tors()),
-        "hosts": len(plan.hosts()),
-        "links": len(plan.links),
-    }
+    summary = {"valid": True, **plan_summary(plan)}
     if args.json:
         json.dump(summary, out, indent=1)
         out.write("\n")

@@ -134,6 +134,7 @@ errors:
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric.errors import FabricValidationError  # noqa: E402
+from ansible_collections.compleat.cloud.plugins.module_utils.fabric.export import plan_summary  # noqa: E402
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric.hardening import password_problems  # noqa: E402
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric.plan import build_plan, load_fabric  # noqa: E402
 from ansible_collections.compleat.cloud.plugins.module_utils.fabric.render.tree import (  # noqa: E402
@@ -188,15 +189,6 @@ def run_module() -> None:
         )
     except OSError as exc:
         module.fail_json(msg=f"cannot write {dest}: {exc}", dest=dest)
-    summary = {
-        "name": fabric.name,
-        "routing": fabric.routing,
-        "spines": len(plan.spines()),
-        "racks": len(fabric.racks),
-        "tors": len(plan.tors()),
-        "hosts": len(plan.hosts()),
-        "links": len(plan.links),
-    }
     output = {
         "changed": result.changed,
         "dest": result.out_dir,
@@ -204,7 +196,7 @@ def run_module() -> None:
         "created": result.created,
         "modified": result.modified,
         "removed": result.removed,
-        "summary": summary,
+        "summary": plan_summary(plan),
     }
     if module._diff and result.changed:
         output["diff"] = _diff(result)

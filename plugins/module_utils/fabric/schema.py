@@ -714,34 +714,33 @@ def _check_ipv4(value: Any) -> tuple[Any, str]:
         return None, "must be an IPv4 address (a.b.c.d)"
 
 
-def _check_cidr(value: Any) -> tuple[Any, str]:
-    """A strict IPv4 network ``a.b.c.d/len``; host bits set is an error with a suggestion."""
-    if not isinstance(value, str) or "/" not in value:
-        return None, "malformed CIDR: must be an IPv4 network a.b.c.d/len"
+def _check_network(
+    value: Any, network: type[ipaddress.IPv4Network | ipaddress.IPv6Network], shape: str, marks: str
+) -> tuple[Any, str]:
+    """A strict network of the ``network`` class written ``shape``; ``value`` must contain every
+    character of ``marks``; host bits set is an error with a suggestion."""
+    malformed = f"malformed CIDR: must be {shape}"
+    if not isinstance(value, str) or any(mark not in value for mark in marks):
+        return None, malformed
     try:
-        return str(ipaddress.IPv4Network(value, strict=True)), ""
+        return str(network(value, strict=True)), ""
     except ipaddress.NetmaskValueError:
         return None, "malformed CIDR: bad prefix length"
     except ValueError as exc:
         if "host bits set" in str(exc):
-            fixed = ipaddress.IPv4Network(value, strict=False)
+            fixed = network(value, strict=False)
             return None, f"malformed CIDR: host bits set (did you mean {fixed}?)"
-        return None, "malformed CIDR: must be an IPv4 network a.b.c.d/len"
+        return None, malformed
+
+
+def _check_cidr(value: Any) -> tuple[Any, str]:
+    """A strict IPv4 network ``a.b.c.d/len``."""
+    return _check_network(value, ipaddress.IPv4Network, "an IPv4 network a.b.c.d/len", "/")
 
 
 def _check_cidr6(value: Any) -> tuple[Any, str]:
-    """A strict IPv6 network ``P/len`` (compressed); host bits set is an error with a suggestion."""
-    if not isinstance(value, str) or "/" not in value or ":" not in value:
-        return None, "malformed CIDR: must be an IPv6 network such as fd00:1::/48"
-    try:
-        return str(ipaddress.IPv6Network(value, strict=True)), ""
-    except ipaddress.NetmaskValueError:
-        return None, "malformed CIDR: bad prefix length"
-    except ValueError as exc:
-        if "host bits set" in str(exc):
-            fixed = ipaddress.IPv6Network(value, strict=False)
-            return None, f"malformed CIDR: host bits set (did you mean {fixed}?)"
-        return None, "malformed CIDR: must be an IPv6 network such as fd00:1::/48"
+    """A strict IPv6 network ``P/len`` (compressed)."""
+    return _check_network(value, ipaddress.IPv6Network, "an IPv6 network such as fd00:1::/48", "/:")
 
 
 def _check_area(value: Any) -> tuple[Any, str]:

@@ -128,7 +128,7 @@ class WhoisIndex:
 
     # -------------------------------------------------------------------------------- per pool
     def _loopback(self, text: str, pool: _Pool, offset: int) -> Owner:
-        base = {"address": text, "pool": pool.name, "pool_prefix": pool.prefix, "network": "loopback"}
+        base = _base(text, pool, "loopback")
         slot = law.loopback_owner(self.limits, offset)
         if slot is None:
             note = "pool network address" if offset == 0 else "beyond the law's loopback slots"
@@ -142,21 +142,11 @@ class WhoisIndex:
             if name is None:
                 return Owner(status=UNASSIGNED, note=f"spine id {index} is not declared", **base)
             return Owner(status=ASSIGNED, device=name, **base)
-        rack_id = rack or 0  # ToR and host slots always carry a rack
-        declared = self._rack_count(rack_id, "tors" if role == "tor" else "hosts")
-        name = law.tor_name(rack_id, index) if role == "tor" else law.host_name(rack_id, index)
-        if index > declared:
-            return Owner(status=UNASSIGNED, note=f"slot of {name}, not declared", **base)
-        return Owner(status=ASSIGNED, device=name, **base)
+        return self._declared_slot(rack or 0, role, index, base)  # ToR and host slots carry a rack
 
     def _link(self, text: str, pool: _Pool, offset: int) -> Owner:
         index, side = divmod(offset, 2)
-        base: dict[str, Any] = {
-            "address": text,
-            "pool": pool.name,
-            "pool_prefix": pool.prefix,
-            "network": "link",
-        }
+        base = _base(text, pool, "link")
         if index >= law.link_capacity(self.limits):
             return Owner(status=RESERVED, note="beyond the law's link slots", **base)
         rack_id, tor, uplink = law.link_from_index(self.limits, index)
@@ -172,37 +162,14 @@ class WhoisIndex:
         if rack is None or tor > rack.tors or uplink > rack.uplinks:
             return Owner(status=UNASSIGNED, note=f"slot of link {tor_name} {up}, not declared", **base)
         spine = law.uplink_spine(self.spine_names, uplink, rack.uplink_spines)
-        if side == 0:
-            return Owner(
-                status=ASSIGNED,
-                device=spine,
-                role="spine",
-                interface=port,
-                peer_device=tor_name,
-                peer_interface=up,
-                **base,
-            )
-        return Owner(
-            status=ASSIGNED,
-            device=tor_name,
-            role="tor",
-            interface=up,
-            peer_device=spine,
-            peer_interface=port,
-            **base,
-        )
+        return _link_end(side, (spine, "spine", port), (tor_name, "tor", up), base)
 
     def _network(self, text: str, pool: _Pool, offset: int) -> Owner:
         rack_id, inner = divmod(offset, law.block_size(pool.prefix_len))
         subnet = pool.start + rack_id * law.block_size(pool.prefix_len)
-        base: dict[str, Any] = {
-            "address": text,
-            "pool": pool.name,
-            "pool_prefix": pool.prefix,
-            "network": pool.name,
-            "vlan": pool.vlan,
-            "prefix": f"{law.int_to_ip(subnet)}/{pool.prefix_len}",
-        }
+        base = _base(
+            text, pool, pool.name, vlan=pool.vlan, prefix=f"{law.int_to_ip(subnet)}/{pool.prefix_len}"
+        )
         if rack_id >= self.limits.max_racks or rack_id == 0:
             return Owner(status=RESERVED, note="subnet outside the law's rack ids", **base)
         base["rack"] = rack_id
@@ -223,10 +190,17 @@ class WhoisIndex:
         if index > limit:
             note = "reserved for infrastructure" if role == "tor" else "beyond the law's host slots"
             return Owner(status=RESERVED, note=note, **base)
+        return self._declared_slot(rack_id, role, index, base, role=role, interface=pool.name)
+
+    def _declared_slot(
+        self, rack_id: int, role: str, index: int, base: dict[str, Any], /, **owner: Any
+    ) -> Owner:
+        """ToR or host slot ``index`` of a rack: assigned when the rack declares that many ToRs or
+        hosts, else unassigned; ``owner`` adds fields to the assigned answer."""
         name = law.tor_name(rack_id, index) if role == "tor" else law.host_name(rack_id, index)
         if index > self._rack_count(rack_id, "tors" if role == "tor" else "hosts"):
             return Owner(status=UNASSIGNED, note=f"slot of {name}, not declared", **base)
-        return Owner(status=ASSIGNED, device=name, role=role, interface=pool.name, **base)
+        return Owner(status=ASSIGNED, device=name, **owner, **base)
 
     def _anycast_gateway(self, rack_id: int, pool: _Pool, base: dict[str, Any]) -> Owner:
         """Offset 1 with ``gateway.redundancy: anycast``: held by every ToR of the rack."""
@@ -277,14 +251,7 @@ class WhoisIndex:
 
     def _network6(self, text: str, pool: _Pool, rack_id: int, inner: int) -> Owner:
         """An address of rack ``rack_id``'s /64 of one network (IPv6 has no broadcast address)."""
-        base: dict[str, Any] = {
-            "address": text,
-            "pool": pool.name,
-            "pool_prefix": pool.prefix,
-            "network": pool.name,
-            "vlan": pool.vlan,
-            "prefix": f"{ipv6.ip6(pool.start)}/64",
-        }
+        base = _base(text, pool, pool.name, vlan=pool.vlan, prefix=f"{ipv6.ip6(pool.start)}/64")
         if rack_id == 0:
             return Owner(status=RESERVED, note=RACK0_NOTE, **base)
         base["rack"] = rack_id
@@ -300,12 +267,7 @@ class WhoisIndex:
     def _border(self, text: str, pool: _Pool, offset: int) -> Owner:
         """``border.links``: /31 number r*tors_per_rack + (t-1); upstream even, ToR (ext1) odd."""
         index, side = divmod(offset, 2)
-        base: dict[str, Any] = {
-            "address": text,
-            "pool": pool.name,
-            "pool_prefix": pool.prefix,
-            "network": "border",
-        }
+        base = _base(text, pool, "border")
         if index >= self.limits.max_racks * self.limits.tors_per_rack:
             return Owner(status=RESERVED, note="beyond the law's border link slots", **base)
         rack_id, tor0 = divmod(index, self.limits.tors_per_rack)
@@ -317,22 +279,34 @@ class WhoisIndex:
             return Owner(
                 status=UNASSIGNED, note=f"slot of {tor_name}'s upstream link, not a border ToR", **base
             )
-        ends = [("upstream", "upstream", outside), (tor_name, "tor", BORDER_IFNAME)]
-        (device, role, interface), (peer, _peer_role, peer_interface) = ends if side == 0 else ends[::-1]
-        return Owner(
-            status=ASSIGNED,
-            device=device,
-            role=role,
-            interface=interface,
-            peer_device=peer,
-            peer_interface=peer_interface,
-            **base,
-        )
+        return _link_end(side, ("upstream", "upstream", outside), (tor_name, "tor", BORDER_IFNAME), base)
 
     def _rack_count(self, rack_id: int, attribute: str) -> int:
         """Declared ToRs/hosts of a rack (0 for an undeclared rack)."""
         rack = self.racks.get(rack_id)
         return getattr(rack, attribute) if rack is not None else 0
+
+
+def _base(text: str, pool: _Pool, network: str, **fields: Any) -> dict[str, Any]:
+    """The fields every answer about ``text`` in ``pool`` carries (``fields`` adds more)."""
+    return {"address": text, "pool": pool.name, "pool_prefix": pool.prefix, "network": network, **fields}
+
+
+def _link_end(
+    side: int, even: tuple[str, str, str], odd: tuple[str, str, str], base: dict[str, Any]
+) -> Owner:
+    """The owner of one side of a two-address link: ``even``/``odd`` are ``(device, role,
+    interface)`` of the even (side 0) and odd address; the other end is the peer."""
+    (device, role, interface), (peer, _peer_role, peer_interface) = (even, odd) if side == 0 else (odd, even)
+    return Owner(
+        status=ASSIGNED,
+        device=device,
+        role=role,
+        interface=interface,
+        peer_device=peer,
+        peer_interface=peer_interface,
+        **base,
+    )
 
 
 def _address_text(pool: _Pool, value: int) -> str:

@@ -49,6 +49,8 @@ Pure string building: no template engine, no ipaddress objects, O(size of the de
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from .. import border
 from ..anycast import (
     ANYCAST_LIST,
@@ -316,22 +318,13 @@ def _bgp_policies(
         group_maps["TOR"] = (None, "TO-TOR")
         return group_maps, member_in
 
-    anycast = anycast_enabled(plan)
     if device.role == ROLE_TOR:
-        _prefix_list("LOCAL", _dedupe(_tor_originates(plan, device)), out)
         host_groups = groups.get("HOST", ())
+        lists = [("LOCAL", _dedupe(_tor_originates(plan, device)))]
         if host_groups:
             host_los = _dedupe([p for nbr in host_groups for p in devices[nbr.peer_device].announce])
-            _prefix_list("HOSTS", host_los + anycast_clauses(plan), out)
-        if anycast:
-            _anycast_lists(plan, device, out)
-        out.append("!")
-        _route_map("FROM-SPINE", "FABRIC", out)
-        _route_map("TO-SPINE", "LOCAL", out)
-        if anycast:
-            _anycast_route_map("TO-SPINE", HOST_ORIGIN, out)
-        out.extend(border.policy_lines(plan, device))
-        group_maps["SPINE"] = ("FROM-SPINE", "TO-SPINE")
+            lists.append(("HOSTS", host_los + anycast_clauses(plan)))
+        group_maps["SPINE"] = _upward_policy(plan, device, lists, out, upper="SPINE", origin=HOST_ORIGIN)
         if host_groups:
             _route_map("FROM-HOST", "HOSTS", out)
             _route_map("TO-HOST", "FABRIC", out)
@@ -339,16 +332,32 @@ def _bgp_policies(
         return group_maps, member_in
 
     # host with BGP-to-host: announce its own prefixes, accept loopbacks and the host network
-    _prefix_list("LOCAL", list(device.announce), out)
+    group_maps["TOR"] = _upward_policy(
+        plan, device, [("LOCAL", list(device.announce))], out, upper="TOR", origin=LOCAL_ORIGIN
+    )
+    return group_maps, member_in
+
+
+def _upward_policy(
+    plan: Plan, device: Device, lists: list[tuple[str, list[str]]], out: list[str], *, upper: str, origin: str
+) -> tuple[str, str]:
+    """A ToR's or host's prefix-lists (``lists``: LOCAL first) and its maps towards the ``upper``
+    tier (``FROM-<upper>`` accepts FABRIC, ``TO-<upper>`` sends LOCAL, and the anycast prefixes
+    of ``origin`` when anycast is on); a ToR adds the border policy.  Returns (in-map, out-map)."""
+    anycast = anycast_enabled(plan)
+    for name, clauses in lists:
+        _prefix_list(name, clauses, out)
     if anycast:
         _anycast_lists(plan, device, out)
     out.append("!")
-    _route_map("FROM-TOR", "FABRIC", out)
-    _route_map("TO-TOR", "LOCAL", out)
+    in_map, out_map = f"FROM-{upper}", f"TO-{upper}"
+    _route_map(in_map, "FABRIC", out)
+    _route_map(out_map, "LOCAL", out)
     if anycast:
-        _anycast_route_map("TO-TOR", LOCAL_ORIGIN, out)
-    group_maps["TOR"] = ("FROM-TOR", "TO-TOR")
-    return group_maps, member_in
+        _anycast_route_map(out_map, origin, out)
+    if device.role == ROLE_TOR:
+        out.extend(border.policy_lines(plan, device))
+    return in_map, out_map
 
 
 def evpn_group_maps(device: Device, groups: list[str]) -> dict[str, tuple[str, str]]:
@@ -466,6 +475,47 @@ def _peer_group(
             out.append(f" neighbor {peer} password {key}")
 
 
+def _peer_id6(nbr: BgpNeighbor) -> str:
+    return nbr.address6 or nbr.interface
+
+
+def _activate(name: str, maps: tuple[str | None, str], out: list[str]) -> None:
+    """``neighbor NAME activate`` in an address family and its (in-map when any, out-map) route-maps."""
+    in_map, out_map = maps
+    out.append(f"  neighbor {name} activate")
+    if in_map:
+        out.append(f"  neighbor {name} route-map {in_map} in")
+    out.append(f"  neighbor {name} route-map {out_map} out")
+
+
+def _member_maps(
+    device: Device,
+    groups: dict[str, list[BgpNeighbor]],
+    member_in: dict[str, str],
+    peer_id: Callable[[BgpNeighbor], str],
+    out: list[str],
+) -> None:
+    """A spine's per-ToR in-maps (``FROM-RACKnnn``), keyed by the session's ``peer_id``."""
+    for nbr in groups.get("TOR", ()) if device.role == ROLE_SPINE else ():
+        peer = peer_id(nbr)
+        out.append(f"  neighbor {peer} route-map {member_in[peer]} in")
+
+
+def _maximum_prefixes(
+    plan: Plan,
+    device: Device,
+    groups: dict[str, list[BgpNeighbor]],
+    peer_id: Callable[[BgpNeighbor], str],
+    out: list[str],
+) -> None:
+    """``maximum-prefix`` of every session when ``bgp.maximum_prefix`` is enabled."""
+    if plan.fabric.bgp.maximum_prefix.enabled:
+        for members in groups.values():
+            for nbr in members:
+                clause = maximum_prefix_clause(plan, device, nbr)
+                out.append(f"  neighbor {peer_id(nbr)} maximum-prefix {clause}")
+
+
 def _router_bgp(plan: Plan, device: Device, out: list[str], secret: str | None = None) -> None:
     fabric = plan.fabric
     bgp = fabric.bgp
@@ -496,20 +546,10 @@ def _router_bgp(plan: Plan, device: Device, out: list[str], secret: str | None =
     for prefix in device.announce:
         out.append(f"  network {prefix}")
     for group in groups:
-        in_map, out_map = group_maps[group]
-        out.append(f"  neighbor {group} activate")
-        if in_map:
-            out.append(f"  neighbor {group} route-map {in_map} in")
-        out.append(f"  neighbor {group} route-map {out_map} out")
-    for nbr in groups.get("TOR", ()) if device.role == ROLE_SPINE else ():
-        peer = _peer_id(nbr)
-        out.append(f"  neighbor {peer} route-map {member_in[peer]} in")
+        _activate(group, group_maps[group], out)
+    _member_maps(device, groups, member_in, _peer_id, out)
     out.extend(border.family_lines(plan, device))
-    if bgp.maximum_prefix.enabled:
-        for members in groups.values():
-            for nbr in members:
-                clause = maximum_prefix_clause(plan, device, nbr)
-                out.append(f"  neighbor {_peer_id(nbr)} maximum-prefix {clause}")
+    _maximum_prefixes(plan, device, groups, _peer_id, out)
     out.extend(f"  no neighbor {group} activate" for group in sessions6)  # IPv6 sessions: ipv6 only
     out.append(f"  maximum-paths {bgp.maximum_paths}")
     out.append(" exit-address-family")
@@ -648,19 +688,9 @@ def _ipv6_family(
         out.append(f"  network {prefix}")
     for group, members in groups.items():
         name = group + V6 if members[0].address and members[0].address6 else group
-        in_map, out_map = group_maps[group]
-        out.append(f"  neighbor {name} activate")
-        if in_map:
-            out.append(f"  neighbor {name} route-map {in_map} in")
-        out.append(f"  neighbor {name} route-map {out_map} out")
-    for nbr in groups.get("TOR", ()) if device.role == ROLE_SPINE else ():
-        peer = nbr.address6 or nbr.interface
-        out.append(f"  neighbor {peer} route-map {member_in[peer]} in")
-    if bgp.maximum_prefix.enabled:
-        for members in groups.values():
-            for nbr in members:
-                clause = maximum_prefix_clause(plan, device, nbr)
-                out.append(f"  neighbor {nbr.address6 or nbr.interface} maximum-prefix {clause}")
+        _activate(name, group_maps[group], out)
+    _member_maps(device, groups, member_in, _peer_id6, out)
+    _maximum_prefixes(plan, device, groups, _peer_id6, out)
     out.append(f"  maximum-paths {bgp.maximum_paths}")
     out.append(" exit-address-family")
 
