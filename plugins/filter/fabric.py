@@ -24,7 +24,7 @@ def _entry(fabric: Any, filter_name: str) -> adapter.Entry:
     try:
         return adapter.entry(fabric, filter_name)
     except adapter.FabricSourceError as exc:
-        raise AnsibleFilterError(str(exc)) from exc
+        raise AnsibleFilterError(str(exc)) from None
 
 
 def fabric_plan(fabric: Any) -> dict[str, Any]:
@@ -41,7 +41,7 @@ def fabric_whois(address: Any, fabric: Any) -> dict[str, Any] | list[dict[str, A
         try:
             answers.append(index.lookup(str(item)).to_dict())
         except ValueError as exc:
-            raise AnsibleFilterError(f"fabric_whois: {item!r}: {exc}") from exc
+            raise AnsibleFilterError(f"fabric_whois: {item!r}: {exc}") from None
     return answers if isinstance(address, list | tuple) else answers[0]
 
 

@@ -30,7 +30,7 @@ def _view(func: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return func(*args, **kwargs)
         except (monitoring.MonitoringError, FabricSourceError) as exc:
-            raise AnsibleFilterError(str(exc)) from exc
+            raise AnsibleFilterError(str(exc)) from None
 
     return call
 

@@ -43,7 +43,7 @@ def _engine_errors(func: _Filter) -> _Filter:
         try:
             return func(*args, **kwargs)
         except ValueError as exc:
-            raise AnsibleFilterError(f"{func.__name__}: {exc}") from exc
+            raise AnsibleFilterError(f"{func.__name__}: {exc}") from None
 
     return cast(_Filter, call)
 
@@ -53,7 +53,7 @@ def plan_of(fabric: Any, filter_name: str) -> Plan:
     try:
         return adapter.plan_of(fabric, filter_name)
     except adapter.FabricSourceError as exc:
-        raise AnsibleFilterError(str(exc)) from exc
+        raise AnsibleFilterError(str(exc)) from None
 
 
 def _list(value: Any) -> list[Any]:

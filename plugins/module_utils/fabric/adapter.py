@@ -97,7 +97,7 @@ def definition(source: Any, caller: str, *, forms: str = DEFINITION) -> dict[str
         try:
             data = read_fabric_file(source)
         except FabricValidationError as exc:
-            raise FabricSourceError(f"{caller}: {exc}") from exc
+            raise FabricSourceError(f"{caller}: {exc}") from None
     if not isinstance(data, Mapping):
         raise FabricSourceError(f"{caller}: expected {forms}, got {type(source).__name__}")
     problems = structure_problems(data)
@@ -115,7 +115,7 @@ def entry(source: Any, caller: str, *, forms: str = DEFINITION) -> Entry:
         try:
             found = Entry(load_fabric(data))
         except FabricValidationError as exc:
-            raise FabricSourceError(f"{caller}: {exc}") from exc
+            raise FabricSourceError(f"{caller}: {exc}") from None
         _cache[key] = found
         while len(_cache) > CACHE_SIZE:
             _cache.popitem(last=False)

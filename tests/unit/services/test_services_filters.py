@@ -88,6 +88,19 @@ def test_errors_become_filter_errors() -> None:
         FILTERS["kea_pxe_client_classes"]({"bogus": 1})
 
 
+@pytest.mark.parametrize("name", ["fabric_dns_zones", "fabric_dns_acl", "fabric_kea_subnets"])
+def test_filter_error_says_it_once(tmp_path: Path, name: str) -> None:
+    """The message names the filter and the problem once: Ansible prints an exception's causes
+    after its message, so a filter error must not chain the error it already quotes."""
+    missing = str(tmp_path / "missing.yml")
+    with pytest.raises(AnsibleFilterError) as caught:
+        FILTERS[name](missing)
+    text = str(caught.value)
+    assert text.startswith(f"{name}: fabric file has 1 error")
+    assert text.count("cannot read the fabric file") == 1, text
+    assert text.count(f"{name}:") == 1, text
+
+
 def test_kea_filters() -> None:
     subnets = FILTERS["fabric_kea_subnets"](
         DOC, reservations={"r002-h01": "52:54:00:00:02:01"}, dns_servers="10.0.1.10, 10.0.2.10"
