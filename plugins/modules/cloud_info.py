@@ -179,15 +179,12 @@ from typing import Any  # noqa: E402
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud import (  # noqa: E402
+    _common,
     ipam,
     lb,
     lifecycle,
     placement,
     virt,
-)
-from ansible_collections.compleat.cloud.plugins.module_utils.cloud._common import (  # noqa: E402
-    public,
-    run_module,
 )
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud.store import Store  # noqa: E402
 
@@ -227,7 +224,7 @@ def hosts_section(store: Store) -> list[dict[str, Any]]:
         h = usage[row["name"]]
         out.append(
             {
-                **public(row, HIDDEN),
+                **_common.public(row, HIDDEN),
                 "vcpu_limit": h.vcpu_limit,
                 "used_vcpus": h.used_vcpus,
                 "free_vcpus": h.free_vcpus,
@@ -245,7 +242,7 @@ def instances_section(store: Store) -> list[dict[str, Any]]:
     hosts, offerings, images = names(store, "hosts"), names(store, "offerings"), names(store, "images")
     out = []
     for row in store.select("instances", order_by="name"):
-        item = public(row, HIDDEN | {"host_id", "offering_id", "image_id"})
+        item = _common.public(row, HIDDEN | {"host_id", "offering_id", "image_id"})
         item.update(
             host=hosts.get(row["host_id"]),
             offering=offerings.get(row["offering_id"]),
@@ -260,7 +257,7 @@ def volumes_section(store: Store) -> list[dict[str, Any]]:
     insts, hosts = names(store, "instances"), names(store, "hosts")
     out = []
     for row in store.select("volumes", order_by="name"):
-        item = public(row, HIDDEN | {"host_id"})
+        item = _common.public(row, HIDDEN | {"host_id"})
         item.update(attached_to=insts.get(row["attached_to"]), host=hosts.get(row["host_id"]))
         out.append(item)
     return out
@@ -287,7 +284,7 @@ def gather(store: Store, sections: list[str]) -> dict[str, Any]:
         elif section == "networks":
             out[section] = [
                 {
-                    **public(r, HIDDEN),
+                    **_common.public(r, HIDDEN),
                     "bridge": ipam.bridge_of(r),
                     "capacity": ipam.pool_of(r).capacity(),
                     "allocated": ipam.count_allocated(store, r["id"]),
@@ -301,11 +298,13 @@ def gather(store: Store, sections: list[str]) -> dict[str, Any]:
         elif section == "stale_definitions":
             hosts = names(store, "hosts")
             out[section] = [
-                {**public(r, HIDDEN | {"host_id"}), "host": hosts.get(r["host_id"])}
+                {**_common.public(r, HIDDEN | {"host_id"}), "host": hosts.get(r["host_id"])}
                 for r in store.select(section, order_by="instance_name")
             ]
         else:
-            out[section] = [public(r, HIDDEN) for r in store.select(section, order_by=simple[section])]
+            out[section] = [
+                _common.public(r, HIDDEN) for r in store.select(section, order_by=simple[section])
+            ]
     return out
 
 
@@ -389,7 +388,7 @@ def handle(module: AnsibleModule, store: Store) -> dict[str, Any]:
 
 def main() -> None:
     """Module entry point."""
-    run_module(ARGUMENT_SPEC, handle, write=False)
+    _common.run_module(ARGUMENT_SPEC, handle, write=False)
 
 
 if __name__ == "__main__":
