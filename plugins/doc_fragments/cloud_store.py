@@ -4,11 +4,12 @@
 """What every cloud-stack module shares (``compleat.cloud.cloud_store``).
 
 ``compleat.cloud.cloud_store`` has the author, the store options, the note on the store and the
-attributes (check mode, diff mode, POSIX platform) without their support. A module lists it with
-one of the support variants after it: ``compleat.cloud.cloud_store.full`` (check and diff mode),
-``compleat.cloud.cloud_store.read_only`` (info modules) or ``compleat.cloud.cloud_store.no_diff``
-(check mode without diff mode; the module adds the check mode details), and
-``compleat.cloud.cloud_store.libvirt`` when it needs libvirt-python.
+attributes (check mode, diff mode, POSIX platform) without their support;
+``compleat.cloud.cloud_store.libvirt`` is the same with the libvirt-python requirement, for the
+modules that need it. A module lists one of the two with one of the support variants after it:
+``compleat.cloud.cloud_store.full`` (check and diff mode), ``compleat.cloud.cloud_store.read_only``
+(info modules) or ``compleat.cloud.cloud_store.no_diff`` (check mode without diff mode; the module
+adds the check mode details).
 """
 
 from __future__ import annotations
@@ -79,8 +80,10 @@ attributes:
     support: none
 """
 
-    LIBVIRT = r"""
-options: {}
-requirements:
+    # Used instead of DOCUMENTATION (not after it) by the modules that need libvirt-python.
+    LIBVIRT = (
+        DOCUMENTATION
+        + r"""requirements:
   - libvirt-python (Debian python3-libvirt)
 """
+    )

@@ -25,9 +25,8 @@ description:
 requirements:
   - qemu-img (qemu-utils) for backups and restores
 extends_documentation_fragment:
-  - compleat.cloud.cloud_store
-  - compleat.cloud.cloud_store.full
   - compleat.cloud.cloud_store.libvirt
+  - compleat.cloud.cloud_store.full
 options:
   instance:
     description: Instance the snapshot or backup belongs to (for V(restored), the instance that was backed
@@ -402,8 +401,7 @@ def handle(module: AnsibleModule, store: Store) -> dict[str, Any]:
     inst = lifecycle.need(
         store, "instances", "instance", "Create it with compleat.cloud.instance.", name=p["instance"]
     )
-    host = lifecycle.host_of(store, inst)
-    dom = virt.lookup(virt.connect(host["uri"]), inst["uuid"])
+    dom = lifecycle.domain_of(store, inst)
     before = lifecycle.snapshot_listing(store, inst["uuid"], dom)
     if p["state"] in ("present", "absent", "reverted"):
         internal(module, store, inst, dom, actions)

@@ -15,9 +15,8 @@ description:
   - Returns the internal snapshots and the backups the metadata store records for an instance,
     and the internal snapshot names libvirt reports for its domain, so that the two can be compared.
 extends_documentation_fragment:
-  - compleat.cloud.cloud_store
-  - compleat.cloud.cloud_store.read_only
   - compleat.cloud.cloud_store.libvirt
+  - compleat.cloud.cloud_store.read_only
 options:
   instance:
     description: Instance name.
@@ -51,7 +50,7 @@ from typing import Any  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
-from ansible_collections.compleat.cloud.plugins.module_utils.cloud import _common, lifecycle, virt  # noqa: E402
+from ansible_collections.compleat.cloud.plugins.module_utils.cloud import _common, lifecycle  # noqa: E402
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud.store import Store  # noqa: E402
 
 ARGUMENT_SPEC: dict[str, Any] = {"instance": {"type": "str", "required": True}}
@@ -66,8 +65,7 @@ def handle(module: AnsibleModule, store: Store) -> dict[str, Any]:
         "Check the name (compleat.cloud.cloud_info).",
         name=module.params["instance"],
     )
-    host = lifecycle.host_of(store, inst)
-    dom = virt.lookup(virt.connect(host["uri"]), inst["uuid"])
+    dom = lifecycle.domain_of(store, inst)
     return {"changed": False, **lifecycle.snapshot_listing(store, inst["uuid"], dom)}
 
 

@@ -28,9 +28,8 @@ description:
     Live detach needs the guest's cooperation; a guest that ignores it keeps the disk until
     its next boot, reported as RV(live_detach_pending).
 extends_documentation_fragment:
-  - compleat.cloud.cloud_store
-  - compleat.cloud.cloud_store.full
   - compleat.cloud.cloud_store.libvirt
+  - compleat.cloud.cloud_store.full
 options:
   name:
     description:
@@ -347,7 +346,7 @@ def attached_domain(store: Store, row: dict[str, Any]) -> Any | None:
     inst = store.get("instances", id=row["attached_to"]) if row.get("attached_to") else None
     if inst is None or inst.get("host_id") is None:
         return None
-    return virt.lookup(virt.connect(lifecycle.host_of(store, inst)["uri"]), inst["uuid"])
+    return lifecycle.domain_of(store, inst)
 
 
 def record_size(module: AnsibleModule, store: Store, row: dict[str, Any]) -> dict[str, Any]:
@@ -450,9 +449,7 @@ def attach(module: AnsibleModule, store: Store, vol: dict[str, Any], actions: li
             f"Volume {vol['name']} is attached to {other['name'] if other else '?'}.",
             "Detach it first (state=detached).",
         )
-    host = lifecycle.host_of(store, inst)
-    conn = virt.connect(host["uri"])
-    dom = virt.lookup(conn, inst["uuid"])
+    host, conn, dom = lifecycle.host_domain(store, inst)
     if dom is None:
         raise errors.Conflict(
             f"Instance {inst['name']} has no domain on {host['name']}.",
@@ -490,9 +487,7 @@ def detach(module: AnsibleModule, store: Store, vol: dict[str, Any], actions: li
             f"Volume {vol['name']} is attached to {inst.get('name')}, not {p['instance']}.",
             "Name the right instance or omit instance.",
         )
-    host = lifecycle.host_of(store, inst)
-    conn = virt.connect(host["uri"])
-    dom = virt.lookup(conn, inst["uuid"])
+    host, conn, dom = lifecycle.host_domain(store, inst)
     actions.append(f"detach {vol['target_dev']} from {inst['name']}")
     if module.check_mode:
         return {
