@@ -14,6 +14,10 @@ adds the check mode details).
 
 from __future__ import annotations
 
+from ansible_collections.compleat.cloud.plugins.doc_fragments.attributes import (
+    ModuleDocFragment as AttributesFragment,
+)
+
 
 class ModuleDocFragment:
     """The store every cloud-stack module reads and writes, and the attributes they share."""
@@ -52,14 +56,9 @@ attributes:
     support: full
 """
 
-    FULL = r"""
-options: {}
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-"""
+    # Check and diff mode fully supported: the same as compleat.cloud.attributes.full, whose
+    # platform entry repeats the one above.
+    FULL = AttributesFragment.FULL
 
     READ_ONLY = r"""
 options: {}

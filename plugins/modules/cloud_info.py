@@ -174,6 +174,7 @@ health:
       elements: str
 """
 
+from collections.abc import Callable  # noqa: E402
 from typing import Any  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
@@ -188,27 +189,8 @@ from ansible_collections.compleat.cloud.plugins.module_utils.cloud import (  # n
 )
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud.store import Store  # noqa: E402
 
-SECTIONS = [
-    "hosts",
-    "images",
-    "offerings",
-    "keys",
-    "instances",
-    "volumes",
-    "snapshots",
-    "stale_definitions",
-    "networks",
-    "addresses",
-    "load_balancers",
-]
-ARGUMENT_SPEC: dict[str, Any] = {
-    "gather": {"type": "list", "elements": "str", "choices": SECTIONS, "default": SECTIONS},
-    "tenant": {"type": "str"},
-    "host": {"type": "str"},
-    "check_health": {"type": "bool", "default": False},
-    "health_timeout": {"type": "int", "default": 10},
-}
 HIDDEN = frozenset({"id", "created_at", "updated_at"})
+Section = Callable[[Store], list[dict[str, Any]]]
 
 
 def names(store: Store, table: str) -> dict[int, str]:
@@ -270,42 +252,63 @@ def load_balancers_section(store: Store) -> list[dict[str, Any]]:
     return [lb.view(r, lb.members_of(store, int(r["id"])), networks.get(r["network_id"])) for r in rows]
 
 
+def networks_section(store: Store) -> list[dict[str, Any]]:
+    """Network rows with their bridge, usable capacity and allocated address count."""
+    return [
+        {
+            **_common.public(r, HIDDEN),
+            "bridge": ipam.bridge_of(r),
+            "capacity": ipam.pool_of(r).capacity(),
+            "allocated": ipam.count_allocated(store, r["id"]),
+        }
+        for r in store.select("networks", order_by="name")
+    ]
+
+
+def stale_definitions_section(store: Store) -> list[dict[str, Any]]:
+    """Old definitions waiting on their host, with the host name."""
+    hosts = names(store, "hosts")
+    return [
+        {**_common.public(r, HIDDEN | {"host_id"}), "host": hosts.get(r["host_id"])}
+        for r in store.select("stale_definitions", order_by="instance_name")
+    ]
+
+
+def rows_section(table: str, order_by: str = "name") -> Section:
+    """A section that is the table's rows as they are (less the hidden columns)."""
+
+    def read(store: Store) -> list[dict[str, Any]]:
+        return [_common.public(r, HIDDEN) for r in store.select(table, order_by=order_by)]
+
+    return read
+
+
+# Every section gather can return, in the order of the default, with its reader.
+SECTIONS: dict[str, Section] = {
+    "hosts": hosts_section,
+    "images": rows_section("images"),
+    "offerings": rows_section("offerings"),
+    "keys": rows_section("keys"),
+    "instances": instances_section,
+    "volumes": volumes_section,
+    "snapshots": rows_section("snapshots", order_by="instance_name"),
+    "stale_definitions": stale_definitions_section,
+    "networks": networks_section,
+    "addresses": ipam.allocations,
+    "load_balancers": load_balancers_section,
+}
+ARGUMENT_SPEC: dict[str, Any] = {
+    "gather": {"type": "list", "elements": "str", "choices": list(SECTIONS), "default": list(SECTIONS)},
+    "tenant": {"type": "str"},
+    "host": {"type": "str"},
+    "check_health": {"type": "bool", "default": False},
+    "health_timeout": {"type": "int", "default": 10},
+}
+
+
 def gather(store: Store, sections: list[str]) -> dict[str, Any]:
     """Every requested section, unfiltered."""
-    simple = {"images": "name", "offerings": "name", "keys": "name", "snapshots": "instance_name"}
-    out: dict[str, Any] = {}
-    for section in sections:
-        if section == "hosts":
-            out["hosts"] = hosts_section(store)
-        elif section == "instances":
-            out["instances"] = instances_section(store)
-        elif section == "volumes":
-            out["volumes"] = volumes_section(store)
-        elif section == "networks":
-            out[section] = [
-                {
-                    **_common.public(r, HIDDEN),
-                    "bridge": ipam.bridge_of(r),
-                    "capacity": ipam.pool_of(r).capacity(),
-                    "allocated": ipam.count_allocated(store, r["id"]),
-                }
-                for r in store.select("networks", order_by="name")
-            ]
-        elif section == "addresses":
-            out[section] = ipam.allocations(store)
-        elif section == "load_balancers":
-            out[section] = load_balancers_section(store)
-        elif section == "stale_definitions":
-            hosts = names(store, "hosts")
-            out[section] = [
-                {**_common.public(r, HIDDEN | {"host_id"}), "host": hosts.get(r["host_id"])}
-                for r in store.select(section, order_by="instance_name")
-            ]
-        else:
-            out[section] = [
-                _common.public(r, HIDDEN) for r in store.select(section, order_by=simple[section])
-            ]
-    return out
+    return {section: SECTIONS[section](store) for section in sections}
 
 
 def filter_addresses(data: dict[str, Any], tenant: str | None, host: str | None) -> None:
