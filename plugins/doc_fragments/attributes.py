@@ -24,7 +24,7 @@ attributes:
 
     # List this before compleat.cloud.attributes.platform: on a merge the earlier fragment's values
     # win, so "support: full" here overrides the platform fragment's "N/A". (The cloud-stack modules
-    # take it as compleat.cloud.cloud_store.full.)
+    # take the same from compleat.cloud.cloud_store.FULL.)
     FULL = r"""
 options: {}
 attributes:

@@ -4,19 +4,14 @@
 """What every cloud-stack module shares (``compleat.cloud.cloud_store``).
 
 ``compleat.cloud.cloud_store`` has the author, the store options, the note on the store and the
-attributes (check mode, diff mode, POSIX platform) without their support;
-``compleat.cloud.cloud_store.libvirt`` is the same with the libvirt-python requirement, for the
-modules that need it. A module lists one of the two with one of the support variants after it:
-``compleat.cloud.cloud_store.full`` (check and diff mode), ``compleat.cloud.cloud_store.read_only``
-(info modules) or ``compleat.cloud.cloud_store.no_diff`` (check mode without diff mode; the module
-adds the check mode details).
+attributes (check mode, diff mode, POSIX platform) without their support. A module lists it with
+one of the support variants after it: ``compleat.cloud.cloud_store.full`` (check and diff mode),
+``compleat.cloud.cloud_store.read_only`` (info modules) or ``compleat.cloud.cloud_store.no_diff``
+(check mode without diff mode; the module adds the check mode details), and
+``compleat.cloud.cloud_store.libvirt`` when it needs libvirt-python.
 """
 
 from __future__ import annotations
-
-from ansible_collections.compleat.cloud.plugins.doc_fragments.attributes import (
-    ModuleDocFragment as AttributesFragment,
-)
 
 
 class ModuleDocFragment:
@@ -56,9 +51,14 @@ attributes:
     support: full
 """
 
-    # Check and diff mode fully supported: the same as compleat.cloud.attributes.full, whose
-    # platform entry repeats the one above.
-    FULL = AttributesFragment.FULL
+    FULL = r"""
+options: {}
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+"""
 
     READ_ONLY = r"""
 options: {}
@@ -79,10 +79,8 @@ attributes:
     support: none
 """
 
-    # Used instead of DOCUMENTATION (not after it) by the modules that need libvirt-python.
-    LIBVIRT = (
-        DOCUMENTATION
-        + r"""requirements:
+    LIBVIRT = r"""
+options: {}
+requirements:
   - libvirt-python (Debian python3-libvirt)
 """
-    )

@@ -27,8 +27,9 @@ description:
   - The old definitions cannot be removed while the host is down; they are recorded and
     V(cleaned) removes them (and the old overlays and seeds) once the host answers again.
 extends_documentation_fragment:
-  - compleat.cloud.cloud_store.libvirt
+  - compleat.cloud.cloud_store
   - compleat.cloud.cloud_store.no_diff
+  - compleat.cloud.cloud_store.libvirt
   - compleat.cloud.dns_update
 attributes:
   check_mode:

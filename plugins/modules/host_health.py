@@ -35,8 +35,9 @@ description:
   - C(last_probe_at) is written on every run; like C(updated_at) it does not make the task changed.
     The task is changed when a counter, a host state or an instance placement changes.
 extends_documentation_fragment:
-  - compleat.cloud.cloud_store.libvirt
+  - compleat.cloud.cloud_store
   - compleat.cloud.cloud_store.no_diff
+  - compleat.cloud.cloud_store.libvirt
 attributes:
   check_mode:
     details: The probes run (they are read-only); nothing is written and no fence command runs. The result

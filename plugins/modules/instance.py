@@ -38,8 +38,9 @@ requirements:
     on the machine that runs the module, which must see the host's primary storage directory
     (run it on the hypervisor, or keep primary storage shared)
 extends_documentation_fragment:
-  - compleat.cloud.cloud_store.libvirt
+  - compleat.cloud.cloud_store
   - compleat.cloud.cloud_store.full
+  - compleat.cloud.cloud_store.libvirt
   - compleat.cloud.dns_update
 attributes:
   check_mode:

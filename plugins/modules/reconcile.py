@@ -31,8 +31,9 @@ description:
     RV(orphans), never removed.
   - In check mode everything is compared and reported and nothing is changed.
 extends_documentation_fragment:
-  - compleat.cloud.cloud_store.libvirt
+  - compleat.cloud.cloud_store
   - compleat.cloud.cloud_store.full
+  - compleat.cloud.cloud_store.libvirt
 attributes:
   diff_mode:
     details: The diff shows, per instance, the drifted fields before and after.

@@ -25,8 +25,9 @@ description:
 requirements:
   - qemu-img (qemu-utils) for backups and restores
 extends_documentation_fragment:
-  - compleat.cloud.cloud_store.libvirt
+  - compleat.cloud.cloud_store
   - compleat.cloud.cloud_store.full
+  - compleat.cloud.cloud_store.libvirt
 options:
   instance:
     description: Instance the snapshot or backup belongs to (for V(restored), the instance that was backed

@@ -15,8 +15,9 @@ description:
   - Returns the internal snapshots and the backups the metadata store records for an instance,
     and the internal snapshot names libvirt reports for its domain, so that the two can be compared.
 extends_documentation_fragment:
-  - compleat.cloud.cloud_store.libvirt
+  - compleat.cloud.cloud_store
   - compleat.cloud.cloud_store.read_only
+  - compleat.cloud.cloud_store.libvirt
 options:
   instance:
     description: Instance name.

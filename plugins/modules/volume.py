@@ -28,8 +28,9 @@ description:
     Live detach needs the guest's cooperation; a guest that ignores it keeps the disk until
     its next boot, reported as RV(live_detach_pending).
 extends_documentation_fragment:
-  - compleat.cloud.cloud_store.libvirt
+  - compleat.cloud.cloud_store
   - compleat.cloud.cloud_store.full
+  - compleat.cloud.cloud_store.libvirt
 options:
   name:
     description:
