@@ -33,7 +33,7 @@ requirements:
   - libvirt-python, only to discover the capacity of a new host
 extends_documentation_fragment:
   - compleat.cloud.cloud_store
-  - compleat.cloud.cloud_store.full
+  - compleat.cloud.attributes.full
 options:
   name:
     description: Host name, unique in the store.

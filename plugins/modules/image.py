@@ -25,7 +25,7 @@ requirements:
   - qemu-img (Debian package qemu-utils) to read a template's format and virtual size
 extends_documentation_fragment:
   - compleat.cloud.cloud_store
-  - compleat.cloud.cloud_store.full
+  - compleat.cloud.attributes.full
 options:
   name:
     description: Image name, unique in the store; instances name their template with it.

@@ -39,7 +39,7 @@ requirements:
     (run it on the hypervisor, or keep primary storage shared)
 extends_documentation_fragment:
   - compleat.cloud.cloud_store
-  - compleat.cloud.cloud_store.full
+  - compleat.cloud.attributes.full
   - compleat.cloud.cloud_store.libvirt
   - compleat.cloud.dns_update
 attributes:

@@ -17,7 +17,7 @@ description:
   - Only public keys are stored; private keys never reach the store.
 extends_documentation_fragment:
   - compleat.cloud.cloud_store
-  - compleat.cloud.cloud_store.full
+  - compleat.cloud.attributes.full
 options:
   name:
     description: Key name, unique in the store.

@@ -29,7 +29,7 @@ description:
     then released; the instances keep their configured address until they are recreated).
 extends_documentation_fragment:
   - compleat.cloud.cloud_store
-  - compleat.cloud.cloud_store.full
+  - compleat.cloud.attributes.full
 options:
   name:
     description:

@@ -25,7 +25,7 @@ description:
     placement only picks a host that has them free. See docs/cloud-heavy-workloads.md.
 extends_documentation_fragment:
   - compleat.cloud.cloud_store
-  - compleat.cloud.cloud_store.full
+  - compleat.cloud.attributes.full
 options:
   name:
     description: Offering name, unique in the store.

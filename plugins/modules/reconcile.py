@@ -32,7 +32,7 @@ description:
   - In check mode everything is compared and reported and nothing is changed.
 extends_documentation_fragment:
   - compleat.cloud.cloud_store
-  - compleat.cloud.cloud_store.full
+  - compleat.cloud.attributes.full
   - compleat.cloud.cloud_store.libvirt
 attributes:
   diff_mode:

@@ -26,7 +26,7 @@ requirements:
   - qemu-img (qemu-utils) for backups and restores
 extends_documentation_fragment:
   - compleat.cloud.cloud_store
-  - compleat.cloud.cloud_store.full
+  - compleat.cloud.attributes.full
   - compleat.cloud.cloud_store.libvirt
 options:
   instance:

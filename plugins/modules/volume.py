@@ -29,7 +29,7 @@ description:
     its next boot, reported as RV(live_detach_pending).
 extends_documentation_fragment:
   - compleat.cloud.cloud_store
-  - compleat.cloud.cloud_store.full
+  - compleat.cloud.attributes.full
   - compleat.cloud.cloud_store.libvirt
 options:
   name:
