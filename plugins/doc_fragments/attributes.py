@@ -24,7 +24,7 @@ attributes:
 
     # List this before compleat.cloud.attributes.platform: on a merge the earlier fragment's values
     # win, so "support: full" here overrides the platform fragment's "N/A". (The cloud-stack modules
-    # take the same from compleat.cloud.cloud_store.FULL.)
+    # list it after compleat.cloud.cloud_store, whose platform entry is the same.)
     FULL = r"""
 options: {}
 attributes:

@@ -5,10 +5,10 @@
 
 ``compleat.cloud.cloud_store`` has the author, the store options, the note on the store and the
 attributes (check mode, diff mode, POSIX platform) without their support. A module lists it with
-one of the support variants after it: ``compleat.cloud.cloud_store.full`` (check and diff mode),
-``compleat.cloud.cloud_store.read_only`` (info modules) or ``compleat.cloud.cloud_store.no_diff``
-(check mode without diff mode; the module adds the check mode details), and
-``compleat.cloud.cloud_store.libvirt`` when it needs libvirt-python.
+one of the support variants after it: ``compleat.cloud.attributes.full`` (check and diff mode, the
+collection's one fragment for that), ``compleat.cloud.cloud_store.read_only`` (info modules) or
+``compleat.cloud.cloud_store.no_diff`` (check mode without diff mode; the module adds the check
+mode details), and ``compleat.cloud.cloud_store.libvirt`` when it needs libvirt-python.
 """
 
 from __future__ import annotations
@@ -48,15 +48,6 @@ attributes:
   platform:
     description: Target operating systems the module can run against.
     platforms: posix
-    support: full
-"""
-
-    FULL = r"""
-options: {}
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
     support: full
 """
 

@@ -174,44 +174,23 @@ health:
       elements: str
 """
 
+from collections.abc import Callable  # noqa: E402
 from typing import Any  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud import (  # noqa: E402
+    _common,
     ipam,
     lb,
     lifecycle,
     placement,
     virt,
 )
-from ansible_collections.compleat.cloud.plugins.module_utils.cloud._common import (  # noqa: E402
-    public,
-    run_module,
-)
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud.store import Store  # noqa: E402
 
-SECTIONS = [
-    "hosts",
-    "images",
-    "offerings",
-    "keys",
-    "instances",
-    "volumes",
-    "snapshots",
-    "stale_definitions",
-    "networks",
-    "addresses",
-    "load_balancers",
-]
-ARGUMENT_SPEC: dict[str, Any] = {
-    "gather": {"type": "list", "elements": "str", "choices": SECTIONS, "default": SECTIONS},
-    "tenant": {"type": "str"},
-    "host": {"type": "str"},
-    "check_health": {"type": "bool", "default": False},
-    "health_timeout": {"type": "int", "default": 10},
-}
 HIDDEN = frozenset({"id", "created_at", "updated_at"})
+Section = Callable[[Store], list[dict[str, Any]]]
 
 
 def names(store: Store, table: str) -> dict[int, str]:
@@ -227,7 +206,7 @@ def hosts_section(store: Store) -> list[dict[str, Any]]:
         h = usage[row["name"]]
         out.append(
             {
-                **public(row, HIDDEN),
+                **_common.public(row, HIDDEN),
                 "vcpu_limit": h.vcpu_limit,
                 "used_vcpus": h.used_vcpus,
                 "free_vcpus": h.free_vcpus,
@@ -245,7 +224,7 @@ def instances_section(store: Store) -> list[dict[str, Any]]:
     hosts, offerings, images = names(store, "hosts"), names(store, "offerings"), names(store, "images")
     out = []
     for row in store.select("instances", order_by="name"):
-        item = public(row, HIDDEN | {"host_id", "offering_id", "image_id"})
+        item = _common.public(row, HIDDEN | {"host_id", "offering_id", "image_id"})
         item.update(
             host=hosts.get(row["host_id"]),
             offering=offerings.get(row["offering_id"]),
@@ -260,7 +239,7 @@ def volumes_section(store: Store) -> list[dict[str, Any]]:
     insts, hosts = names(store, "instances"), names(store, "hosts")
     out = []
     for row in store.select("volumes", order_by="name"):
-        item = public(row, HIDDEN | {"host_id"})
+        item = _common.public(row, HIDDEN | {"host_id"})
         item.update(attached_to=insts.get(row["attached_to"]), host=hosts.get(row["host_id"]))
         out.append(item)
     return out
@@ -273,40 +252,63 @@ def load_balancers_section(store: Store) -> list[dict[str, Any]]:
     return [lb.view(r, lb.members_of(store, int(r["id"])), networks.get(r["network_id"])) for r in rows]
 
 
+def networks_section(store: Store) -> list[dict[str, Any]]:
+    """Network rows with their bridge, usable capacity and allocated address count."""
+    return [
+        {
+            **_common.public(r, HIDDEN),
+            "bridge": ipam.bridge_of(r),
+            "capacity": ipam.pool_of(r).capacity(),
+            "allocated": ipam.count_allocated(store, r["id"]),
+        }
+        for r in store.select("networks", order_by="name")
+    ]
+
+
+def stale_definitions_section(store: Store) -> list[dict[str, Any]]:
+    """Old definitions waiting on their host, with the host name."""
+    hosts = names(store, "hosts")
+    return [
+        {**_common.public(r, HIDDEN | {"host_id"}), "host": hosts.get(r["host_id"])}
+        for r in store.select("stale_definitions", order_by="instance_name")
+    ]
+
+
+def rows_section(table: str, order_by: str = "name") -> Section:
+    """A section that is the table's rows as they are (less the hidden columns)."""
+
+    def read(store: Store) -> list[dict[str, Any]]:
+        return [_common.public(r, HIDDEN) for r in store.select(table, order_by=order_by)]
+
+    return read
+
+
+# Every section gather can return, in the order of the default, with its reader.
+SECTIONS: dict[str, Section] = {
+    "hosts": hosts_section,
+    "images": rows_section("images"),
+    "offerings": rows_section("offerings"),
+    "keys": rows_section("keys"),
+    "instances": instances_section,
+    "volumes": volumes_section,
+    "snapshots": rows_section("snapshots", order_by="instance_name"),
+    "stale_definitions": stale_definitions_section,
+    "networks": networks_section,
+    "addresses": ipam.allocations,
+    "load_balancers": load_balancers_section,
+}
+ARGUMENT_SPEC: dict[str, Any] = {
+    "gather": {"type": "list", "elements": "str", "choices": list(SECTIONS), "default": list(SECTIONS)},
+    "tenant": {"type": "str"},
+    "host": {"type": "str"},
+    "check_health": {"type": "bool", "default": False},
+    "health_timeout": {"type": "int", "default": 10},
+}
+
+
 def gather(store: Store, sections: list[str]) -> dict[str, Any]:
     """Every requested section, unfiltered."""
-    simple = {"images": "name", "offerings": "name", "keys": "name", "snapshots": "instance_name"}
-    out: dict[str, Any] = {}
-    for section in sections:
-        if section == "hosts":
-            out["hosts"] = hosts_section(store)
-        elif section == "instances":
-            out["instances"] = instances_section(store)
-        elif section == "volumes":
-            out["volumes"] = volumes_section(store)
-        elif section == "networks":
-            out[section] = [
-                {
-                    **public(r, HIDDEN),
-                    "bridge": ipam.bridge_of(r),
-                    "capacity": ipam.pool_of(r).capacity(),
-                    "allocated": ipam.count_allocated(store, r["id"]),
-                }
-                for r in store.select("networks", order_by="name")
-            ]
-        elif section == "addresses":
-            out[section] = ipam.allocations(store)
-        elif section == "load_balancers":
-            out[section] = load_balancers_section(store)
-        elif section == "stale_definitions":
-            hosts = names(store, "hosts")
-            out[section] = [
-                {**public(r, HIDDEN | {"host_id"}), "host": hosts.get(r["host_id"])}
-                for r in store.select(section, order_by="instance_name")
-            ]
-        else:
-            out[section] = [public(r, HIDDEN) for r in store.select(section, order_by=simple[section])]
-    return out
+    return {section: SECTIONS[section](store) for section in sections}
 
 
 def filter_addresses(data: dict[str, Any], tenant: str | None, host: str | None) -> None:
@@ -389,7 +391,7 @@ def handle(module: AnsibleModule, store: Store) -> dict[str, Any]:
 
 def main() -> None:
     """Module entry point."""
-    run_module(ARGUMENT_SPEC, handle, write=False)
+    _common.run_module(ARGUMENT_SPEC, handle, write=False)
 
 
 if __name__ == "__main__":

@@ -131,19 +131,15 @@ from typing import Any  # noqa: E402
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud import (  # noqa: E402
+    _common,
     dns_update,
     evacuation,
     lifecycle,
 )
-from ansible_collections.compleat.cloud.plugins.module_utils.cloud._common import (  # noqa: E402
-    run_module,
-    runner,
-)
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud.store import Store  # noqa: E402
 
 ARGUMENT_SPEC: dict[str, Any] = {
-    "host": {"type": "str", "required": True},
-    "state": {"type": "str", "choices": ["evacuated", "cleaned"], "default": "evacuated"},
+    **_common.name_state_spec("evacuated", "cleaned", name="host"),
     "fence_method": {"type": "str", "choices": ["mark", "command"], "default": "mark"},
     "fence_command": {"type": "list", "elements": "str", "no_log": True},
     "verify_dead": {"type": "bool", "default": True},
@@ -174,10 +170,12 @@ def handle(module: AnsibleModule, store: Store) -> dict[str, Any]:
         store, "hosts", "host", "Check the name (compleat.cloud.cloud_info).", name=p["host"]
     )
     if p["state"] == "cleaned":
-        cleaned = evacuation.clean(store, host, runner(module), check_mode=module.check_mode, actions=actions)
+        cleaned = evacuation.clean(
+            store, host, _common.runner(module), check_mode=module.check_mode, actions=actions
+        )
         return {"changed": bool(cleaned), "cleaned": cleaned, "actions": actions}
     result = evacuation.evacuate_host(
-        store, host, options(p), runner(module), check_mode=module.check_mode, actions=actions
+        store, host, options(p), _common.runner(module), check_mode=module.check_mode, actions=actions
     )
     cfg = dns_update.config_from(p["dns_update"])
     for entry in result["evacuated"] if cfg and not module.check_mode else []:
@@ -200,7 +198,7 @@ def handle(module: AnsibleModule, store: Store) -> dict[str, Any]:
 
 def main() -> None:
     """Module entry point."""
-    run_module(ARGUMENT_SPEC, handle, libvirt=True)
+    _common.run_module(ARGUMENT_SPEC, handle, libvirt=True)
 
 
 if __name__ == "__main__":

@@ -194,16 +194,7 @@ from typing import Any  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
-from ansible_collections.compleat.cloud.plugins.module_utils.cloud import evacuation, virt  # noqa: E402
-from ansible_collections.compleat.cloud.plugins.module_utils.cloud._common import (  # noqa: E402
-    run_module,
-    runner,
-)
-from ansible_collections.compleat.cloud.plugins.module_utils.cloud.errors import (  # noqa: E402
-    CloudError,
-    InvalidInput,
-    NotFound,
-)
+from ansible_collections.compleat.cloud.plugins.module_utils.cloud import _common, errors, evacuation, virt  # noqa: E402
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud.store import Store  # noqa: E402
 
 ARGUMENT_SPEC: dict[str, Any] = {
@@ -241,7 +232,7 @@ def probe(uri: str, timeout: float) -> Probe:
         try:
             virt.call("read the host's information", conn.getInfo)
             box["domains"] = len(virt.call("list the domains", conn.listAllDomains, 0))
-        except CloudError as exc:
+        except errors.CloudError as exc:
             box["error"] = exc.msg
 
     worker = threading.Thread(target=call, daemon=True)
@@ -372,7 +363,7 @@ def selected_hosts(store: Store, names: list[str] | None) -> list[dict[str, Any]
     known = {r["name"] for r in rows}
     unknown = sorted(set(names) - known)
     if unknown:
-        raise NotFound(
+        raise errors.NotFound(
             f"Unknown host(s): {', '.join(unknown)}.",
             "Check the names (compleat.cloud.cloud_info lists the hosts) or register them with "
             "compleat.cloud.hypervisor.",
@@ -425,9 +416,9 @@ def evacuate_down(
         )
         try:
             result = evacuation.evacuate_host(
-                store, host, opts, runner(module), check_mode=module.check_mode, actions=actions
+                store, host, opts, _common.runner(module), check_mode=module.check_mode, actions=actions
             )
-        except CloudError as exc:
+        except errors.CloudError as exc:
             failures.append({"host": host["name"], "instance": None, "reason": exc.msg, "hint": exc.hint})
             continue
         moved.extend(result["evacuated"])
@@ -452,9 +443,11 @@ def refreshed(store: Store, hosts: list[dict[str, Any]], check_mode: bool) -> li
 def check_params(p: dict[str, Any]) -> None:
     """Refuse a policy that cannot work, before the store is opened."""
     if p["down_after"] < 1:
-        raise InvalidInput(f"down_after must be at least 1, not {p['down_after']}.", "Use down_after=3.")
+        raise errors.InvalidInput(
+            f"down_after must be at least 1, not {p['down_after']}.", "Use down_after=3."
+        )
     if p["timeout"] <= 0:
-        raise InvalidInput(f"timeout must be positive, not {p['timeout']:g}.", "Use timeout=10.")
+        raise errors.InvalidInput(f"timeout must be positive, not {p['timeout']:g}.", "Use timeout=10.")
 
 
 def handle(module: AnsibleModule, store: Store) -> dict[str, Any]:
@@ -498,7 +491,7 @@ def handle(module: AnsibleModule, store: Store) -> dict[str, Any]:
 
 def main() -> None:
     """Module entry point."""
-    run_module(ARGUMENT_SPEC, handle, libvirt=True, precheck=check_params)
+    _common.run_module(ARGUMENT_SPEC, handle, libvirt=True, precheck=check_params)
 
 
 if __name__ == "__main__":

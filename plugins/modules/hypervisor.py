@@ -33,7 +33,7 @@ requirements:
   - libvirt-python, only to discover the capacity of a new host
 extends_documentation_fragment:
   - compleat.cloud.cloud_store
-  - compleat.cloud.cloud_store.full
+  - compleat.cloud.attributes.full
 options:
   name:
     description: Host name, unique in the store.
@@ -262,24 +262,17 @@ from typing import Any  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
-from ansible_collections.compleat.cloud.plugins.module_utils.cloud import placement, resources, virt  # noqa: E402
-from ansible_collections.compleat.cloud.plugins.module_utils.cloud._common import (  # noqa: E402
-    delete_row,
-    ensure_row,
-    make_diff,
-    public,
-    run_module,
-)
-from ansible_collections.compleat.cloud.plugins.module_utils.cloud.errors import (  # noqa: E402
-    Conflict,
-    InvalidInput,
-    NotFound,
+from ansible_collections.compleat.cloud.plugins.module_utils.cloud import (  # noqa: E402
+    _common,
+    errors,
+    placement,
+    resources,
+    virt,
 )
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud.store import Store  # noqa: E402
 
 ARGUMENT_SPEC: dict[str, Any] = {
-    "name": {"type": "str", "required": True},
-    "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+    **_common.name_state_spec(),
     "uri": {"type": "str"},
     "hypervisor": {"type": "str", "choices": ["kvm", "qemu", "xen", "test"]},
     "vcpus": {"type": "int"},
@@ -346,7 +339,7 @@ def desired_row(params: dict[str, Any], current: dict[str, Any] | None, now: int
     if current is None:
         missing = [k for k in ("uri", "storage_dir") if not params[k]]
         if missing:
-            raise NotFound(
+            raise errors.NotFound(
                 f"Host {params['name']} is new and needs {' and '.join(missing)}.",
                 "Give uri and storage_dir when registering a host.",
             )
@@ -375,7 +368,7 @@ def check_dedicated(row: dict[str, Any], current: dict[str, Any] | None) -> None
     cpus = resources.parse_cpuset(text)
     vcpus, reserved = int(merged["vcpus"]), int(merged.get("reserved_vcpus") or 0)
     if max(cpus) >= vcpus or len(cpus) + reserved > vcpus:
-        raise InvalidInput(
+        raise errors.InvalidInput(
             f"dedicated_cpus={text} does not fit the host: {vcpus} CPUs (0-{vcpus - 1}), "
             f"{reserved} reserved for the host itself.",
             "Give pCPUs the host has, leaving reserved_vcpus of them to the host.",
@@ -450,7 +443,7 @@ def check_shrink(
         f"({before.instances} instance(s) on it)."
     )
     if not module.params["force"]:
-        raise Conflict(f"Refusing to shrink: {text}", SHRINK_HINT)
+        raise errors.Conflict(f"Refusing to shrink: {text}", SHRINK_HINT)
     module.warn(f"force=true: {text} It takes no new instance until its usage fits.")
 
 
@@ -461,7 +454,7 @@ def host_view(
     its PCI devices (with the instance holding each) and its pinned pCPUs."""
     if not row:
         return {}
-    out = {**HEALTH_DEFAULTS, "dedicated_cpus": "", "hugepages": {}, **public(row)}
+    out = {**HEALTH_DEFAULTS, "dedicated_cpus": "", "hugepages": {}, **_common.public(row)}
     out["maintenance"] = bool(out["maintenance"])
     out["pci_devices"] = devices or []
     out["pinned_cpus"] = pinned
@@ -508,7 +501,7 @@ def sync_devices(
     actions = []
     for address in sorted(set(current) - set(by_address)):
         if current[address]["instance"]:
-            raise Conflict(
+            raise errors.Conflict(
                 f"PCI device {address} of {host['name']} is held by {current[address]['instance']}; it "
                 "cannot be unregistered.",
                 "Delete or resize that instance first (or keep the device in pci_devices).",
@@ -536,7 +529,7 @@ def sync_devices(
         if old == values:
             continue
         if have["instance"] and old["device_class"] != values["device_class"]:
-            raise Conflict(
+            raise errors.Conflict(
                 f"PCI device {address} of {host['name']} is held by {have['instance']}; its class cannot "
                 f"change from {old['device_class']} to {values['device_class']}.",
                 "Delete or resize that instance first.",
@@ -554,21 +547,22 @@ def sync_devices(
 def remove(module: AnsibleModule, store: Store) -> dict[str, Any]:
     """state=absent: delete the host row (refused while instances are on it)."""
     params = module.params
+    refuse_if_used = _common.instances_guard(
+        store,
+        "host_id",
+        "Host {name} still has instances: {users}.",
+        "Delete them (compleat.cloud.instance state=absent) or move them away first "
+        "(compleat.cloud.rebalance, or compleat.cloud.evacuate for a dead host).",
+    )
 
     def guard(row: dict[str, Any]) -> None:
-        users = store.select("instances", order_by="name", host_id=row["id"])
-        if users:
-            raise Conflict(
-                f"Host {row['name']} still has instances: {', '.join(u['name'] for u in users)}.",
-                "Delete them (compleat.cloud.instance state=absent) or move them away first "
-                "(compleat.cloud.rebalance, or compleat.cloud.evacuate for a dead host).",
-            )
+        refuse_if_used(row)
         store.delete("stale_definitions", host_id=row["id"])
         if not module.check_mode:
             store.delete("pci_devices", host_id=row["id"])
 
-    changed, before = delete_row(store, "hosts", {"name": params["name"]}, module.check_mode, guard)
-    return {"changed": changed, "diff": make_diff(host_view(before), {}, params["name"])}
+    changed, before = _common.delete_row(store, "hosts", {"name": params["name"]}, module.check_mode, guard)
+    return {"changed": changed, "diff": _common.make_diff(host_view(before), {}, params["name"])}
 
 
 def stale_warning(
@@ -600,7 +594,7 @@ def handle(module: AnsibleModule, store: Store) -> dict[str, Any]:
             check_shrink(module, store, params["name"], row, current)
         devices_before = device_views(store, current["id"] if current else None)
         pinned = resources.format_cpuset(pinned_cpus(store, current["id"])) if current else ""
-        changed, before, after = ensure_row(
+        changed, before, after = _common.ensure_row(
             store, "hosts", key, row, module.check_mode, nullable=frozenset({"fenced_at"})
         )
         device_actions = [] if wanted is None else sync_devices(store, after, wanted, module.check_mode)
@@ -617,7 +611,7 @@ def handle(module: AnsibleModule, store: Store) -> dict[str, Any]:
         "host": host_view(after, devices_after, pinned),
         "stale_definitions": stale,
         "actions": device_actions,
-        "diff": make_diff(
+        "diff": _common.make_diff(
             host_view(before, devices_before, pinned),
             host_view(after, devices_after, pinned),
             params["name"],
@@ -627,7 +621,7 @@ def handle(module: AnsibleModule, store: Store) -> dict[str, Any]:
 
 def main() -> None:
     """Module entry point."""
-    run_module(ARGUMENT_SPEC, handle)
+    _common.run_module(ARGUMENT_SPEC, handle)
 
 
 if __name__ == "__main__":

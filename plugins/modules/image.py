@@ -25,7 +25,7 @@ requirements:
   - qemu-img (Debian package qemu-utils) to read a template's format and virtual size
 extends_documentation_fragment:
   - compleat.cloud.cloud_store
-  - compleat.cloud.cloud_store.full
+  - compleat.cloud.attributes.full
 options:
   name:
     description: Image name, unique in the store; instances name their template with it.
@@ -115,24 +115,11 @@ from typing import Any  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
-from ansible_collections.compleat.cloud.plugins.module_utils.cloud import overlay  # noqa: E402
-from ansible_collections.compleat.cloud.plugins.module_utils.cloud._common import (  # noqa: E402
-    delete_row,
-    ensure_row,
-    make_diff,
-    public,
-    run_module,
-    runner,
-)
-from ansible_collections.compleat.cloud.plugins.module_utils.cloud.errors import (  # noqa: E402
-    Conflict,
-    NotFound,
-)
+from ansible_collections.compleat.cloud.plugins.module_utils.cloud import _common, errors, overlay  # noqa: E402
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud.store import Store  # noqa: E402
 
 ARGUMENT_SPEC: dict[str, Any] = {
-    "name": {"type": "str", "required": True},
-    "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+    **_common.name_state_spec(),
     "kind": {"type": "str", "choices": ["template", "iso"], "default": "template"},
     "path": {"type": "path"},
     "src": {"type": "path"},
@@ -153,7 +140,9 @@ def parse_checksum(value: str | None) -> tuple[str, str] | None:
     algo, digest = value.split(":", 1) if ":" in value else ("sha256", value)
     algo = algo.lower()
     if algo not in ALGORITHMS:
-        raise Conflict(f"Unsupported checksum algorithm {algo}.", f"Use one of {', '.join(ALGORITHMS)}.")
+        raise errors.Conflict(
+            f"Unsupported checksum algorithm {algo}.", f"Use one of {', '.join(ALGORITHMS)}."
+        )
     return algo, digest.strip().lower()
 
 
@@ -171,7 +160,7 @@ def verified_checksum(path: str, expected: tuple[str, str] | None) -> str:
     algo = expected[0] if expected else "sha256"
     actual = file_digest(path, algo)
     if expected and actual != expected[1]:
-        raise Conflict(
+        raise errors.Conflict(
             f"Checksum mismatch for {path}: expected {algo}:{expected[1]}, got {algo}:{actual}.",
             "The file is corrupt or not the one you meant: download or build it again.",
         )
@@ -214,14 +203,14 @@ def format_of(module: AnsibleModule, kind: str, path: str) -> tuple[str, int]:
     """(format, virtual size) of an image file; templates must have no backing file."""
     if kind == "iso":
         return "iso", os.path.getsize(path)
-    info = overlay.image_info(path, runner(module))
+    info = overlay.image_info(path, _common.runner(module))
     if info["format"] not in ("qcow2", "raw"):
-        raise Conflict(
+        raise errors.Conflict(
             f"{path} is in format {info['format']}; templates must be qcow2 or raw.",
             "Convert it: qemu-img convert -O qcow2 SRC DEST.",
         )
     if info["backing_file"]:
-        raise Conflict(
+        raise errors.Conflict(
             f"{path} has a backing file ({info['backing_file']}); a template must be self-contained.",
             "Flatten it: qemu-img convert -O qcow2 SRC DEST.",
         )
@@ -232,22 +221,26 @@ def present(module: AnsibleModule, store: Any) -> dict[str, Any]:
     """Copy (if asked), verify and register the image."""
     p = module.params
     if not p["path"]:
-        raise NotFound("path is required with state=present.", "Give the file's path on secondary storage.")
+        raise errors.NotFound(
+            "path is required with state=present.", "Give the file's path on secondary storage."
+        )
     current = store.get("images", name=p["name"])
     if current is not None and current["kind"] != p["kind"]:
-        raise Conflict(f"Image {p['name']} is registered as {current['kind']}.", "Use another name.")
+        raise errors.Conflict(f"Image {p['name']} is registered as {current['kind']}.", "Use another name.")
     expected = parse_checksum(p["checksum"])
     path, copied = p["path"], False
     if p["src"]:
         if not os.path.exists(p["src"]):
-            raise NotFound(f"src {p['src']} does not exist.", "Check the source path on the managed host.")
+            raise errors.NotFound(
+                f"src {p['src']} does not exist.", "Check the source path on the managed host."
+            )
         src_sum = verified_checksum(p["src"], expected)
         copied = not same_content(path, src_sum, current)
         if copied and not module.check_mode:
             copy_atomic(p["src"], path)
         expected = expected or parse_checksum(src_sum)
     if not os.path.exists(path) and not (copied and module.check_mode):
-        raise NotFound(f"No file at {path}.", "Copy it to secondary storage first, or give src.")
+        raise errors.NotFound(f"No file at {path}.", "Copy it to secondary storage first, or give src.")
     if copied and module.check_mode and not os.path.exists(path):
         stat_src = os.stat(p["src"])
         size, mtime, probe = stat_src.st_size, int(stat_src.st_mtime), p["src"]
@@ -272,7 +265,7 @@ def present(module: AnsibleModule, store: Any) -> dict[str, Any]:
         checksum = verified_checksum(probe, expected)
         fmt, vsize = format_of(module, p["kind"], probe)
     if current is None and not p["os"]:
-        raise NotFound(f"Image {p['name']} is new and needs os.", "Give os (and os_version).")
+        raise errors.NotFound(f"Image {p['name']} is new and needs os.", "Give os (and os_version).")
     desired = {
         "kind": p["kind"],
         "os": p["os"],
@@ -286,12 +279,14 @@ def present(module: AnsibleModule, store: Any) -> dict[str, Any]:
     }
     if current is None:
         desired["os_version"] = p["os_version"] or ""
-    changed, before, after = ensure_row(store, "images", {"name": p["name"]}, desired, module.check_mode)
+    changed, before, after = _common.ensure_row(
+        store, "images", {"name": p["name"]}, desired, module.check_mode
+    )
     return {
         "changed": changed or copied,
         "copied": copied,
-        "image": public(after),
-        "diff": make_diff(public(before), public(after), p["name"]),
+        "image": _common.public(after),
+        "diff": _common.make_diff(_common.public(before), _common.public(after), p["name"]),
     }
 
 
@@ -301,15 +296,13 @@ def handle(module: AnsibleModule, store: Store) -> dict[str, Any]:
     if p["state"] == "present":
         return present(module, store)
 
-    def guard(row: dict[str, Any]) -> None:
-        users = store.select("instances", order_by="name", image_id=row["id"])
-        if users:
-            raise Conflict(
-                f"Template {row['name']} backs {', '.join(u['name'] for u in users)}.",
-                "Delete those instances first: their overlays read the template.",
-            )
-
-    changed, before = delete_row(store, "images", {"name": p["name"]}, module.check_mode, guard)
+    guard = _common.instances_guard(
+        store,
+        "image_id",
+        "Template {name} backs {users}.",
+        "Delete those instances first: their overlays read the template.",
+    )
+    changed, before = _common.delete_row(store, "images", {"name": p["name"]}, module.check_mode, guard)
     path = p["path"] or before.get("path")
     removed = bool(p["remove_file"] and path and os.path.exists(path))
     if removed and not module.check_mode:
@@ -317,13 +310,13 @@ def handle(module: AnsibleModule, store: Store) -> dict[str, Any]:
     return {
         "changed": changed or removed,
         "copied": False,
-        "diff": make_diff(public(before), {}, p["name"]),
+        "diff": _common.make_diff(_common.public(before), {}, p["name"]),
     }
 
 
 def main() -> None:
     """Module entry point."""
-    run_module(ARGUMENT_SPEC, handle)
+    _common.run_module(ARGUMENT_SPEC, handle)
 
 
 if __name__ == "__main__":

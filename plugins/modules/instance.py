@@ -39,7 +39,7 @@ requirements:
     (run it on the hypervisor, or keep primary storage shared)
 extends_documentation_fragment:
   - compleat.cloud.cloud_store
-  - compleat.cloud.cloud_store.full
+  - compleat.cloud.attributes.full
   - compleat.cloud.cloud_store.libvirt
   - compleat.cloud.dns_update
 attributes:
@@ -247,26 +247,15 @@ from typing import Any  # noqa: E402
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud import (  # noqa: E402
+    _common,
     dns_update,
+    errors,
     ipam,
     lifecycle,
     macs,
     placement,
     seed,
     virt,
-)
-from ansible_collections.compleat.cloud.plugins.module_utils.cloud._common import (  # noqa: E402
-    make_diff,
-    public,
-    run_module,
-    runner,
-)
-from ansible_collections.compleat.cloud.plugins.module_utils.cloud.errors import (  # noqa: E402
-    CloudError,
-    Conflict,
-    InvalidInput,
-    NotFound,
-    VirtError,
 )
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud.names import check_name  # noqa: E402
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud.store import Store  # noqa: E402
@@ -282,8 +271,7 @@ NETWORK_SPEC: dict[str, Any] = {
     "nameservers": {"type": "list", "elements": "str"},
 }
 ARGUMENT_SPEC: dict[str, Any] = {
-    "name": {"type": "str", "required": True},
-    "state": {"type": "str", "choices": ["present", "running", "stopped", "absent"], "default": "present"},
+    **_common.name_state_spec("present", "running", "stopped", "absent"),
     "template": {"type": "str"},
     "offering": {"type": "str"},
     "tenant": {"type": "str"},
@@ -375,7 +363,7 @@ def resolve_keys(store: Store, names: list[str] | None, literal: list[str] | Non
     for name in names or []:
         row = store.get("keys", name=name)
         if row is None:
-            raise NotFound(f"Unknown key '{name}'.", "Store it first with compleat.cloud.keypair.")
+            raise errors.NotFound(f"Unknown key '{name}'.", "Store it first with compleat.cloud.keypair.")
         lines.append(row["public_key"])
     lines.extend(k.strip() for k in literal or [])
     return list(dict.fromkeys(lines))
@@ -418,7 +406,7 @@ def check_immutable(params: dict[str, Any], inst: dict[str, Any], store: Store) 
     ]
     for option, wanted, current in checks:
         if wanted is not None and current is not None and wanted != current:
-            raise Conflict(
+            raise errors.Conflict(
                 f"Instance {inst['name']} has {option}={current}; it cannot change to {wanted}.",
                 "Delete and recreate the instance (or use compleat.cloud.evacuate to move it).",
             )
@@ -432,7 +420,7 @@ def create(module: AnsibleModule, store: Store) -> tuple[dict[str, Any], list[st
     p = module.params
     missing = [o for o in ("template", "offering") if not p[o]]
     if missing:
-        raise NotFound(
+        raise errors.NotFound(
             f"Instance {p['name']} does not exist; creating it needs {' and '.join(missing)}.",
             "Give template and offering.",
         )
@@ -440,7 +428,9 @@ def create(module: AnsibleModule, store: Store) -> tuple[dict[str, Any], list[st
         store, "images", "template", "Register it with compleat.cloud.image.", name=p["template"]
     )
     if image["kind"] != "template":
-        raise Conflict(f"Image {image['name']} is an ISO, not a template.", "Give an OS-only template.")
+        raise errors.Conflict(
+            f"Image {image['name']} is an ISO, not a template.", "Give an OS-only template."
+        )
     offering = lifecycle.need(
         store, "offerings", "offering", "Define it with compleat.cloud.offering.", name=p["offering"]
     )
@@ -486,7 +476,7 @@ def parse_uuid(value: str) -> str:
     try:
         return str(uuid_mod.UUID(value))
     except ValueError as exc:
-        raise InvalidInput(
+        raise errors.InvalidInput(
             f"uuid={value!r} is not a UUID.",
             "Give a UUID such as 6f1c2a9e-0b7d-4c55-9a53-3d2e8f1b7c40, or omit uuid to get a new one.",
         ) from exc
@@ -544,7 +534,8 @@ def apply_changes(
             store, "offerings", "offering", "Define it with compleat.cloud.offering.", name=p["offering"]
         )
         if offering["id"] != inst["offering_id"]:
-            lifecycle.refuse_root_shrink(store, runner(module), inst, offering)  # before the store changes
+            # before the store changes
+            lifecycle.refuse_root_shrink(store, _common.runner(module), inst, offering)
             host = lifecycle.host_of(store, inst)
             req = placement.Request(
                 vcpus=int(offering["vcpus"]),
@@ -575,13 +566,13 @@ def absent(module: AnsibleModule, store: Store, inst: dict[str, Any] | None) -> 
     """Delete an instance: domain, overlay, seed, store row (volumes are detached and kept)."""
     if inst is None:
         return {"changed": False, "actions": []}
-    env = lifecycle.Env(store, module.check_mode, runner(module))
+    env = lifecycle.Env(store, module.check_mode, _common.runner(module))
     host = store.get("hosts", id=inst["host_id"]) if inst["host_id"] else None
     stale = False
     if host is not None:
         try:
             dom = virt.lookup(virt.connect(host["uri"]), inst["uuid"])
-        except VirtError:
+        except errors.VirtError:
             if host["state"] == "up":
                 raise
             dom, stale = None, True  # dead host: clean up when it returns
@@ -617,7 +608,7 @@ def absent(module: AnsibleModule, store: Store, inst: dict[str, Any] | None) -> 
     return {
         "changed": True,
         "actions": env.actions,
-        "diff": make_diff({"store": public(inst)}, {}, inst["name"]),
+        "diff": _common.make_diff({"store": _common.public(inst)}, {}, inst["name"]),
     }
 
 
@@ -627,7 +618,9 @@ def absent(module: AnsibleModule, store: Store, inst: dict[str, Any] | None) -> 
 def describe(store: Store, inst: dict[str, Any], host: dict[str, Any]) -> dict[str, Any]:
     """The instance for the result: row plus host, offering and template names."""
     image = store.get("images", id=inst["image_id"]) if inst.get("image_id") else None
-    out = public(inst, frozenset({"created_at", "updated_at", "id", "host_id", "offering_id", "image_id"}))
+    out = _common.public(
+        inst, frozenset({"created_at", "updated_at", "id", "host_id", "offering_id", "image_id"})
+    )
     out.update(
         host=host["name"],
         offering=lifecycle.offering_name(store, inst),
@@ -642,7 +635,7 @@ def build(
     """Files, definition and power of the instance on its host; the state recorded in the store."""
     p, store = module.params, env.store
     if p["state"] == "running" and host["state"] != "up":
-        raise Conflict(
+        raise errors.Conflict(
             f"Host {host['name']} of instance {p['name']} is {host['state']}.",
             "Evacuate the host (compleat.cloud.evacuate) or bring it up (compleat.cloud.hypervisor).",
         )
@@ -676,20 +669,20 @@ def build_new(
         undo = lifecycle.Env(env.store, False, env.run)
         try:
             conn = virt.connect(host["uri"])
-        except VirtError:
+        except errors.VirtError:
             conn = None
         row = env.store.get("instances", id=inst["id"]) or inst
         try:
             lifecycle.discard_instance(undo, conn, row, keep=before)
         except Exception as undo_exc:  # report both; the reaper finishes what is left
-            if isinstance(exc, CloudError):
+            if isinstance(exc, errors.CloudError):
                 exc.details["rolled_back"] = False
                 exc.hint = (
                     f"{exc.hint} Rolling the create back failed too ({undo_exc}); "
                     "compleat.cloud.reconcile releases the building row after building_ttl."
                 ).strip()
         else:
-            if isinstance(exc, CloudError):
+            if isinstance(exc, errors.CloudError):
                 exc.details["rolled_back"] = True
                 exc.details["rollback_actions"] = undo.actions
         raise
@@ -716,7 +709,7 @@ def handle(module: AnsibleModule, store: Store) -> dict[str, Any]:
     inst = store.get("instances", name=p["name"])
     if p["state"] == "absent":
         return absent(module, store, inst)
-    before_row = public(inst)
+    before_row = _common.public(inst)
     if inst is None:
         # A new instance's name becomes the domain name, the hostname and the files' stem:
         # checked before placement, so a refused name leaves no row, no file and no domain.
@@ -727,7 +720,7 @@ def handle(module: AnsibleModule, store: Store) -> dict[str, Any]:
         check_immutable(p, inst, store)
         inst, actions = update(module, store, inst)
     host = lifecycle.host_of(store, inst)
-    env = lifecycle.Env(store, module.check_mode, runner(module), stop_timeout=p["stop_timeout"])
+    env = lifecycle.Env(store, module.check_mode, _common.runner(module), stop_timeout=p["stop_timeout"])
     env.actions.extend(actions)
     if before_row or module.check_mode:
         inst, summary = build(module, env, inst, host)
@@ -749,9 +742,9 @@ def handle(module: AnsibleModule, store: Store) -> dict[str, Any]:
         "console": virt.console_info(host["uri"], summary["dom"], inst["name"]),
         "restart_required": summary["restart_required"],
         "power_action": summary["power_action"],
-        "diff": make_diff(
+        "diff": _common.make_diff(
             {"store": before_row, "domain": summary["before"]},
-            {"store": public(inst), "domain": summary["after"]},
+            {"store": _common.public(inst), "domain": summary["after"]},
             p["name"],
         ),
     }
@@ -759,7 +752,7 @@ def handle(module: AnsibleModule, store: Store) -> dict[str, Any]:
 
 def main() -> None:
     """Module entry point."""
-    run_module(ARGUMENT_SPEC, handle, libvirt=True, precheck=check_params)
+    _common.run_module(ARGUMENT_SPEC, handle, libvirt=True, precheck=check_params)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ description:
   - Only public keys are stored; private keys never reach the store.
 extends_documentation_fragment:
   - compleat.cloud.cloud_store
-  - compleat.cloud.cloud_store.full
+  - compleat.cloud.attributes.full
 options:
   name:
     description: Key name, unique in the store.
@@ -61,19 +61,11 @@ from typing import Any  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
-from ansible_collections.compleat.cloud.plugins.module_utils.cloud._common import (  # noqa: E402
-    delete_row,
-    ensure_row,
-    make_diff,
-    public,
-    run_module,
-)
-from ansible_collections.compleat.cloud.plugins.module_utils.cloud.errors import Conflict  # noqa: E402
+from ansible_collections.compleat.cloud.plugins.module_utils.cloud import _common, errors  # noqa: E402
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud.store import Store  # noqa: E402
 
 ARGUMENT_SPEC: dict[str, Any] = {
-    "name": {"type": "str", "required": True},
-    "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+    **_common.name_state_spec(),
     "public_key": {"type": "str", "no_log": False},
     "tenant": {"type": "str", "default": ""},
 }
@@ -87,7 +79,7 @@ def fingerprint(public_key: str) -> tuple[str, str]:
             raise ValueError("no key type")
         blob = base64.b64decode(parts[1], validate=True)
     except (ValueError, binascii.Error) as exc:
-        raise Conflict(
+        raise errors.Conflict(
             f"public_key is not an OpenSSH public key ({exc}).",
             "Give the single line of the .pub file: TYPE BASE64 [COMMENT].",
         ) from exc
@@ -100,12 +92,12 @@ def handle(module: AnsibleModule, store: Store) -> dict[str, Any]:
     p = module.params
     key = {"name": p["name"]}
     if p["state"] == "absent":
-        changed, before = delete_row(store, "keys", key, module.check_mode)
-        return {"changed": changed, "diff": make_diff(public(before), {}, p["name"])}
+        changed, before = _common.delete_row(store, "keys", key, module.check_mode)
+        return {"changed": changed, "diff": _common.make_diff(_common.public(before), {}, p["name"])}
     if not p["public_key"]:
-        raise Conflict("public_key is required with state=present.", "Give the key line.")
+        raise errors.Conflict("public_key is required with state=present.", "Give the key line.")
     line, fp = fingerprint(p["public_key"])
-    changed, before, after = ensure_row(
+    changed, before, after = _common.ensure_row(
         store,
         "keys",
         key,
@@ -114,14 +106,14 @@ def handle(module: AnsibleModule, store: Store) -> dict[str, Any]:
     )
     return {
         "changed": changed,
-        "keypair": public(after),
-        "diff": make_diff(public(before), public(after), p["name"]),
+        "keypair": _common.public(after),
+        "diff": _common.make_diff(_common.public(before), _common.public(after), p["name"]),
     }
 
 
 def main() -> None:
     """Module entry point."""
-    run_module(ARGUMENT_SPEC, handle)
+    _common.run_module(ARGUMENT_SPEC, handle)
 
 
 if __name__ == "__main__":

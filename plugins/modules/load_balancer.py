@@ -36,7 +36,7 @@ description:
     node.
 extends_documentation_fragment:
   - compleat.cloud.cloud_store
-  - compleat.cloud.cloud_store.full
+  - compleat.cloud.attributes.full
 options:
   name:
     description:
@@ -254,12 +254,7 @@ from typing import Any  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
-from ansible_collections.compleat.cloud.plugins.module_utils.cloud import lb  # noqa: E402
-from ansible_collections.compleat.cloud.plugins.module_utils.cloud._common import (  # noqa: E402
-    make_diff,
-    run_module,
-    runner,
-)
+from ansible_collections.compleat.cloud.plugins.module_utils.cloud import _common, lb  # noqa: E402
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud.store import Store  # noqa: E402
 
 LISTENER_SPEC: dict[str, Any] = {
@@ -289,9 +284,8 @@ NODE_SPEC: dict[str, Any] = {
     "reload_timeout": {"type": "int", "default": 15},
 }
 ARGUMENT_SPEC: dict[str, Any] = {
-    "name": {"type": "str", "required": True},
+    **_common.name_state_spec(),
     "tenant": {"type": "str", "default": "default"},
-    "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
     "vip_network": {"type": "str"},
     "vip_network_tenant": {"type": "str"},
     "vip": {"type": "str"},
@@ -382,7 +376,7 @@ def handle(module: AnsibleModule, store: Store) -> dict[str, Any]:
             balancers,
             check_mode=module.check_mode,
             drain_timeout=p["drain_timeout"],
-            run=runner(module),
+            run=_common.runner(module),
             haproxy=haproxy,
         )
         for node in p["nodes"]
@@ -390,7 +384,9 @@ def handle(module: AnsibleModule, store: Store) -> dict[str, Any]:
     result: dict[str, Any] = {
         "changed": before != after or any(n["changed"] for n in nodes),
         "nodes": nodes,
-        "diff": make_diff({"load_balancer": before}, {"load_balancer": after}, f"{want.tenant}/{want.name}"),
+        "diff": _common.make_diff(
+            {"load_balancer": before}, {"load_balancer": after}, f"{want.tenant}/{want.name}"
+        ),
     }
     if after:
         result["load_balancer"] = after
@@ -410,7 +406,7 @@ def predicted(view: dict[str, Any]) -> lb.Balancer:
 
 def main() -> None:
     """Module entry point."""
-    run_module(ARGUMENT_SPEC, handle, precheck=desired)
+    _common.run_module(ARGUMENT_SPEC, handle, precheck=desired)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ description:
     then released; the instances keep their configured address until they are recreated).
 extends_documentation_fragment:
   - compleat.cloud.cloud_store
-  - compleat.cloud.cloud_store.full
+  - compleat.cloud.attributes.full
 options:
   name:
     description:
@@ -169,22 +169,11 @@ from typing import Any  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
-from ansible_collections.compleat.cloud.plugins.module_utils.cloud import ipam  # noqa: E402
-from ansible_collections.compleat.cloud.plugins.module_utils.cloud._common import (  # noqa: E402
-    make_diff,
-    public,
-    run_module,
-)
-from ansible_collections.compleat.cloud.plugins.module_utils.cloud.errors import (  # noqa: E402
-    Conflict,
-    InvalidInput,
-    NotFound,
-)
+from ansible_collections.compleat.cloud.plugins.module_utils.cloud import _common, errors, ipam  # noqa: E402
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud.store import Store  # noqa: E402
 
 ARGUMENT_SPEC: dict[str, Any] = {
-    "name": {"type": "str", "required": True},
-    "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+    **_common.name_state_spec(),
     "kind": {"type": "str", "choices": ["tenant", "rack"], "default": "tenant"},
     "tenant": {"type": "str"},
     "cidr": {"type": "str"},
@@ -211,9 +200,9 @@ LOCKED_WHILE_ALLOCATED = ("cidr", "gateway", "vni")
 # ------------------------------------------------------------------------------------------------
 # Desired row (pure, apart from reading the fabric file)
 # ------------------------------------------------------------------------------------------------
-def invalid(key: str, value: Any, why: str, hint: str) -> InvalidInput:
+def invalid(key: str, value: Any, why: str, hint: str) -> errors.InvalidInput:
     """An InvalidInput naming the option and its value."""
-    return InvalidInput(f"{key}={value!r} {why}", hint, key=key, value=value)
+    return errors.InvalidInput(f"{key}={value!r} {why}", hint, key=key, value=value)
 
 
 def check_params(p: dict[str, Any]) -> None:
@@ -277,7 +266,7 @@ def desired_row(p: dict[str, Any], current: dict[str, Any] | None) -> dict[str, 
     law = from_fabric(p) if p["kind"] == "rack" and p["fabric"] else {}
     cidr = p["cidr"] or law.get("cidr") or (current or {}).get("cidr")
     if not cidr:
-        raise NotFound(
+        raise errors.NotFound(
             f"Network {p['name']} does not exist; creating it needs cidr"
             + (" (or fabric)." if p["kind"] == "rack" else "."),
             "Give cidr" + (" or fabric." if p["kind"] == "rack" else " and vni."),
@@ -300,7 +289,7 @@ def desired_row(p: dict[str, Any], current: dict[str, Any] | None) -> dict[str, 
         if row["mtu"] is None and current is None:
             row["mtu"] = ipam.max_tenant_mtu(p["fabric_mtu"])
         if p["vni"] is None and current is None:
-            raise NotFound(
+            raise errors.NotFound(
                 f"Network {p['name']} does not exist; creating it needs vni.", "Give vni (1..16777215)."
             )
     else:
@@ -332,7 +321,7 @@ def check_vni_free(store: Store, vni: int | None, own_id: int | None) -> None:
         return
     other = store.get("networks", vni=vni)
     if other is not None and other["id"] != own_id:
-        raise Conflict(
+        raise errors.Conflict(
             f"vni={vni} is already used by network {other['name']} of tenant {other['tenant']}.",
             "Give each tenant network its own VNI.",
         )
@@ -343,7 +332,7 @@ def check_no_overlap(store: Store, tenant: str, name: str, cidr: str) -> None:
     net = ipam.parse_cidr("cidr", cidr)
     for other in store.select("networks", tenant=tenant, kind="tenant"):
         if other["name"] != name and net.overlaps(ipam.parse_cidr("cidr", other["cidr"])):
-            raise Conflict(
+            raise errors.Conflict(
                 f"cidr={cidr} overlaps network {other['name']} ({other['cidr']}) of tenant {tenant}.",
                 "Networks of one tenant must not overlap (other tenants may use the same ranges).",
             )
@@ -356,7 +345,7 @@ def check_allocated(store: Store, current: dict[str, Any], changes: dict[str, An
         return
     for key in LOCKED_WHILE_ALLOCATED:
         if key in changes:
-            raise Conflict(
+            raise errors.Conflict(
                 f"Network {current['name']} has {len(allocated)} allocated address(es); {key} cannot change "
                 f"from {current[key]} to {changes[key]}.",
                 "Delete the instances on it first, or create a new network.",
@@ -364,7 +353,7 @@ def check_allocated(store: Store, current: dict[str, Any], changes: dict[str, An
     pool = ipam.pool_of({**current, **changes})
     blocked = [a for a in allocated if pool.is_blocked(a)]
     if blocked:
-        raise Conflict(
+        raise errors.Conflict(
             f"reserved would cover allocated address(es) {', '.join(ipam.ntoa(a) for a in blocked[:5])} "
             f"of network {current['name']}.",
             "Leave allocated addresses out of the reserved ranges.",
@@ -373,7 +362,7 @@ def check_allocated(store: Store, current: dict[str, Any], changes: dict[str, An
 
 def describe(store: Store, row: dict[str, Any]) -> dict[str, Any]:
     """The network for the result: stored columns plus bridge, capacity and allocated count."""
-    out = public(row)
+    out = _common.public(row)
     out["bridge"] = ipam.bridge_of(row)
     out["capacity"] = ipam.pool_of(row).capacity()
     out["allocated"] = ipam.count_allocated(store, row["id"]) if row.get("id") else 0
@@ -399,7 +388,7 @@ def absent(module: AnsibleModule, store: Store, key: dict[str, Any]) -> dict[str
         ipam.lock_network(store, current["id"])
         allocated = ipam.count_allocated(store, current["id"])
         if allocated and not module.params["force"]:
-            raise Conflict(
+            raise errors.Conflict(
                 f"Network {current['name']} has {allocated} allocated address(es).",
                 "Delete the instances on it (compleat.cloud.cloud_info lists them), or pass force=true.",
             )
@@ -409,7 +398,7 @@ def absent(module: AnsibleModule, store: Store, key: dict[str, Any]) -> dict[str
     return {
         "changed": True,
         "released": allocated,
-        "diff": make_diff({"network": public(current)}, {}, current["name"]),
+        "diff": _common.make_diff({"network": _common.public(current)}, {}, current["name"]),
     }
 
 
@@ -419,7 +408,7 @@ def present(module: AnsibleModule, store: Store, key: dict[str, Any]) -> dict[st
     with store.transaction(write=not module.check_mode):
         current = store.get("networks", **key)
         if current is not None and current["kind"] != p["kind"]:
-            raise Conflict(
+            raise errors.Conflict(
                 f"Network {p['name']} is a {current['kind']} network.", "Give kind=" + current["kind"]
             )
         wanted = desired_row(p, current)
@@ -440,11 +429,13 @@ def present(module: AnsibleModule, store: Store, key: dict[str, Any]) -> dict[st
                     store.update("networks", current["id"], changes)
             before, after = current, {**current, **changes}
         result = describe(store, after)
-    changed = public(before) != public(after)
+    changed = _common.public(before) != _common.public(after)
     return {
         "changed": changed,
         "network": result,
-        "diff": make_diff({"network": public(before)}, {"network": public(after)}, p["name"]),
+        "diff": _common.make_diff(
+            {"network": _common.public(before)}, {"network": _common.public(after)}, p["name"]
+        ),
     }
 
 
@@ -459,7 +450,7 @@ def handle(module: AnsibleModule, store: Store) -> dict[str, Any]:
 
 def main() -> None:
     """Module entry point."""
-    run_module(ARGUMENT_SPEC, handle, precheck=check_params)
+    _common.run_module(ARGUMENT_SPEC, handle, precheck=check_params)
 
 
 if __name__ == "__main__":

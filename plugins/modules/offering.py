@@ -25,7 +25,7 @@ description:
     placement only picks a host that has them free. See docs/cloud-heavy-workloads.md.
 extends_documentation_fragment:
   - compleat.cloud.cloud_store
-  - compleat.cloud.cloud_store.full
+  - compleat.cloud.attributes.full
 options:
   name:
     description: Offering name, unique in the store.
@@ -151,24 +151,11 @@ from typing import Any  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
-from ansible_collections.compleat.cloud.plugins.module_utils.cloud import resources  # noqa: E402
-from ansible_collections.compleat.cloud.plugins.module_utils.cloud._common import (  # noqa: E402
-    delete_row,
-    ensure_row,
-    make_diff,
-    public,
-    run_module,
-)
-from ansible_collections.compleat.cloud.plugins.module_utils.cloud.errors import (  # noqa: E402
-    Conflict,
-    InvalidInput,
-    NotFound,
-)
+from ansible_collections.compleat.cloud.plugins.module_utils.cloud import _common, errors, resources  # noqa: E402
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud.store import Store  # noqa: E402
 
 ARGUMENT_SPEC: dict[str, Any] = {
-    "name": {"type": "str", "required": True},
-    "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+    **_common.name_state_spec(),
     "vcpus": {"type": "int"},
     "ram_mb": {"type": "int"},
     "disk_gb": {"type": "int"},
@@ -208,7 +195,7 @@ def check_hugepage_size(row: dict[str, Any]) -> None:
     """Refuse RAM that is not a whole number of the offering's hugepages (QEMU cannot map it)."""
     size = row.get("hugepages") or ""
     if size and int(row["ram_mb"]) * 1024 % resources.HUGEPAGE_SIZES_KIB[size]:
-        raise InvalidInput(
+        raise errors.InvalidInput(
             f"ram_mb={row['ram_mb']} is not a multiple of the {size} hugepage size (hugepages={size}).",
             f"Give ram_mb as a multiple of {resources.HUGEPAGE_SIZES_KIB[size] // 1024} MiB, or another "
             "hugepages size.",
@@ -219,7 +206,7 @@ def check_hugepage_size(row: dict[str, Any]) -> None:
 
 def offering_view(row: dict[str, Any] | None) -> dict[str, Any]:
     """The offering as returned: stable columns, ``cpu_pinning`` a bool, ``hugepages`` none/2M/1G."""
-    out = public(row)
+    out = _common.public(row)
     if out:
         out["cpu_pinning"] = bool(out.get("cpu_pinning"))
         out["hugepages"] = out.get("hugepages") or "none"
@@ -231,38 +218,35 @@ def handle(module: AnsibleModule, store: Store) -> dict[str, Any]:
     p = module.params
     key = {"name": p["name"]}
     if p["state"] == "absent":
-
-        def guard(row: dict[str, Any]) -> None:
-            users = store.select("instances", order_by="name", offering_id=row["id"])
-            if users:
-                raise Conflict(
-                    f"Offering {row['name']} is used by {', '.join(u['name'] for u in users)}.",
-                    "Resize or delete those instances first.",
-                )
-
-        changed, before = delete_row(store, "offerings", key, module.check_mode, guard)
-        return {"changed": changed, "diff": make_diff(offering_view(before), {}, p["name"])}
+        guard = _common.instances_guard(
+            store,
+            "offering_id",
+            "Offering {name} is used by {users}.",
+            "Resize or delete those instances first.",
+        )
+        changed, before = _common.delete_row(store, "offerings", key, module.check_mode, guard)
+        return {"changed": changed, "diff": _common.make_diff(offering_view(before), {}, p["name"])}
     for opt in ("vcpus", "ram_mb", "disk_gb"):
         if p[opt] is not None and p[opt] < (0 if opt == "disk_gb" else 1):
-            raise Conflict(f"{opt}={p[opt]} is not a valid size.", f"Give a positive {opt}.")
+            raise errors.Conflict(f"{opt}={p[opt]} is not a valid size.", f"Give a positive {opt}.")
     desired = {"vcpus": p["vcpus"], "ram_mb": p["ram_mb"], "disk_gb": p["disk_gb"], **heavy_columns(p)}
     current = store.get("offerings", **key)
     if current is None:
         if p["vcpus"] is None or p["ram_mb"] is None:
-            raise NotFound(f"Offering {p['name']} is new and needs vcpus and ram_mb.", "Give both.")
+            raise errors.NotFound(f"Offering {p['name']} is new and needs vcpus and ram_mb.", "Give both.")
         desired.update({k: v for k, v in NEW_DEFAULTS.items() if desired[k] is None})
     check_hugepage_size({**(current or {}), **{k: v for k, v in desired.items() if v is not None}})
-    changed, before, after = ensure_row(store, "offerings", key, desired, module.check_mode)
+    changed, before, after = _common.ensure_row(store, "offerings", key, desired, module.check_mode)
     return {
         "changed": changed,
         "offering": offering_view(after),
-        "diff": make_diff(offering_view(before), offering_view(after), p["name"]),
+        "diff": _common.make_diff(offering_view(before), offering_view(after), p["name"]),
     }
 
 
 def main() -> None:
     """Module entry point."""
-    run_module(ARGUMENT_SPEC, handle)
+    _common.run_module(ARGUMENT_SPEC, handle)
 
 
 if __name__ == "__main__":

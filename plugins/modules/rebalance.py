@@ -161,6 +161,8 @@ from typing import Any  # noqa: E402
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud import (  # noqa: E402
+    _common,
+    errors,
     ipam,
     lifecycle,
     placement,
@@ -168,17 +170,6 @@ from ansible_collections.compleat.cloud.plugins.module_utils.cloud import (  # n
 )
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud import (  # noqa: E402
     rebalance as planner,
-)
-from ansible_collections.compleat.cloud.plugins.module_utils.cloud._common import (  # noqa: E402
-    run_module,
-    runner,
-)
-from ansible_collections.compleat.cloud.plugins.module_utils.cloud.errors import (  # noqa: E402
-    CloudError,
-    CommandError,
-    Conflict,
-    InvalidInput,
-    NotFound,
 )
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud.overlay import Runner  # noqa: E402
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud.store import Store  # noqa: E402
@@ -205,16 +196,18 @@ def check_params(params: dict[str, Any]) -> None:
     """Refuse option values the planner cannot use."""
     low, high = TOLERANCE_RANGE
     if not low <= params["tolerance"] <= high:
-        raise InvalidInput(
+        raise errors.InvalidInput(
             f"tolerance={params['tolerance']} is out of range.",
             f"Give a fraction between {low} and {high} (0.05 = within five percentage points of the level).",
         )
     if params["max_moves"] < 1:
-        raise InvalidInput(
+        raise errors.InvalidInput(
             f"max_moves={params['max_moves']} must be at least 1.", "Use check mode to only plan."
         )
     if params["stop_timeout"] < 0:
-        raise InvalidInput("stop_timeout must not be negative.", "Give the seconds to wait for a shutdown.")
+        raise errors.InvalidInput(
+            "stop_timeout must not be negative.", "Give the seconds to wait for a shutdown."
+        )
 
 
 def family_of(domain_type: str) -> frozenset[str]:
@@ -254,7 +247,7 @@ def cloud_view(
     if only:
         missing = sorted(set(only) - {h.name for h in hosts})
         if missing:
-            raise NotFound(
+            raise errors.NotFound(
                 f"Unknown host(s) {', '.join(missing)}.", "Check the names (compleat.cloud.cloud_info)."
             )
         hosts = [h for h in hosts if h.name in set(only)]
@@ -302,7 +295,7 @@ def copy_overlay(run: Runner, src: str, dest: str) -> None:
     if rc != 0:
         if os.path.exists(part):
             os.unlink(part)
-        raise CommandError(
+        raise errors.CommandError(
             f"Copying the root overlay {src} to {part} failed (rc={rc}): {(err or out).strip()}",
             "Check free space and permissions of the target's storage directory.",
         )
@@ -312,17 +305,17 @@ def copy_overlay(run: Runner, src: str, dest: str) -> None:
 def preflight(mover: Mover, inst: dict[str, Any], source: dict[str, Any], target: dict[str, Any]) -> None:
     """Refuse a move that cannot work before the instance is stopped."""
     if inst["host_id"] != source["id"]:
-        raise Conflict(
+        raise errors.Conflict(
             f"{inst['name']} is no longer on {source['name']} (another run moved it).",
             "Run compleat.cloud.rebalance again: it plans from the current store.",
         )
     if not os.path.exists(inst["root_disk"] or ""):
-        raise Conflict(
+        raise errors.Conflict(
             f"The root overlay of {inst['name']} ({inst['root_disk']}) is not reachable from here.",
             "Run the module where the hosts' primary storage is mounted (shared storage, same paths).",
         )
     if not mover.reuse and not os.path.isdir(target["storage_dir"]):
-        raise Conflict(
+        raise errors.Conflict(
             f"The storage directory {target['storage_dir']} of {target['name']} is not reachable from here.",
             "Mount the target's primary storage at that path, or use root_disk=reuse on shared storage.",
         )
@@ -398,8 +391,8 @@ def put_back(mover: Mover, inst: dict[str, Any], source: dict[str, Any], undo: U
         if undo.was_running and undo.dom is not None and not undo.dom.isActive():
             virt.start(undo.dom)
             store.record_usage("start", inst, lifecycle.offering_name(store, inst), source["name"])
-    except (CloudError, OSError) as exc:
-        reason = exc.msg if isinstance(exc, CloudError) else str(exc)
+    except (errors.CloudError, OSError) as exc:
+        reason = exc.msg if isinstance(exc, errors.CloudError) else str(exc)
         return f"Putting it back on {source['name']} failed too ({reason}): check it before anything else."
     return f"It is back on {source['name']} ({'running' if undo.was_running else 'stopped'})."
 
@@ -418,7 +411,7 @@ def clean_source(
             mover.env(),
             *(p for p in old if not any(same_file(p, q) for q in (moved["root_disk"], moved["seed_path"]))),
         )
-    except (CloudError, OSError) as exc:
+    except (errors.CloudError, OSError) as exc:
         mover.store.insert(
             "stale_definitions",
             {
@@ -429,8 +422,8 @@ def clean_source(
                 "seed_path": None if same_file(inst["seed_path"], moved["seed_path"]) else inst["seed_path"],
             },
         )
-        reason = exc.msg if isinstance(exc, CloudError) else str(exc)
-        kind = type(exc) if isinstance(exc, CloudError) else CloudError
+        reason = exc.msg if isinstance(exc, errors.CloudError) else str(exc)
+        kind = type(exc) if isinstance(exc, errors.CloudError) else errors.CloudError
         raise kind(
             f"{inst['name']} was moved to {moved['host']} and runs from there, but its old definition or "
             f"files on {source['name']} could not be removed: {reason}",
@@ -438,12 +431,12 @@ def clean_source(
         ) from exc
 
 
-def failed(exc: Exception, move: planner.Move, outcome: str) -> CloudError:
+def failed(exc: Exception, move: planner.Move, outcome: str) -> errors.CloudError:
     """The error of a failed move: what failed, for which instance, and where it is now."""
     head = f"Moving {move.instance} from {move.source} to {move.target} failed:"
-    if isinstance(exc, CloudError):
+    if isinstance(exc, errors.CloudError):
         return type(exc)(f"{head} {exc.msg} {outcome}", exc.hint or STATUS_HINT, **exc.details)
-    return CloudError(f"{head} {exc} {outcome}", STATUS_HINT)
+    return errors.CloudError(f"{head} {exc} {outcome}", STATUS_HINT)
 
 
 def move_one(mover: Mover, move: planner.Move) -> dict[str, Any]:
@@ -473,7 +466,7 @@ def move_one(mover: Mover, move: planner.Move) -> dict[str, Any]:
         undo.conn = virt.connect(target["uri"])
         undo.target_had = virt.lookup(undo.conn, inst["uuid"]) is not None
         moved = build_on_target(mover, inst, target, undo.conn, "running" if was_running else "stopped")
-    except (CloudError, OSError) as exc:
+    except (errors.CloudError, OSError) as exc:
         raise failed(exc, move, put_back(mover, inst, source, undo)) from exc
     clean_source(mover, inst, {**moved, "host": target["name"]}, source, dom)
     return {**move.as_dict(), "state": moved["state"], "instance_id": inst["instance_id"]}
@@ -492,12 +485,12 @@ def handle(module: AnsibleModule, store: Store) -> dict[str, Any]:
     actions = [f"move {m.instance} from {m.source} to {m.target} ({m.reason})" for m in plan.moves]
     if module.check_mode or not plan.moves:
         return {"changed": bool(plan.moves), "actions": actions, **report}
-    mover = Mover(store, runner(module), p["root_disk"] == "reuse", float(p["stop_timeout"]))
+    mover = Mover(store, _common.runner(module), p["root_disk"] == "reuse", float(p["stop_timeout"]))
     done: list[dict[str, Any]] = []
     for move in plan.moves:
         try:
             done.append(move_one(mover, move))
-        except CloudError as exc:
+        except errors.CloudError as exc:
             exc.details.update(
                 changed=bool(done), moves=done, actions=actions[: len(done)], lower_bound=plan.lower_bound
             )
@@ -509,7 +502,7 @@ def handle(module: AnsibleModule, store: Store) -> dict[str, Any]:
 
 def main() -> None:
     """Module entry point."""
-    run_module(ARGUMENT_SPEC, handle, libvirt=True, precheck=check_params)
+    _common.run_module(ARGUMENT_SPEC, handle, libvirt=True, precheck=check_params)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ description:
   - In check mode everything is compared and reported and nothing is changed.
 extends_documentation_fragment:
   - compleat.cloud.cloud_store
-  - compleat.cloud.cloud_store.full
+  - compleat.cloud.attributes.full
   - compleat.cloud.cloud_store.libvirt
 attributes:
   diff_mode:
@@ -144,13 +144,7 @@ from typing import Any  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
-from ansible_collections.compleat.cloud.plugins.module_utils.cloud import lifecycle, virt  # noqa: E402
-from ansible_collections.compleat.cloud.plugins.module_utils.cloud._common import (  # noqa: E402
-    make_diff,
-    run_module,
-    runner,
-)
-from ansible_collections.compleat.cloud.plugins.module_utils.cloud.errors import NotFound  # noqa: E402
+from ansible_collections.compleat.cloud.plugins.module_utils.cloud import _common, errors, lifecycle, virt  # noqa: E402
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud.store import Store  # noqa: E402
 
 ARGUMENT_SPEC: dict[str, Any] = {
@@ -169,7 +163,7 @@ def selected_hosts(store: Store, names: list[str] | None) -> list[dict[str, Any]
     known = {h["name"]: h for h in rows}
     unknown = sorted(set(names) - set(known))
     if unknown:
-        raise NotFound(
+        raise errors.NotFound(
             f"hosts: unknown host(s) {', '.join(unknown)}.",
             "List the registered hosts with compleat.cloud.cloud_info (gather: [hosts]).",
         )
@@ -253,7 +247,7 @@ def handle(module: AnsibleModule, store: Store) -> dict[str, Any]:
     """Reconcile the selected hosts."""
     p = module.params
     out: dict[str, Any] = {"instances": [], "reaped": [], "unreachable": {}, "orphans": {}}
-    env = lifecycle.Env(store, module.check_mode, runner(module))
+    env = lifecycle.Env(store, module.check_mode, _common.runner(module))
     for host in selected_hosts(store, p["hosts"]):
         reconcile_host(env, host, p, out)
     before = {
@@ -264,13 +258,13 @@ def handle(module: AnsibleModule, store: Store) -> dict[str, Any]:
         "changed": bool(env.actions),
         "actions": env.actions,
         **out,
-        "diff": make_diff(before, after, "drift"),
+        "diff": _common.make_diff(before, after, "drift"),
     }
 
 
 def main() -> None:
     """Module entry point."""
-    run_module(ARGUMENT_SPEC, handle, libvirt=True)
+    _common.run_module(ARGUMENT_SPEC, handle, libvirt=True)
 
 
 if __name__ == "__main__":

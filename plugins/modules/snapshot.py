@@ -26,7 +26,7 @@ requirements:
   - qemu-img (qemu-utils) for backups and restores
 extends_documentation_fragment:
   - compleat.cloud.cloud_store
-  - compleat.cloud.cloud_store.full
+  - compleat.cloud.attributes.full
   - compleat.cloud.cloud_store.libvirt
 options:
   instance:
@@ -126,6 +126,8 @@ from typing import Any  # noqa: E402
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud import (  # noqa: E402
+    _common,
+    errors,
     ipam,
     lifecycle,
     macs,
@@ -134,27 +136,12 @@ from ansible_collections.compleat.cloud.plugins.module_utils.cloud import (  # n
     seed,
     virt,
 )
-from ansible_collections.compleat.cloud.plugins.module_utils.cloud._common import (  # noqa: E402
-    make_diff,
-    public,
-    run_module,
-    runner,
-)
-from ansible_collections.compleat.cloud.plugins.module_utils.cloud.errors import (  # noqa: E402
-    Conflict,
-    NotFound,
-)
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud.names import check_name, confined  # noqa: E402
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud.store import Store  # noqa: E402
 
 ARGUMENT_SPEC: dict[str, Any] = {
     "instance": {"type": "str", "required": True},
-    "name": {"type": "str", "required": True},
-    "state": {
-        "type": "str",
-        "default": "present",
-        "choices": ["present", "absent", "reverted", "backed_up", "restored"],
-    },
+    **_common.name_state_spec("present", "absent", "reverted", "backed_up", "restored"),
     "description": {"type": "str", "default": ""},
     "backup_dir": {"type": "path"},
     "restore_to": {"type": "str"},
@@ -204,7 +191,9 @@ def internal(module: AnsibleModule, store: Store, inst: dict[str, Any], dom: Any
     """present / absent / reverted."""
     p = module.params
     if dom is None:
-        raise Conflict(f"Instance {inst['name']} has no domain.", "Run compleat.cloud.instance for it first.")
+        raise errors.Conflict(
+            f"Instance {inst['name']} has no domain.", "Run compleat.cloud.instance for it first."
+        )
     snap = virt.find_snapshot(dom, p["name"])
     key = {"instance_uuid": inst["uuid"], "kind": "internal", "name": p["name"]}
     if p["state"] == "present" and snap is None:
@@ -236,7 +225,7 @@ def internal(module: AnsibleModule, store: Store, inst: dict[str, Any], dom: Any
             store.delete("snapshots", **key)
     if p["state"] == "reverted":
         if snap is None:
-            raise NotFound(
+            raise errors.NotFound(
                 f"Instance {inst['name']} has no snapshot {p['name']}.",
                 "List them with compleat.cloud.snapshot_info.",
             )
@@ -246,7 +235,7 @@ def internal(module: AnsibleModule, store: Store, inst: dict[str, Any], dom: Any
             # libvirt brings back the devices of the snapshot's time (a volume attached then and
             # detached since, or attached to another instance now): the store's view wins.
             host = lifecycle.host_of(store, inst)
-            env = lifecycle.Env(store, False, runner(module))
+            env = lifecycle.Env(store, False, _common.runner(module))
             repaired = lifecycle.restore_store_view(env, virt.connect(host["uri"]), inst, host, dom)
             actions.extend(env.actions)
             state = "running" if virt.power_state(repaired["dom"] or dom) == "running" else "stopped"
@@ -266,7 +255,7 @@ def backup(module: AnsibleModule, store: Store, inst: dict[str, Any], dom: Any, 
     if recorded and os.path.exists(image_path):
         return
     if virt.power_state(dom) in ("running", "paused"):
-        raise Conflict(
+        raise errors.Conflict(
             f"Instance {inst['name']} is running; backups are offline copies.",
             "Stop it first (compleat.cloud.instance state=stopped), or take an internal snapshot.",
         )
@@ -282,7 +271,7 @@ def backup(module: AnsibleModule, store: Store, inst: dict[str, Any], dom: Any, 
         backing=image["path"] if image else None,
         backing_format=image["format"] if image else "qcow2",
     )
-    overlay.run_checked(runner(module), argv, "Check free space on secondary storage.")
+    overlay.run_checked(_common.runner(module), argv, "Check free space on secondary storage.")
     os.replace(partial, image_path)
     with open(manifest_path, "w", encoding="utf-8") as handle:
         json.dump(manifest_of(store, inst, image), handle, indent=2, sort_keys=True)
@@ -308,7 +297,7 @@ def restore(module: AnsibleModule, store: Store, actions: list[str]) -> dict[str
         return None
     image_path, manifest_path = backup_paths(p["backup_dir"], p["instance"], p["name"])
     if not (os.path.exists(image_path) and os.path.exists(manifest_path)):
-        raise NotFound(
+        raise errors.NotFound(
             f"No backup {p['name']} of {p['instance']} in {p['backup_dir']}.",
             "Check backup_dir and the name (compleat.cloud.snapshot_info lists the backups the store knows).",
         )
@@ -372,21 +361,23 @@ def restore(module: AnsibleModule, store: Store, actions: list[str]) -> dict[str
         row = store.get("instances", id=row["id"])
         actions.append(f"restore {image_path} as {p['restore_to']} on {host['name']}")
         if root in before:
-            raise Conflict(
+            raise errors.Conflict(
                 f"{root} already exists; restoring {p['restore_to']} would overwrite it.",
                 "Remove the stale file or restore under another restore_to name.",
             )
         os.makedirs(os.path.dirname(root), exist_ok=True)
         shutil.copyfile(image_path, root)
-        env = lifecycle.Env(store, False, runner(module))
+        env = lifecycle.Env(store, False, _common.runner(module))
         summary = lifecycle.converge(env, virt.connect(host["uri"]), row, host, image, power=None)
     except Exception:
         # undo the half-made instance: its row, domain and the files this run wrote
-        lifecycle.discard_instance(lifecycle.Env(store, False, runner(module)), None, row, keep=before)
+        lifecycle.discard_instance(
+            lifecycle.Env(store, False, _common.runner(module)), None, row, keep=before
+        )
         raise
     store.update("instances", row["id"], {"state": summary["state"], "seed_hash": summary["seed_hash"]})
     actions.extend(env.actions)
-    return {**public(store.get("instances", id=row["id"])), "host": host["name"]}
+    return {**_common.public(store.get("instances", id=row["id"])), "host": host["name"]}
 
 
 def check_params(p: dict[str, Any]) -> None:
@@ -411,8 +402,7 @@ def handle(module: AnsibleModule, store: Store) -> dict[str, Any]:
     inst = lifecycle.need(
         store, "instances", "instance", "Create it with compleat.cloud.instance.", name=p["instance"]
     )
-    host = lifecycle.host_of(store, inst)
-    dom = virt.lookup(virt.connect(host["uri"]), inst["uuid"])
+    dom = lifecycle.domain_of(store, inst)
     before = lifecycle.snapshot_listing(store, inst["uuid"], dom)
     if p["state"] in ("present", "absent", "reverted"):
         internal(module, store, inst, dom, actions)
@@ -423,13 +413,13 @@ def handle(module: AnsibleModule, store: Store) -> dict[str, Any]:
         "changed": bool(actions),
         "actions": actions,
         **after,
-        "diff": make_diff(before, after, p["instance"]),
+        "diff": _common.make_diff(before, after, p["instance"]),
     }
 
 
 def main() -> None:
     """Module entry point."""
-    run_module(ARGUMENT_SPEC, handle, libvirt=True, precheck=check_params, required_if=REQUIRED_IF)
+    _common.run_module(ARGUMENT_SPEC, handle, libvirt=True, precheck=check_params, required_if=REQUIRED_IF)
 
 
 if __name__ == "__main__":

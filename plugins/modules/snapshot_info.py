@@ -51,8 +51,7 @@ from typing import Any  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
-from ansible_collections.compleat.cloud.plugins.module_utils.cloud import lifecycle, virt  # noqa: E402
-from ansible_collections.compleat.cloud.plugins.module_utils.cloud._common import run_module  # noqa: E402
+from ansible_collections.compleat.cloud.plugins.module_utils.cloud import _common, lifecycle  # noqa: E402
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud.store import Store  # noqa: E402
 
 ARGUMENT_SPEC: dict[str, Any] = {"instance": {"type": "str", "required": True}}
@@ -67,14 +66,13 @@ def handle(module: AnsibleModule, store: Store) -> dict[str, Any]:
         "Check the name (compleat.cloud.cloud_info).",
         name=module.params["instance"],
     )
-    host = lifecycle.host_of(store, inst)
-    dom = virt.lookup(virt.connect(host["uri"]), inst["uuid"])
+    dom = lifecycle.domain_of(store, inst)
     return {"changed": False, **lifecycle.snapshot_listing(store, inst["uuid"], dom)}
 
 
 def main() -> None:
     """Module entry point."""
-    run_module(ARGUMENT_SPEC, handle, libvirt=True, write=False)
+    _common.run_module(ARGUMENT_SPEC, handle, libvirt=True, write=False)
 
 
 if __name__ == "__main__":

@@ -70,8 +70,7 @@ from typing import Any  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
-from ansible_collections.compleat.cloud.plugins.module_utils.cloud import usage  # noqa: E402
-from ansible_collections.compleat.cloud.plugins.module_utils.cloud._common import run_module  # noqa: E402
+from ansible_collections.compleat.cloud.plugins.module_utils.cloud import _common, usage  # noqa: E402
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud.store import Store  # noqa: E402
 
 ARGUMENT_SPEC: dict[str, Any] = {
@@ -108,7 +107,7 @@ def handle(module: AnsibleModule, store: Store) -> dict[str, Any]:
 
 def main() -> None:
     """Module entry point."""
-    run_module(ARGUMENT_SPEC, handle, write=False)
+    _common.run_module(ARGUMENT_SPEC, handle, write=False)
 
 
 if __name__ == "__main__":

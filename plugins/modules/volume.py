@@ -29,7 +29,7 @@ description:
     its next boot, reported as RV(live_detach_pending).
 extends_documentation_fragment:
   - compleat.cloud.cloud_store
-  - compleat.cloud.cloud_store.full
+  - compleat.cloud.attributes.full
   - compleat.cloud.cloud_store.libvirt
 options:
   name:
@@ -154,23 +154,18 @@ from typing import Any  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
-from ansible_collections.compleat.cloud.plugins.module_utils.cloud import lifecycle, overlay, virt  # noqa: E402
-from ansible_collections.compleat.cloud.plugins.module_utils.cloud._common import (  # noqa: E402
-    make_diff,
-    public,
-    run_module,
-)
-from ansible_collections.compleat.cloud.plugins.module_utils.cloud.errors import (  # noqa: E402
-    Conflict,
-    NotFound,
-    VirtError,
+from ansible_collections.compleat.cloud.plugins.module_utils.cloud import (  # noqa: E402
+    _common,
+    errors,
+    lifecycle,
+    overlay,
+    virt,
 )
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud.names import check_name  # noqa: E402
 from ansible_collections.compleat.cloud.plugins.module_utils.cloud.store import Store  # noqa: E402
 
 ARGUMENT_SPEC: dict[str, Any] = {
-    "name": {"type": "str", "required": True},
-    "state": {"type": "str", "choices": ["present", "attached", "detached", "absent"], "default": "present"},
+    **_common.name_state_spec("present", "attached", "detached", "absent"),
     "backend": {"type": "str", "choices": ["pool", "iscsi"], "default": "pool"},
     "size_gb": {"type": "int"},
     "pool": {"type": "str", "default": "default"},
@@ -202,7 +197,7 @@ def next_target(used: set[str], domain_type: str) -> str:
         target = virt.disk_target(domain_type, index)
         if target not in used:
             return target
-    raise Conflict("The instance has no free disk target left.", "Detach a volume first.")
+    raise errors.Conflict("The instance has no free disk target left.", "Detach a volume first.")
 
 
 def used_targets(store: Store, inst: dict[str, Any], dom: Any | None) -> set[str]:
@@ -233,7 +228,7 @@ def pool_host(store: Store, p: dict[str, Any], row: dict[str, Any] | None) -> di
         return lifecycle.host_of(store, store.get("instances", id=row["attached_to"]) or {})
     if p["instance"]:
         return lifecycle.host_of(store, instance_named(store, p["instance"]))
-    raise NotFound("No host to manage the pool volume on.", "Give host (or instance).")
+    raise errors.NotFound("No host to manage the pool volume on.", "Give host (or instance).")
 
 
 def ensure_iscsi(
@@ -243,7 +238,7 @@ def ensure_iscsi(
     p = module.params
     want = {"iscsi_portal": p["iscsi_portal"], "iscsi_iqn": p["iscsi_iqn"], "iscsi_lun": p["iscsi_lun"]}
     if row is None and not (p["iscsi_portal"] and p["iscsi_iqn"]):
-        raise NotFound(
+        raise errors.NotFound(
             f"iSCSI volume {p['name']} is new and needs iscsi_portal and iscsi_iqn.",
             "Provision the LUN (compleat.cloud.iscsi_target) and give its portal and IQN.",
         )
@@ -260,7 +255,7 @@ def ensure_iscsi(
         return new if module.check_mode else store.insert("volumes", new)
     changes = {k: v for k, v in want.items() if v is not None and row[k] != v}
     if changes and row["attached_to"]:
-        raise Conflict(
+        raise errors.Conflict(
             f"Volume {p['name']} is attached; its iSCSI address cannot change.", "Detach it first."
         )
     if changes:
@@ -280,7 +275,9 @@ def ensure_volume(module: AnsibleModule, store: Store, actions: list[str]) -> di
         # written. Volumes made before names were checked keep working under theirs.
         check_name("name", p["name"])
     if row is not None and row["backend"] != p["backend"]:
-        raise Conflict(f"Volume {p['name']} is a {row['backend']} volume.", "The backend cannot change.")
+        raise errors.Conflict(
+            f"Volume {p['name']} is a {row['backend']} volume.", "The backend cannot change."
+        )
     if p["backend"] == "iscsi":
         return ensure_iscsi(module, store, row, actions)
     host = pool_host(store, p, row)
@@ -293,7 +290,7 @@ def ensure_volume(module: AnsibleModule, store: Store, actions: list[str]) -> di
     )
     if row is None:
         if not p["size_gb"]:
-            raise NotFound(f"Volume {p['name']} is new and needs size_gb.", "Give its size in GiB.")
+            raise errors.NotFound(f"Volume {p['name']} is new and needs size_gb.", "Give its size in GiB.")
         file_name = f"{p['name']}.{'qcow2' if p['format'] == 'qcow2' else 'img'}"
         actions.append(f"create {file_name} ({p['size_gb']} GiB) in pool {p['pool']}")
         new = {
@@ -314,7 +311,7 @@ def ensure_volume(module: AnsibleModule, store: Store, actions: list[str]) -> di
         return store.insert("volumes", {**new, "path": vol.path()})
     vol = find_pool_volume(conn, row["path"])
     if vol is None:
-        raise Conflict(
+        raise errors.Conflict(
             f"Volume {row['name']} is recorded at {row['path']} but the pool has no such volume.",
             "Restore it from backup, or delete the record (state=absent with force=true).",
         )
@@ -350,7 +347,7 @@ def attached_domain(store: Store, row: dict[str, Any]) -> Any | None:
     inst = store.get("instances", id=row["attached_to"]) if row.get("attached_to") else None
     if inst is None or inst.get("host_id") is None:
         return None
-    return virt.lookup(virt.connect(lifecycle.host_of(store, inst)["uri"]), inst["uuid"])
+    return lifecycle.domain_of(store, inst)
 
 
 def record_size(module: AnsibleModule, store: Store, row: dict[str, Any]) -> dict[str, Any]:
@@ -406,7 +403,7 @@ def grow_iscsi_volume(
     if online and not module.check_mode:
         try:
             lifecycle.grow_online(dom, row["target_dev"], module.params["size_gb"] * GIB, ISCSI_GROW_HINT)
-        except VirtError as exc:
+        except errors.VirtError as exc:
             if exc.details.get("libvirt_code") != virt.ERR_NO_SUPPORT:
                 raise
             module.warn(
@@ -445,19 +442,17 @@ def attach(module: AnsibleModule, store: Store, vol: dict[str, Any], actions: li
     """Attach ``vol`` to the instance named by ``instance``."""
     p = module.params
     if not p["instance"]:
-        raise NotFound("state=attached needs instance.", "Name the instance to attach to.")
+        raise errors.NotFound("state=attached needs instance.", "Name the instance to attach to.")
     inst = instance_named(store, p["instance"])
     if vol.get("attached_to") and vol["attached_to"] != inst["id"]:
         other = store.get("instances", id=vol["attached_to"])
-        raise Conflict(
+        raise errors.Conflict(
             f"Volume {vol['name']} is attached to {other['name'] if other else '?'}.",
             "Detach it first (state=detached).",
         )
-    host = lifecycle.host_of(store, inst)
-    conn = virt.connect(host["uri"])
-    dom = virt.lookup(conn, inst["uuid"])
+    host, conn, dom = lifecycle.host_domain(store, inst)
     if dom is None:
-        raise Conflict(
+        raise errors.Conflict(
             f"Instance {inst['name']} has no domain on {host['name']}.",
             "Run compleat.cloud.instance for it first.",
         )
@@ -489,13 +484,11 @@ def detach(module: AnsibleModule, store: Store, vol: dict[str, Any], actions: li
         return {"changed": False, "live_detach_pending": False}
     inst = store.get("instances", id=vol["attached_to"]) or {}
     if p["instance"] and inst.get("name") != p["instance"]:
-        raise Conflict(
+        raise errors.Conflict(
             f"Volume {vol['name']} is attached to {inst.get('name')}, not {p['instance']}.",
             "Name the right instance or omit instance.",
         )
-    host = lifecycle.host_of(store, inst)
-    conn = virt.connect(host["uri"])
-    dom = virt.lookup(conn, inst["uuid"])
+    host, conn, dom = lifecycle.host_domain(store, inst)
     actions.append(f"detach {vol['target_dev']} from {inst['name']}")
     if module.check_mode:
         return {
@@ -534,7 +527,7 @@ def absent(module: AnsibleModule, store: Store, actions: list[str]) -> dict[str,
     if row["attached_to"]:
         if not p["force"]:
             inst = store.get("instances", id=row["attached_to"]) or {}
-            raise Conflict(
+            raise errors.Conflict(
                 f"Volume {row['name']} is attached to {inst.get('name')}.",
                 "Detach it first, or set force=true.",
             )
@@ -549,12 +542,16 @@ def absent(module: AnsibleModule, store: Store, actions: list[str]) -> dict[str,
     actions.append("delete from store")
     if not module.check_mode:
         store.delete("volumes", id=row["id"])
-    return {"changed": True, "actions": actions, "diff": make_diff(public(row), {}, row["name"])}
+    return {
+        "changed": True,
+        "actions": actions,
+        "diff": _common.make_diff(_common.public(row), {}, row["name"]),
+    }
 
 
 def describe(store: Store, vol: dict[str, Any]) -> dict[str, Any]:
     """The volume for results: instance name instead of its id."""
-    out = public(vol)
+    out = _common.public(vol)
     inst = store.get("instances", id=vol["attached_to"]) if vol.get("attached_to") else None
     out["attached_to"] = inst["name"] if inst else None
     return out
@@ -578,14 +575,14 @@ def handle(module: AnsibleModule, store: Store) -> dict[str, Any]:
     result.update(
         actions=actions,
         volume=describe(store, vol),
-        diff=make_diff(describe(store, before) if before else {}, describe(store, vol), p["name"]),
+        diff=_common.make_diff(describe(store, before) if before else {}, describe(store, vol), p["name"]),
     )
     return result
 
 
 def main() -> None:
     """Module entry point."""
-    run_module(ARGUMENT_SPEC, handle, libvirt=True)
+    _common.run_module(ARGUMENT_SPEC, handle, libvirt=True)
 
 
 if __name__ == "__main__":

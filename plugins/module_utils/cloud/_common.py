@@ -12,7 +12,7 @@ from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
 
-from .errors import CloudError, InvalidInput
+from .errors import CloudError, Conflict, InvalidInput
 from .overlay import Runner
 from .store import DEFAULT_STORE_PATH, HAS_PSYCOPG, PSYCOPG_IMPORT_ERROR, Store
 from .virt import HAS_LIBVIRT, LIBVIRT_IMPORT_ERROR
@@ -47,6 +47,19 @@ LIMITS: dict[str, tuple[float, float]] = {
     "max_moves": (0, 1_000_000),
     "nic_queues": (0, 256),
 }
+
+
+def name_state_spec(*states: str, name: str = "name") -> dict[str, dict[str, Any]]:
+    """The required ``name`` option and the ``state`` option of a module that converges one object.
+
+    ``states`` are the choices of ``state`` (``present`` and ``absent`` when none are given), the
+    first one its default; ``name`` is the name of the first option (``host`` for evacuate).
+    """
+    choices = list(states or ("present", "absent"))
+    return {
+        name: {"type": "str", "required": True},
+        "state": {"type": "str", "choices": choices, "default": choices[0]},
+    }
 
 
 def new_module(argument_spec: dict[str, Any], **kwargs: Any) -> AnsibleModule:
@@ -157,6 +170,21 @@ def delete_row(
         if not check_mode:
             store.delete(table, id=current["id"])
         return True, current
+
+
+def instances_guard(store: Store, column: str, problem: str, fix: str) -> Callable[[dict[str, Any]], None]:
+    """A ``delete_row`` guard that refuses while instances refer to the row through their ``column``.
+
+    The Conflict says ``problem``, with ``{name}`` (the row's name) and ``{users}`` (the instances)
+    filled in, and ``fix``.
+    """
+
+    def guard(row: dict[str, Any]) -> None:
+        users = store.select("instances", order_by="name", **{column: row["id"]})
+        if users:
+            raise Conflict(problem.format(name=row["name"], users=", ".join(u["name"] for u in users)), fix)
+
+    return guard
 
 
 def range_problems(params: dict[str, Any], limits: dict[str, tuple[float, float]] | None = None) -> list[str]:

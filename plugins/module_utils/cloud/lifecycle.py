@@ -63,6 +63,18 @@ def host_of(store: Store, inst: dict[str, Any]) -> dict[str, Any]:
     )
 
 
+def host_domain(store: Store, inst: dict[str, Any]) -> tuple[dict[str, Any], Any, Any | None]:
+    """(host row, libvirt connection to the host, domain or None) of an allocated instance."""
+    host = host_of(store, inst)
+    conn = virt.connect(host["uri"])
+    return host, conn, virt.lookup(conn, inst["uuid"])
+
+
+def domain_of(store: Store, inst: dict[str, Any]) -> Any | None:
+    """The domain of an allocated instance on its host (None when it is not defined there)."""
+    return host_domain(store, inst)[2]
+
+
 def instance_paths(storage_dir: str, name: str, seed_format: str) -> tuple[str, str]:
     """(root overlay, seed image) paths of an instance, refused unless inside the storage directory."""
     ext = "iso" if seed_format == "iso" else "img"

@@ -626,17 +626,24 @@ class _Planner:
                     return True
         return False
 
-    def shed(self) -> int:
-        """Relieve the hosts above the window, the most loaded first; returns the moves made."""
+    def _work_off(
+        self, queue: list[Entry], settled: Callable[[_Host], bool], step: Callable[[_Host], bool]
+    ) -> int:
+        """Pop the hosts of ``queue`` (a heap) and make one ``step`` on each one that is still in it
+        and not ``settled`` by earlier moves; returns the moves made."""
         made = 0
-        while self.over:
-            entry = heapq.heappop(self.over)
+        while queue:
+            entry = heapq.heappop(queue)
             host = self.cloud.hosts[entry[3]]
-            if not self._live(entry) or host.load() <= host.hi + EPS:
+            if not self._live(entry) or settled(host):
                 continue
-            if self._shed_one(host):
+            if step(host):
                 made += 1
         return made
+
+    def shed(self) -> int:
+        """Relieve the hosts above the window, the most loaded first; returns the moves made."""
+        return self._work_off(self.over, lambda h: h.load() <= h.hi + EPS, self._shed_one)
 
     def _fill_one(self, target: _Host) -> bool:
         """One move into an underloaded host from the most loaded hosts; False when none helps."""
@@ -681,15 +688,7 @@ class _Planner:
 
     def fill(self) -> int:
         """Bring the hosts below the window up, the least loaded first; returns the moves made."""
-        made = 0
-        while self.under:
-            entry = heapq.heappop(self.under)
-            host = self.cloud.hosts[entry[3]]
-            if not self._live(entry) or host.load() >= host.lo - EPS:
-                continue
-            if self._fill_one(host):
-                made += 1
-        return made
+        return self._work_off(self.under, lambda h: h.load() >= h.lo - EPS, self._fill_one)
 
     def run(self) -> None:
         """Drain, then shed and fill until a round makes no move."""
