@@ -193,12 +193,12 @@ class WhoisIndex:
         return self._declared_slot(rack_id, role, index, base, role=role, interface=pool.name)
 
     def _declared_slot(
-        self, rack_id: int, role: str, index: int, base: dict[str, Any], /, **owner: Any
+        self, rack_id: int, slot: str, index: int, base: dict[str, Any], /, **owner: Any
     ) -> Owner:
-        """ToR or host slot ``index`` of a rack: assigned when the rack declares that many ToRs or
-        hosts, else unassigned; ``owner`` adds fields to the assigned answer."""
-        name = law.tor_name(rack_id, index) if role == "tor" else law.host_name(rack_id, index)
-        if index > self._rack_count(rack_id, "tors" if role == "tor" else "hosts"):
+        """ToR (``slot`` "tor") or host slot ``index`` of a rack: assigned when the rack declares
+        that many ToRs or hosts, else unassigned; ``owner`` adds fields to the assigned answer."""
+        name = law.tor_name(rack_id, index) if slot == "tor" else law.host_name(rack_id, index)
+        if index > self._rack_count(rack_id, "tors" if slot == "tor" else "hosts"):
             return Owner(status=UNASSIGNED, note=f"slot of {name}, not declared", **base)
         return Owner(status=ASSIGNED, device=name, **owner, **base)
 

@@ -140,7 +140,7 @@ def ptr_owner(address: int, plen: int) -> str:
 
 # ------------------------------------------------------------------------------------ plan -> names
 #: one address family of an interface: its address (CIDR text) and that address as an integer
-Family = Callable[[Interface], tuple[str | None, int | None]]
+Family = Callable[[Interface], "tuple[str | None, int | None]"]
 
 
 def _ipv4(iface: Interface) -> tuple[str | None, int | None]:
